@@ -1,0 +1,1 @@
+from continuum_events.cli.main import main

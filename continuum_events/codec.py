@@ -1,0 +1,181 @@
+"""One codec for events on the wire, in either of the two Avro framings.
+
+* **Single-object encoding** (the Avro specification's; the default when no schema
+  registry is configured): ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO
+  fingerprint + the Avro body. Fingerprints resolve against ``schemas/`` — the
+  current schema and every frozen version in ``schemas/history/``.
+* **Confluent wire format** (when a schema-registry URL is configured): ``00`` + the
+  4-byte registry id + the Avro body, registered under ``<topic>-value``.
+
+Decoding looks at the first byte, so a consumer reads both framings (useful while a
+deployment moves to a registry). Every failure is a :class:`DecodeError` naming the
+topic, partition and offset::
+
+    codec = EventCodec()
+    data = codec.encode(event, "printer-events")
+    codec.decode(data, "printer-events", partition=0, offset=41)  # -> Event
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from continuum_events.avro import compile_encoder
+from continuum_events.events import EVENT_SCHEMA, Event
+from continuum_events.schemas import history
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+_REGISTRY_ID = struct.Struct(">I")
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a readable event; says where they came from and why."""
+
+    def __init__(
+        self, reason: str, *, topic: str | None = None, partition: int | None = None, offset: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.topic, self.partition, self.offset = topic, partition, offset
+        where = f"{topic or '<unknown topic>'}[{'?' if partition is None else partition}]@{'?' if offset is None else offset}"
+        super().__init__(f"cannot decode {where}: {reason}")
+
+
+def schema_fingerprint(schema: Any) -> bytes:
+    """The 8 bytes the single-object header carries (little-endian CRC-64-AVRO)."""
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(fastavro.parse_schema(schema)), "CRC-64-AVRO"))
+
+
+class EventCodec:
+    """Encode and decode event envelopes; thread-safe.
+
+    ``registry`` switches encoding to the Confluent wire format; without it, the
+    single-object encoding is used. ``auto_register`` off means the schema must
+    already be registered (production registries often forbid registration).
+    """
+
+    def __init__(
+        self,
+        registry: SchemaRegistryClient | None = None,
+        *,
+        auto_register: bool = True,
+        schema: Mapping[str, Any] = EVENT_SCHEMA,
+        versions: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.auto_register = auto_register
+        self.schema = dict(schema)
+        self.parsed = fastavro.parse_schema(self.schema)
+        self._encode_body = compile_encoder(self.parsed)
+        self._fingerprint = schema_fingerprint(self.schema)
+        # Writer schemas by fingerprint: the current one reads without resolution.
+        self._writers: dict[bytes, Any] = {self._fingerprint: None}
+        for _, old in history("event") if versions is None else versions:
+            fp = schema_fingerprint(old)
+            if fp != self._fingerprint:
+                self._writers[fp] = fastavro.parse_schema(old)
+        self._prefixes: dict[str, bytes] = {}
+        self._registry_writers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def framing(self) -> str:
+        return "confluent" if self.registry is not None else "single-object"
+
+    # -- encoding -----------------------------------------------------------------
+    def prefix(self, topic: str) -> bytes:
+        """The framing header for records written to ``topic`` (cached)."""
+        prefix = self._prefixes.get(topic)
+        if prefix is None:
+            prefix = self._registry_prefix(topic) if self.registry is not None else SINGLE_OBJECT_MAGIC + self._fingerprint
+            self._prefixes[topic] = prefix
+        return prefix
+
+    def _registry_prefix(self, topic: str) -> bytes:
+        from confluent_kafka.schema_registry import Schema
+
+        assert self.registry is not None
+        subject, schema = f"{topic}-value", Schema(json.dumps(self.schema), "AVRO")
+        if self.auto_register:
+            schema_id = self.registry.register_schema(subject, schema)
+        else:
+            schema_id = self.registry.lookup_schema(subject, schema).schema_id
+        return bytes([CONFLUENT_MAGIC]) + _REGISTRY_ID.pack(schema_id)
+
+    def body_encoder(self) -> Callable[[Any], bytes]:
+        """``encode(record) -> bytes`` without framing; raises SchemaViolation naming the field."""
+        return self._encode_body
+
+    def encode_record(self, record: Mapping[str, Any], topic: str) -> bytes:
+        return self.prefix(topic) + self._encode_body(record)
+
+    def encode(self, event: Event, topic: str) -> bytes:
+        return self.encode_record(event.to_record(), topic)
+
+    # -- decoding -----------------------------------------------------------------
+    def decode(
+        self, data: bytes | None, topic: str | None = None, partition: int | None = None, offset: int | None = None
+    ) -> Event:
+        record = self.decode_record(data, topic, partition, offset)
+        try:
+            return Event.from_record(record)
+        except (KeyError, ValueError) as exc:
+            raise DecodeError(f"not an event envelope: {exc}", topic=topic, partition=partition, offset=offset) from exc
+
+    def decode_record(
+        self, data: bytes | None, topic: str | None = None, partition: int | None = None, offset: int | None = None
+    ) -> dict[str, Any]:
+        where = {"topic": topic, "partition": partition, "offset": offset}
+        if not data:
+            raise DecodeError("empty value (tombstone or missing payload)", **where)
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            if len(data) < 10:
+                raise DecodeError("truncated single-object header", **where)
+            fp = bytes(data[2:10])
+            if fp not in self._writers:
+                raise DecodeError(f"unknown schema fingerprint {fp.hex()} (not in schemas/ or schemas/history/)", **where)
+            writer, body = self._writers[fp], memoryview(data)[10:]
+        elif data[0] == CONFLUENT_MAGIC:
+            if len(data) < 5:
+                raise DecodeError("truncated Confluent header", **where)
+            schema_id = _REGISTRY_ID.unpack_from(data, 1)[0]
+            writer, body = self._registry_writer(schema_id, where), memoryview(data)[5:]
+        else:
+            raise DecodeError(f"unknown framing: first byte 0x{data[0]:02x} is neither single-object nor Confluent", **where)
+        stream = io.BytesIO(body)
+        try:
+            if writer is None:
+                record = fastavro.schemaless_reader(stream, self.parsed, None)
+            else:
+                record = fastavro.schemaless_reader(stream, writer, self.parsed)
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise DecodeError(f"corrupt Avro body ({type(exc).__name__}: {exc})", **where) from exc
+        if stream.tell() != len(body):
+            raise DecodeError(f"corrupt Avro body ({len(body) - stream.tell()} trailing bytes)", **where)
+        return record  # type: ignore[return-value]
+
+    def _registry_writer(self, schema_id: int, where: dict[str, Any]) -> Any:
+        writer = self._registry_writers.get(schema_id)
+        if writer is not None:
+            return writer
+        if self.registry is None:
+            raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry is configured", **where)
+        try:
+            schema = json.loads(self.registry.get_schema(schema_id).schema_str)
+        except Exception as exc:
+            raise DecodeError(f"schema id {schema_id} not found in the registry ({exc})", **where) from exc
+        parsed = fastavro.parse_schema(schema)
+        with self._lock:
+            self._registry_writers[schema_id] = parsed
+        return parsed

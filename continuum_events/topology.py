@@ -1,0 +1,98 @@
+"""Every topic the system uses, declared once and created explicitly.
+
+Nothing relies on broker auto-creation: on the embedded broker auto-created topics
+get 4 partitions and on a production cluster auto-creation is usually off. Start-up
+calls :func:`ensure_topology`, which creates what is missing with its partition
+count and configuration and reports what already exists with a different shape::
+
+    topology = Topology(partitions=12, replication_factor=3)
+    ensure_topology(AdminClient(settings.client_config()), topology)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+EVENTS_TOPIC = "printer-events"
+EVENTS_DLQ_TOPIC = "printer-events.dlq"
+CONFIG_TOPIC = "continuum-events.config"
+CATEGORIES = ("logging", "monitoring", "alerting")
+
+
+def category_topic(category: str) -> str:
+    """``logging`` -> ``printer-events.logging``."""
+    return f"{EVENTS_TOPIC}.{category}"
+
+
+def integration_dlq_topic(integration: str) -> str:
+    """Each integration's delivery failures go to their own dead-letter topic."""
+    return f"{EVENTS_TOPIC}.dlq.{integration}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The shape of the deployment. ``partitions`` bounds consumer parallelism."""
+
+    partitions: int = 6
+    replication_factor: int = 1
+    #: Retention for event topics; replay reaches back this far.
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+    def topics(self) -> list[TopicSpec]:
+        retained = {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+        specs = [TopicSpec(EVENTS_TOPIC, self.partitions, retained)]
+        specs += [TopicSpec(category_topic(c), self.partitions, retained) for c in CATEGORIES]
+        # Dead letters are kept long: someone has to look at them.
+        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}))
+        # Rules and integrations: last value per key wins. The embedded broker never
+        # compacts, so readers must fold the topic themselves (they do).
+        specs.append(TopicSpec(CONFIG_TOPIC, 1, {"cleanup.policy": "compact"}))
+        return specs
+
+    def integration_topics(self, integration: str) -> list[TopicSpec]:
+        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})]
+
+
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = 1, timeout: float = 30.0) -> list[str]:
+    """Create the topics in ``specs`` that do not exist yet; return the names created."""
+    existing = admin.list_topics(timeout=timeout).topics
+    for spec in specs:
+        if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:
+            log.warning(
+                "topic %s has %d partitions, the topology declares %d; leaving it as it is",
+                spec.name, len(existing[spec.name].partitions), spec.partitions,
+            )
+    missing = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, config=s.config)
+        for s in specs
+        if s.name not in existing
+    ]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a racing instance made it first
+                raise
+    log.info("created topics: %s", ", ".join(sorted(created)))
+    return created
+
+
+def ensure_topology(admin: AdminClient, topology: Topology, timeout: float = 30.0) -> list[str]:
+    return ensure_topics(admin, topology.topics(), topology.replication_factor, timeout)

@@ -1,0 +1,1 @@
+"""Continuum printer-fleet events through Kafka."""

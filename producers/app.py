@@ -1,0 +1,468 @@
+"""The application producer: what Continuum calls when something happens.
+
+    from continuum_events.producers import EventType, dispatch_event
+
+    dispatch_event(EventType.PRINTER_OFFLINE,
+                   {"printer_id": "p-17", "printer_name": "Finance 3F", "consecutive_failures": 3},
+                   severity="warning")
+
+``dispatch_event`` enriches the payload into an envelope (event_id, timestamp,
+severity, source), validates it against ``schemas/event.avsc`` in the same pass
+that encodes it (a wrong field or type raises ``ValueError`` naming it), keys it
+by printer, and hands it to librdkafka — an in-memory queue, so the caller never
+waits on the network. It returns the event_id.
+
+Delivery is acks=all with the idempotent producer. When the brokers are
+unreachable, new events go to a durable local :class:`Spool` instead; a background
+thread sends the spool, oldest first, once a broker answers again, and only then
+returns to the direct path, so a printer's events keep their order. Events still
+inside librdkafka when it gives up (or when the app closes) are moved to the spool
+too. What is *not* covered: an app killed with SIGKILL loses the events librdkafka
+held in memory at that instant (at most ``linger`` worth while the broker is up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from continuum_events.avro import SchemaViolation
+from continuum_events.codec import EventCodec
+from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import EVENTS_TOPIC
+from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, default_spool_path
+
+log = logging.getLogger(__name__)
+
+#: librdkafka settings for the event producer; callers may override any of them.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    # How long librdkafka keeps retrying before an event moves to the spool.
+    "message.timeout.ms": 15_000,
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 256 * 1024,
+    "log.connection.close": False,
+    # Topics are created by the topology at start-up, with their partition counts.
+    "allow.auto.create.topics": False,
+}
+
+_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+
+# Per event type: (Avro enum symbol, family, union branch, default severity).
+_TYPES = {
+    t: (t.symbol, t.family, PAYLOAD_BRANCH[t.family], DEFAULT_SEVERITY.get(t.value, "info"))
+    for t in EventType
+    if t is not EventType.UNKNOWN
+}
+_SEVERITIES = {s.value for s in Severity}
+
+
+@dataclass(frozen=True)
+class ProducerStats:
+    """A snapshot; ``spooled`` is what waits on disk now, ``dropped`` what the full spool refused."""
+
+    mode: str
+    dispatched: int
+    delivered: int
+    in_memory: int
+    spooled: int
+    spool_bytes: int
+    spool_max_bytes: int
+    spooled_total: int
+    dropped: int
+
+
+class EventProducer:
+    """Validates, encodes and delivers events; see the module docstring.
+
+    Collaborators come in with defaults, so a test can pass its own settings,
+    codec, spool path or producer factory.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        codec: EventCodec | None = None,
+        topic: str = EVENTS_TOPIC,
+        source: str = "continuum",
+        spool_path: Path | None = None,
+        spool_max_bytes: int = 512 << 20,
+        producer_config: Mapping[str, Any] | None = None,
+        producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
+        drain_batch: int = 5_000,
+        on_delivered: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings or KafkaSettings()
+        self.codec = codec or EventCodec(
+            self.settings.schema_registry(), auto_register=self.settings.schema_registry_auto_register
+        )
+        self.topic = topic
+        self.source = source
+        self.drain_batch = drain_batch
+        #: Called with each event_id the brokers acknowledge on the direct path (audit hooks, tests).
+        self.on_delivered = on_delivered
+        self._config = self.settings.client_config(
+            **PRODUCER_DEFAULTS, **(producer_config or {}), error_cb=self._on_error,
+            logger=logging.getLogger("librdkafka"),
+        )
+        self._factory = producer_factory
+        self._producer = producer_factory(self._config)
+        self._prefix = self.codec.prefix(topic)
+        self._encode = self.codec.body_encoder()
+        self.spool = Spool(spool_path or default_spool_path(), max_bytes=spool_max_bytes)
+        # Dispatch order survives restarts: continue after anything still spooled.
+        self._seq = itertools.count(max(time.time_ns(), self.spool.max_seq() + 1))
+        self._lock = threading.Lock()
+        self._spooling = len(self.spool) > 0
+        self._stale = False
+        self._closed = False
+        self._dispatched = self._delivered = self._spooled_total = self._dropped = 0
+        self._last_drop_log = 0.0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="continuum-producer-poll", daemon=True)
+        self._drainer = threading.Thread(target=self._drain_loop, name="continuum-producer-drain", daemon=True)
+        self._poller.start()
+        self._drainer.start()
+        if self._spooling:
+            log.info("spool %s holds %d events from before; sending them first", self.spool.path, len(self.spool))
+
+    # -- the API Continuum calls ---------------------------------------------------
+    def dispatch(
+        self,
+        event_type: EventType | str,
+        data: Mapping[str, Any],
+        severity: Severity | str | None = None,
+        *,
+        source: str | None = None,
+        details: Mapping[str, str] | None = None,
+        timestamp_us: int | None = None,
+    ) -> str:
+        """Accept one event; returns its event_id. Raises ValueError for a bad event."""
+        return self._dispatch(event_type, data, severity, source, details, timestamp_us, None)
+
+    async def dispatch_async(
+        self,
+        event_type: EventType | str,
+        data: Mapping[str, Any],
+        severity: Severity | str | None = None,
+        *,
+        source: str | None = None,
+        details: Mapping[str, str] | None = None,
+        timestamp_us: int | None = None,
+    ) -> str:
+        """Like :meth:`dispatch`, but resolves once the event is durable: acknowledged by
+        the brokers (acks=all) or written to the local spool."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def settle(error: BaseException | None, event_id: str) -> None:
+            if not future.done():
+                future.set_exception(error) if error else future.set_result(event_id)
+
+        def resolve(error: BaseException | None, event_id: str) -> None:
+            loop.call_soon_threadsafe(settle, error, event_id)
+
+        self._dispatch(event_type, data, severity, source, details, timestamp_us, resolve)
+        return await future
+
+    def _dispatch(
+        self,
+        event_type: EventType | str,
+        data: Mapping[str, Any],
+        severity: Severity | str | None,
+        source: str | None,
+        details: Mapping[str, str] | None,
+        timestamp_us: int | None,
+        resolve: Callable[[BaseException | None, str], None] | None,
+    ) -> str:
+        try:
+            symbol, family, branch, default_severity = _TYPES[event_type]  # type: ignore[index]
+        except KeyError:
+            raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(t.value for t in _TYPES)}") from None
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise ValueError(f"{event_type}: the payload must be a mapping, got {type(data).__name__}")
+        if "details" in data:
+            data = dict(data)
+            details = {**data.pop("details"), **(details or {})}
+        severity = severity or default_severity
+        if severity not in _SEVERITIES:
+            raise ValueError(f"{event_type}: severity {severity!r} is not one of info, warning, error, critical")
+        event_id = new_event_id()
+        ts = timestamp_us if timestamp_us is not None else time.time_ns() // 1000
+        record = {
+            "event_id": event_id,
+            "event_type": symbol,
+            "severity": str(severity),
+            "timestamp": ts,
+            "source": source or self.source,
+            "payload": (branch, data),
+            "details": details or {},
+        }
+        try:
+            value = self._prefix + self._encode(record)
+        except SchemaViolation as exc:
+            raise ValueError(f"{EventType(event_type).value}: {exc}") from None
+        key = event_key(family, data).encode()
+        self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
+        return event_id
+
+    # -- delivery -------------------------------------------------------------------
+    def _send(
+        self, seq: int, key: bytes, value: bytes, ts_ms: int, event_id: str,
+        resolve: Callable[[BaseException | None, str], None] | None,
+    ) -> None:
+        self._dispatched += 1
+        if not self._spooling:
+            try:
+                with self._lock:  # never produce into a producer being replaced
+                    if not self._spooling:
+                        self._producer.produce(
+                            self.topic, value, key, timestamp=ts_ms,
+                            on_delivery=functools.partial(self._on_delivery, seq, event_id, resolve),
+                        )
+                        return
+            except BufferError:
+                log.warning("librdkafka queue full (brokers slow or away); spooling new events")
+                self._enter_spooling()
+            except KafkaException as exc:
+                log.warning("producer unusable (%s); spooling new events", exc.args[0])
+                self._enter_spooling()
+        accepted = self._to_spool([SpooledRecord(seq, self.topic, key, value, ts_ms)])
+        if resolve:
+            resolve(None if accepted else _spool_full(), event_id)
+
+    def _on_delivery(
+        self, seq: int, event_id: str, resolve: Callable[[BaseException | None, str], None] | None,
+        err: KafkaError | None, msg: Any,
+    ) -> None:
+        if err is None:
+            self._delivered += 1
+            if resolve:
+                resolve(None, event_id)
+            if self.on_delivered:
+                self.on_delivered(event_id)
+            return
+        # Timed out, purged at close, or the producer went fatal: keep it on disk.
+        if err.code() != KafkaError._PURGE_QUEUE:
+            log.debug("delivery of %s failed (%s); spooling", event_id, err)
+        self._enter_spooling()
+        accepted = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1])])
+        if resolve:
+            resolve(None if accepted else _spool_full(), event_id)
+
+    def _to_spool(self, records: list[SpooledRecord]) -> bool:
+        """True when every record is on disk; a refusal is counted and logged, never silent."""
+        accepted = self.spool.append(records)
+        self._spooled_total += accepted
+        if accepted < len(records):
+            self._dropped += len(records) - accepted
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:  # loud, but not one line per event
+                self._last_drop_log = now
+                log.error(
+                    "spool %s is full (%d bytes, bound %d): %d events refused so far; raise spool_max_bytes "
+                    "or bring the brokers back", self.spool.path, self.spool.bytes, self.spool.max_bytes, self._dropped,
+                )
+            return False
+        return True
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("producer fatal error: %s; it will be replaced and its queue spooled", err)
+            self._enter_spooling()
+        elif err.code() in _DOWN_CODES:
+            if not self._spooling:
+                log.warning("brokers unreachable (%s); spooling events to %s", err.str(), self.spool.path)
+            self._enter_spooling()
+        else:
+            log.debug("producer error: %s", err)
+
+    def _enter_spooling(self) -> None:
+        # The producer that saw the outage is retired before the spool drains: its
+        # queue joins the spool in dispatch order, and a fresh idempotent session
+        # avoids a broker that forgot the old producer id (a restarted embedded
+        # broker does; Kafka does once the id expires).
+        self._spooling = True
+        self._stale = True
+        self._wake.set()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def _drain_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self._spooling and not self._closed:
+                try:
+                    self._drain_once()
+                except Exception:
+                    log.exception("draining the spool failed; will retry")
+
+    def _drain_once(self) -> None:
+        if not self._broker_reachable():
+            return
+        if self._stale:
+            self._replace_producer()
+        while batch := self.spool.claim(self.drain_batch):
+            delivered: list[int] = []
+
+            def done(seq: int, err: KafkaError | None, msg: Any) -> None:
+                if err is None:
+                    delivered.append(seq)
+
+            for r in batch:
+                self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq))
+            self._producer.flush(30)
+            self.spool.delete(delivered)
+            self._delivered += len(delivered)
+            if len(delivered) < len(batch):
+                self.spool.release([r.seq for r in batch if r.seq not in set(delivered)])
+                log.warning("spool drain: %d of %d sent; retrying later", len(delivered), len(batch))
+                return
+            log.info("spool drain: sent %d events, %d left", len(delivered), len(self.spool))
+        with self._lock:
+            self.spool.refresh()
+            if len(self.spool) == 0:
+                self._spooling = False
+                log.info("spool empty; events go straight to the brokers again")
+
+    def _broker_reachable(self) -> bool:
+        try:
+            meta = self._producer.list_topics(timeout=2)  # all topics: never triggers auto-create
+        except KafkaException:
+            return False
+        topic = meta.topics.get(self.topic)
+        return bool(topic and topic.error is None and topic.partitions)
+
+    def _replace_producer(self) -> None:
+        with self._lock:
+            old, self._producer = self._producer, self._factory(self._config)
+            self._stale = False
+        _purge_into_callbacks(old)  # their delivery failures put them in the spool
+
+
+    # -- lifecycle ------------------------------------------------------------------
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait until librdkafka's queue is empty (delivered or spooled); returns what is left."""
+        deadline = time.monotonic() + timeout
+        while len(self._producer) and time.monotonic() < deadline:
+            self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
+        return len(self._producer)
+
+    def wait_drained(self, timeout: float = 60.0) -> bool:
+        """Wait until nothing is owed: librdkafka empty and the spool sent."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._spooling and self.flush(0.5) == 0:
+                return True
+            self._wake.set()
+            time.sleep(0.1)
+        return False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what can be delivered within ``timeout``; spool the rest; stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        self._drainer.join(timeout)
+        self._poller.join(timeout)
+        if not self._spooling:
+            self._producer.flush(timeout)
+        _purge_into_callbacks(self._producer)
+        if len(self.spool):
+            log.info("closing with %d events spooled in %s; they are sent on next start", len(self.spool), self.spool.path)
+        self.spool.close()
+
+    def stats(self) -> ProducerStats:
+        return ProducerStats(
+            mode="spooling" if self._spooling else "direct",
+            dispatched=self._dispatched,
+            delivered=self._delivered,
+            in_memory=len(self._producer),
+            spooled=len(self.spool),
+            spool_bytes=self.spool.bytes,
+            spool_max_bytes=self.spool.max_bytes,
+            spooled_total=self._spooled_total,
+            dropped=self._dropped,
+        )
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _purge_into_callbacks(producer: Producer, timeout: float = 5.0) -> None:
+    """Abandon what a producer still holds; each message's delivery callback fires with
+    ``_PURGE_QUEUE`` and moves it to the spool. In-flight messages may already have been
+    written, so this can duplicate (never lose) events: consumers dedupe on event_id."""
+    producer.purge(in_queue=True, in_flight=True)
+    deadline = time.monotonic() + timeout
+    while len(producer) and time.monotonic() < deadline:
+        producer.poll(0.05)
+
+
+def _spool_full() -> SpoolFull:
+    return SpoolFull("the local spool is full and the brokers are unreachable; the event was not accepted")
+
+
+# -- the module-level API Continuum already calls ------------------------------------
+_default: EventProducer | None = None
+_default_lock = threading.Lock()
+
+
+def configure(**kwargs: Any) -> EventProducer:
+    """Replace the process-wide producer (closing the old one)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = EventProducer(**kwargs)
+        return _default
+
+
+def get_producer() -> EventProducer:
+    """The process-wide producer, built from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = EventProducer()
+                atexit.register(_default.close)
+    return _default
+
+
+def dispatch_event(
+    event_type: EventType | str, data: Mapping[str, Any], severity: Severity | str | None = None, **kwargs: Any
+) -> str:
+    """Dispatch one event through the process-wide producer; returns its event_id."""
+    return get_producer().dispatch(event_type, data, severity, **kwargs)
+
+
+async def dispatch_event_async(
+    event_type: EventType | str, data: Mapping[str, Any], severity: Severity | str | None = None, **kwargs: Any
+) -> str:
+    """Dispatch and await durability (broker acknowledgement or the local spool)."""
+    return await get_producer().dispatch_async(event_type, data, severity, **kwargs)

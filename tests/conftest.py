@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from continuum_events.broker import EmbeddedBroker
+from continuum_events.settings import KafkaSettings
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One embedded broker for the session; tests use unique topics or read by event_id."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker this test may kill and restart (not started: the test decides when)."""
+    b = EmbeddedBroker()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_librdkafka() -> None:
+    logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
+
+
+@pytest.fixture
+def fresh_topic(broker: EmbeddedBroker, request: pytest.FixtureRequest) -> str:
+    """A new 6-partition topic of this test's own, so shared-broker tests never mix."""
+    import uuid
+
+    from confluent_kafka.admin import AdminClient
+
+    from continuum_events.topology import TopicSpec, ensure_topics
+
+    name = f"test-{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"
+    ensure_topics(AdminClient({"bootstrap.servers": broker.bootstrap_servers}), [TopicSpec(name, 6)])
+    return name
