@@ -119,7 +119,7 @@ class EmbeddedBroker:
         log.info("embedded broker ready on %s (pid %d)", self.bootstrap_servers, self.process.pid)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
         """Stop the broker (SIGTERM, then SIGKILL). Its data is gone afterwards."""
         if self.process is None:
             return

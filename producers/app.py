@@ -118,7 +118,7 @@ class EventProducer:
         #: Called with each event_id the brokers acknowledge on the direct path (audit hooks, tests).
         self.on_delivered = on_delivered
         self._config = self.settings.client_config(
-            **PRODUCER_DEFAULTS, **(producer_config or {}), error_cb=self._on_error,
+            **{**PRODUCER_DEFAULTS, **(producer_config or {})}, error_cb=self._on_error,
             logger=logging.getLogger("librdkafka"),
         )
         self._factory = producer_factory
@@ -130,7 +130,7 @@ class EventProducer:
         self._seq = itertools.count(max(time.time_ns(), self.spool.max_seq() + 1))
         self._lock = threading.Lock()
         self._spooling = len(self.spool) > 0
-        self._stale = False
+        self._stale = self._fatal = False
         self._closed = False
         self._dispatched = self._delivered = self._spooled_total = self._dropped = 0
         self._last_drop_log = 0.0
@@ -286,6 +286,7 @@ class EventProducer:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             log.error("producer fatal error: %s; it will be replaced and its queue spooled", err)
+            self._fatal = True
             self._enter_spooling()
         elif err.code() in _DOWN_CODES:
             if not self._spooling:
@@ -305,7 +306,14 @@ class EventProducer:
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # a fatal producer raises from poll until replaced
+                if not self._fatal:
+                    log.error("producer failed (%s); replacing it, its queue goes to the spool", exc.args[0])
+                self._fatal = True
+                self._enter_spooling()
+                time.sleep(0.05)
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
@@ -318,6 +326,8 @@ class EventProducer:
                     log.exception("draining the spool failed; will retry")
 
     def _drain_once(self) -> None:
+        if self._fatal:
+            self._replace_producer()  # a fatal producer can do nothing more, not even metadata
         if not self._broker_reachable():
             return
         if self._stale:
@@ -356,7 +366,7 @@ class EventProducer:
     def _replace_producer(self) -> None:
         with self._lock:
             old, self._producer = self._producer, self._factory(self._config)
-            self._stale = False
+            self._stale = self._fatal = False
         _purge_into_callbacks(old)  # their delivery failures put them in the spool
 
 
@@ -418,10 +428,18 @@ def _purge_into_callbacks(producer: Producer, timeout: float = 5.0) -> None:
     """Abandon what a producer still holds; each message's delivery callback fires with
     ``_PURGE_QUEUE`` and moves it to the spool. In-flight messages may already have been
     written, so this can duplicate (never lose) events: consumers dedupe on event_id."""
-    producer.purge(in_queue=True, in_flight=True)
+    try:
+        producer.purge(in_queue=True, in_flight=True)
+    except KafkaException as exc:
+        log.warning("purge failed (%s); collecting delivery reports instead", exc.args[0])
     deadline = time.monotonic() + timeout
     while len(producer) and time.monotonic() < deadline:
-        producer.poll(0.05)
+        try:
+            producer.poll(0.05)
+        except KafkaException:
+            pass  # a fatal producer re-raises its error; the reports still flow
+    if len(producer):
+        log.error("%d events could not be moved from librdkafka to the spool before the timeout", len(producer))
 
 
 def _spool_full() -> SpoolFull:

@@ -1,0 +1,223 @@
+"""dispatch_event against the real embedded broker: intact, ordered per printer,
+validated, and never lost while the broker is away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from continuum_events.broker import EmbeddedBroker
+from continuum_events.producers import EventProducer, EventType, SpoolFull, configure, dispatch_event
+from continuum_events.settings import KafkaSettings
+from tests.kafka_helpers import Received, read_topic
+
+pytestmark = pytest.mark.broker
+TYPES = [EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE, EventType.PRINTER_LOW_TONER, EventType.PRINTER_JAM]
+
+
+def printer_event(i: int, printers: int = 200) -> tuple[EventType, dict]:
+    n = i % printers
+    return TYPES[i % len(TYPES)], {
+        "printer_id": f"p-{n}", "printer_name": f"Printer {n}", "printer_ip": f"10.0.{n // 250}.{n % 250}",
+        "printer_location": f"Site-{n % 7}", "consecutive_failures": i % 5, "response_time_ms": i / 10,
+        "details": {"n": str(i)},
+    }
+
+
+def assert_ordered_per_printer(received: list[Received]) -> None:
+    """Within each key, dispatch order (the ``n`` detail) only increases, on one partition."""
+    by_key: dict[bytes, list[Received]] = defaultdict(list)
+    for r in sorted(received, key=lambda r: (r.partition, r.offset)):
+        by_key[r.key].append(r)
+    for key, records in by_key.items():
+        assert len({r.partition for r in records}) == 1, f"{key!r} spread over partitions"
+        ns = [int(r.event.details["n"]) for r in records]
+        assert ns == sorted(ns), f"{key!r} out of order: {ns[:20]}"
+
+
+def test_ten_thousand_events_arrive_intact_and_in_order_per_printer(settings, fresh_topic, tmp_path) -> None:
+    producer = configure(settings=settings, topic=fresh_topic, spool_path=tmp_path / "spool.db")
+    sent = {}
+    for i in range(10_000):
+        event_type, data = printer_event(i)
+        sent[dispatch_event(event_type, data, severity="warning" if i % 2 else None)] = (event_type, data, i)
+    assert producer.flush(30) == 0
+    received = read_topic(settings.bootstrap_servers, fresh_topic, expect=10_000, timeout=60)
+    producer.close()
+
+    assert len(received) == 10_000 and {r.event.event_id for r in received} == set(sent)
+    for r in received:
+        event_type, data, i = sent[r.event.event_id]
+        assert r.event.event_type is event_type
+        assert r.event.severity == ("warning" if i % 2 else {"printer.online": "info"}.get(event_type, "warning"))
+        assert r.event.source == "continuum" and r.key == f"printer:{data['printer_id']}".encode()
+        assert {k: r.event.payload[k] for k in data if k != "details"} == {k: v for k, v in data.items() if k != "details"}
+        assert dict(r.event.details) == data["details"]
+        assert abs(r.event.timestamp_us / 1e6 - time.time()) < 600
+    assert_ordered_per_printer(received)
+    assert producer.stats().delivered == 10_000 and producer.stats().spooled_total == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "severity", "message"),
+    [
+        ("printer.offline", {"printer_id": 17}, None, "printer.offline: payload.printer_id: expected string"),
+        ("printer.offline", {"printer_id": "p", "colour": "red"}, None, "payload.colour: unknown field"),
+        ("printer.offline", {"printer_name": "x"}, None, "payload.printer_id: required field is missing"),
+        ("redirect.created", {"redirect_id": "r", "source_printer_id": "p", "port": "9100"}, None, "payload.port"),
+        ("printer.melted", {"printer_id": "p"}, None, "unknown event type 'printer.melted'"),
+        ("printer.offline", {"printer_id": "p"}, "urgent", "severity 'urgent' is not one of"),
+        ("printer.offline", ["printer_id"], None, "the payload must be a mapping"),
+        ("system.error", {"details": {"attempt": 3}}, None, "details[]: expected string"),
+    ],
+)
+def test_bad_events_raise_a_clear_value_error_and_nothing_is_sent(
+    settings, fresh_topic, tmp_path, event_type, data, severity, message
+) -> None:
+    with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
+        with pytest.raises(ValueError) as caught:
+            producer.dispatch(event_type, data, severity=severity)
+        assert message in str(caught.value)
+        assert producer.stats().dispatched == 0
+        producer.flush(5)
+    assert read_topic(settings.bootstrap_servers, fresh_topic, idle=1.5) == []
+
+
+def test_async_dispatch_resolves_once_the_broker_acknowledged(settings, fresh_topic, tmp_path) -> None:
+    async def main(producer: EventProducer) -> list[str]:
+        return await asyncio.gather(*(
+            producer.dispatch_async(EventType.JOB_COMPLETED, {"job_id": f"j-{i}", "printer_id": "p-1", "pages": i})
+            for i in range(100)
+        ))
+
+    with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
+        ids = asyncio.run(main(producer))
+        assert producer.stats().delivered == 100  # resolved means acknowledged, not merely queued
+    assert {r.event.event_id for r in read_topic(settings.bootstrap_servers, fresh_topic, expect=100)} == set(ids)
+
+
+def _dispatch_all(producer: EventProducer, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        producer.dispatch(*printer_event(i, printers=50))
+
+
+def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_broker: EmbeddedBroker, tmp_path) -> None:
+    producer = EventProducer(KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db")
+    try:
+        _dispatch_all(producer, 0, 2_000)
+        time.sleep(2)
+        _dispatch_all(producer, 2_000, 3_000)
+        assert producer.stats().mode == "spooling"
+        own_broker.start()
+        assert producer.wait_drained(60), producer.stats()
+        received = read_topic(own_broker.bootstrap_servers, "printer-events", expect=3_000, timeout=30, idle=3)
+    finally:
+        producer.close()
+    ns = sorted(int(r.event.details["n"]) for r in received)
+    assert ns == list(range(3_000)), f"{len(ns)} received, {len(set(ns))} distinct"
+    assert_ordered_per_printer(received)
+
+
+def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(own_broker: EmbeddedBroker, tmp_path) -> None:
+    own_broker.start()
+    acked: set[str] = set()
+    producer = EventProducer(
+        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db",
+        on_delivered=acked.add,
+    )
+    ids: list[str] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        i = 0
+        while not stop.is_set() and i < 30_000:
+            ids.append(producer.dispatch(*printer_event(i, printers=100)))
+            i += 1
+            if i % 500 == 0:
+                time.sleep(0.05)  # ~10k events/s, a busy app
+
+    worker = threading.Thread(target=stream)
+    try:
+        worker.start()
+        time.sleep(1.0)
+        own_broker.kill()
+        time.sleep(2.0)
+        # Every acknowledgement until now came from the killed broker, which kept nothing.
+        acked_by_lost_broker = set(acked)
+        own_broker.start()
+        worker.join(60)
+        assert producer.wait_drained(90), producer.stats()
+        owed = set(ids) - acked_by_lost_broker
+        received = read_topic(own_broker.bootstrap_servers, "printer-events", until=lambda got: len(got) >= len(owed),
+                              timeout=60, idle=3)
+    finally:
+        stop.set()
+        worker.join()
+        producer.close()
+    got = [r.event.event_id for r in received]
+    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicates"
+    assert owed <= set(got), f"{len(owed - set(got))} of {len(owed)} owed events lost"
+    assert set(got) <= set(ids)
+    assert producer.stats().spooled_total > 0, "the outage never reached the spool; the test proved nothing"
+    assert_ordered_per_printer(received)
+
+
+SPOOL_ONLY_PRODUCER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from continuum_events.producers import EventProducer, EventType
+    from continuum_events.settings import KafkaSettings
+    producer = EventProducer(KafkaSettings(bootstrap_servers=sys.argv[1]), spool_path=Path(sys.argv[2]))
+    for i in range(500):
+        print(producer.dispatch(EventType.PRINTER_ERROR, {"printer_id": f"p-{i % 10}", "error_code": "E" + str(i),
+                                "details": {"n": str(i)}}))
+    producer.close(timeout=3)
+""")
+
+
+def test_spooled_events_survive_a_producer_process_restart(own_broker: EmbeddedBroker, tmp_path) -> None:
+    spool = tmp_path / "spool.db"
+    first = subprocess.run(
+        [sys.executable, "-c", SPOOL_ONLY_PRODUCER, own_broker.bootstrap_servers, str(spool)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    handed_over = first.stdout.split()
+    assert len(handed_over) == 500
+
+    own_broker.start()
+    with EventProducer(KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=spool) as second:
+        assert second.stats().spooled == 500
+        assert second.wait_drained(60), second.stats()
+    received = read_topic(own_broker.bootstrap_servers, "printer-events", expect=500, timeout=30, idle=3)
+    assert sorted(r.event.event_id for r in received) == sorted(handed_over)
+    assert_ordered_per_printer(received)
+
+
+def test_a_full_spool_refuses_loudly_and_counts(own_broker: EmbeddedBroker, tmp_path, caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="continuum_events")
+    producer = EventProducer(
+        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db",
+        spool_max_bytes=20_000, producer_config={"message.timeout.ms": 1000},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while producer.stats().dropped == 0 and time.monotonic() < deadline:
+            _dispatch_all(producer, 0, 200)
+            time.sleep(0.2)
+        stats = producer.stats()
+        assert stats.dropped > 0 and stats.spool_bytes <= 20_000
+        assert "spool" in caplog.text and "full" in caplog.text
+        with pytest.raises(SpoolFull):
+            asyncio.run(producer.dispatch_async(EventType.SYSTEM_ERROR, {"component": "x"}))
+    finally:
+        producer.close(timeout=1)
