@@ -1,0 +1,47 @@
+# continuum-events — `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run broker test test-unit test-integration bench bench-producer lint clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its test tools
+
+run: $(STAMP) ## Run the pipeline on the embedded broker with the demo source and a live view (Ctrl-C stops)
+	$(BIN)/continuum-events run
+
+broker: $(STAMP) ## Run only the embedded broker on 127.0.0.1:9092
+	$(BIN)/continuum-events broker
+
+test: $(STAMP) ## Run the whole suite (unit + integration against the embedded broker and real receivers)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP) ## Run the unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP) ## Run the integration tests only
+	$(BIN)/python -m pytest tests/integration
+
+bench: bench-producer ## Run every benchmark (ratios against a baseline measured in the same run)
+
+bench-producer: $(STAMP) ## dispatch_event versus raw confluent-kafka produce
+	$(BIN)/continuum-events bench producer
+
+lint: $(STAMP) ## ruff, if installed in the venv
+	$(BIN)/python -m ruff check . || true
+
+clean: ## Remove the venv, caches and local state
+	rm -rf $(VENV) .pytest_cache .state build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,43 @@
+"""What every command shares: logging set-up, Kafka settings from options, the console."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from continuum_events.settings import KafkaSettings
+
+console = Console(stderr=True)
+
+BOOTSTRAP_HELP = (
+    "Kafka bootstrap servers (host:port,...). Also CONTINUUM_KAFKA_BOOTSTRAP_SERVERS; TLS/SASL settings come "
+    "from the other CONTINUUM_KAFKA_* variables."
+)
+
+BootstrapOption = typer.Option(None, "--bootstrap-servers", "-b", help=BOOTSTRAP_HELP, show_default=False)
+
+
+def configure_logging(level: str) -> None:
+    """Once, at the entry point. librdkafka's own chatter is kept at WARNING and above."""
+    logging.basicConfig(
+        level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)], force=True,
+    )
+    logging.getLogger("librdkafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def kafka_settings(bootstrap_servers: str | None) -> KafkaSettings:
+    """Environment settings, with an explicit ``--bootstrap-servers`` on top."""
+    overrides = {"bootstrap_servers": bootstrap_servers} if bootstrap_servers else {}
+    try:
+        return KafkaSettings(**overrides)
+    except ValueError as exc:
+        raise typer.BadParameter(f"invalid Kafka settings: {exc}") from exc
+
+
+def bootstrap_from_env() -> str | None:
+    return os.environ.get("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS")

@@ -1,0 +1,41 @@
+"""The one CLI: ``continuum-events``. One module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from continuum_events import __version__
+from continuum_events.cli import bench, broker, events, run
+from continuum_events.cli.common import configure_logging
+
+app = typer.Typer(
+    name="continuum-events",
+    help="Continuum's printer-fleet events through Kafka to the tools operators watch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(run.run)
+app.command()(broker.broker)
+app.command()(broker.topics)
+app.command()(events.send)
+app.command()(events.tail)
+app.add_typer(bench.app, name="bench")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    configure_logging(log_level)
+
+
+def main() -> None:
+    app()

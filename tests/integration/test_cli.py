@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from continuum_events.broker import free_port
+from continuum_events.cli.main import app
+from tests.kafka_helpers import read_topic
+
+runner = CliRunner()
+
+
+def test_help_names_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("run", "broker", "topics", "send", "tail", "bench"):
+        assert command in result.output
+
+
+@pytest.mark.broker
+def test_send_dispatches_one_event_and_prints_its_id(broker) -> None:
+    result = runner.invoke(app, ["send", "printer.jam", json.dumps({"printer_id": "cli-p1", "conditions": ["jammed"]}),
+                                 "-b", broker.bootstrap_servers])
+    assert result.exit_code == 0, result.output
+    event_id = result.stdout.strip().splitlines()[-1]
+    found = read_topic(broker.bootstrap_servers, "printer-events",
+                       until=lambda got: any(r.event.event_id == event_id for r in got), timeout=20)
+    event = next(r.event for r in found if r.event.event_id == event_id)
+    assert event.event_type == "printer.jam" and event.severity == "warning" and event.source == "continuum-cli"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "printer.jam", "{not json"], "payload is not JSON"),
+        (["send", "printer.jam", '{"printer_id": 5}'], "payload.printer_id: expected string"),
+        (["send", "printer.explode", "{}"], "unknown event type"),
+    ],
+)
+def test_send_explains_bad_input(args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args, "-b", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split()).replace("│", "").replace("  ", " ") or message in result.output
+
+
+@pytest.mark.broker
+def test_tail_prints_decoded_events(broker) -> None:
+    runner.invoke(app, ["send", "system.critical", '{"component": "tail-test", "message": "disk full"}',
+                        "-b", broker.bootstrap_servers])
+    result = runner.invoke(app, ["tail", "--from-beginning", "--json", "--idle-exit", "2",
+                                 "-b", broker.bootstrap_servers])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert any(e["payload"].get("component") == "tail-test" and e["severity"] == "critical" for e in events)
+
+
+@pytest.mark.broker
+def test_run_starts_the_embedded_broker_and_the_demo_flows(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    result = runner.invoke(app, ["run", "--duration", "6", "--no-view", "--rate", "200",
+                                 "--broker-port", str(free_port()), "--spool", str(tmp_path / "spool.db")])
+    assert result.exit_code == 0, result.output
+    last = " ".join(result.output.split())
+    assert "embedded broker" in last
+    dispatched = int(last.rsplit("dispatched ", 1)[1].split(",")[0])
+    seen = int(last.rsplit("seen on printer-events ", 1)[1].split(" ")[0])
+    assert dispatched > 500 and seen == dispatched
+    assert "undecodable 0" in last and "refused 0" in last
