@@ -72,12 +72,13 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def compile_encoder(schema: Any) -> Callable[[Any], bytes]:
-    """Return ``encode(value) -> bytes`` for a schema parsed by ``fastavro.parse_schema``."""
+def compile_encoder(schema: Any) -> Callable[..., bytes]:
+    """Return ``encode(value, prefix=b"") -> bytes`` for a schema parsed by
+    ``fastavro.parse_schema``; ``prefix`` (a framing header) is written first."""
     root = _Compiler().compile(schema, "")
 
-    def encode(value: Any) -> bytes:
-        out = bytearray()
+    def encode(value: Any, prefix: bytes = b"") -> bytes:
+        out = bytearray(prefix)
         root(value, out)
         return bytes(out)
 
@@ -131,27 +132,34 @@ class _Compiler:
             "        bad_record(value)",
             "    get = value.get",
         ]
+        scope.update(SMALL=_SMALL, varint=_varint)
         for i, f in enumerate(schema["fields"]):
             field_path = _join(path, f["name"])
             scope[f"enc{i}"] = self.compile(f["type"], field_path)
             inner = _optional_branch(f)
             if inner is not None:
                 scope[f"inner{i}"] = self.compile(inner, field_path)
-                body += [
-                    f"    v = get({f['name']!r})",
-                    "    if v is None: out.append(0)",
-                    f"    else: out.append(2); inner{i}(v, out)",
-                ]
+                body += [f"    v = get({f['name']!r})", "    if v is None: out.append(0)"]
+                fast = _fast_path(inner, i, scope)
+                if fast:
+                    body += [f"    elif {fast[0]}:", "        out.append(2)", *(f"        {line}" for line in fast[1])]
+                body.append(f"    else: out.append(2); inner{i}(v, out)")
                 continue
             body.append(f"    v = get({f['name']!r}, ABSENT)")
+            fast = _fast_path(f["type"], i, scope)
+            if fast:
+                body += [f"    if {fast[0]}:", *(f"        {line}" for line in fast[1])]
+                body.append("    elif v is ABSENT:")
+            else:
+                body.append("    if v is ABSENT:")
             if "default" in f:
                 missing = bytearray()
                 scope[f"enc{i}"](_default_value(f["type"], f["default"]), missing)
                 scope[f"missing{i}"] = bytes(missing)
-                body.append(f"    if v is ABSENT: out += missing{i}")
+                body.append(f"        out += missing{i}")
             else:
                 scope[f"required{i}"] = functools.partial(SchemaViolation, field_path, "required field is missing")
-                body.append(f"    if v is ABSENT: raise required{i}()")
+                body.append(f"        raise required{i}()")
             body.append(f"    else: enc{i}(v, out)")
         exec(compile("\n".join(body), f"<avro encoder for {record_name}>", "exec"), scope)
         record: Encoder = scope["record"]
@@ -193,6 +201,21 @@ class _Compiler:
 
 
 _ABSENT = object()
+
+
+def _fast_path(schema: Any, i: int, scope: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Inline code for the common, valid case of a field; anything else falls back to the
+    field's compiled encoder, which validates and explains."""
+    kind = schema if isinstance(schema, str) else schema.get("type") if isinstance(schema, dict) else None
+    if kind == "string":
+        return "type(v) is str", ["b = v.encode()", "n = len(b)", "out += SMALL[n + 64] if n < 64 else varint(n)",
+                                  "out += b"]
+    if kind in ("int", "long") and not (isinstance(schema, dict) and "logicalType" in schema):
+        return "type(v) is int and -64 <= v < 64", ["out += SMALL[v + 64]"]
+    if kind == "enum":
+        scope[f"tags{i}"] = {symbol: _zigzag(n) for n, symbol in enumerate(schema["symbols"])}
+        return f"type(v) is str and v in tags{i}", [f"out += tags{i}[v]"]
+    return None
 
 
 def _optional_branch(field: Mapping[str, Any]) -> Any:

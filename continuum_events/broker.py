@@ -120,11 +120,11 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL). Its data is gone afterwards."""
+        """Stop the broker (SIGINT, which Tansu honours at once; SIGKILL if not). Its data is gone afterwards."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

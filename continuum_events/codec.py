@@ -113,12 +113,13 @@ class EventCodec:
             schema_id = self.registry.lookup_schema(subject, schema).schema_id
         return bytes([CONFLUENT_MAGIC]) + _REGISTRY_ID.pack(schema_id)
 
-    def body_encoder(self) -> Callable[[Any], bytes]:
-        """``encode(record) -> bytes`` without framing; raises SchemaViolation naming the field."""
+    def body_encoder(self) -> Callable[..., bytes]:
+        """``encode(record, prefix=b"") -> bytes``: the Avro body after ``prefix`` (pass
+        :meth:`prefix` for a framed record); raises SchemaViolation naming the field."""
         return self._encode_body
 
     def encode_record(self, record: Mapping[str, Any], topic: str) -> bytes:
-        return self.prefix(topic) + self._encode_body(record)
+        return self._encode_body(record, self.prefix(topic))
 
     def encode(self, event: Event, topic: str) -> bytes:
         return self.encode_record(event.to_record(), topic)

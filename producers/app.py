@@ -63,9 +63,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 
 _DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
-# Per event type: (Avro enum symbol, family, union branch, default severity).
+# Per event type: (Avro enum symbol, key function, union branch, default severity).
 _TYPES = {
-    t: (t.symbol, t.family, PAYLOAD_BRANCH[t.family], DEFAULT_SEVERITY.get(t.value, "info"))
+    t: (t.symbol, functools.partial(event_key, t.family), PAYLOAD_BRANCH[t.family],
+        DEFAULT_SEVERITY.get(t.value, "info"))
     for t in EventType
     if t is not EventType.UNKNOWN
 }
@@ -193,7 +194,7 @@ class EventProducer:
         resolve: Callable[[BaseException | None, str], None] | None,
     ) -> str:
         try:
-            symbol, family, branch, default_severity = _TYPES[event_type]  # type: ignore[index]
+            symbol, key_of, branch, default_severity = _TYPES[event_type]  # type: ignore[index]
         except KeyError:
             raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(t.value for t in _TYPES)}") from None
         if type(data) is not dict and not isinstance(data, Mapping):
@@ -209,17 +210,17 @@ class EventProducer:
         record = {
             "event_id": event_id,
             "event_type": symbol,
-            "severity": str(severity),
+            "severity": severity,
             "timestamp": ts,
             "source": source or self.source,
             "payload": (branch, data),
             "details": details or {},
         }
         try:
-            value = self._prefix + self._encode(record)
+            value = self._encode(record, self._prefix)
         except SchemaViolation as exc:
             raise ValueError(f"{EventType(event_type).value}: {exc}") from None
-        key = event_key(family, data).encode()
+        key = key_of(data).encode()
         self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
         return event_id
 
