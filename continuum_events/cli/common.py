@@ -12,6 +12,8 @@ from rich.logging import RichHandler
 from continuum_events.settings import KafkaSettings
 
 console = Console(stderr=True)
+#: Results a command produces (tables, verdicts) go to stdout, so they can be piped.
+out = Console()
 
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers (host:port,...). Also CONTINUUM_KAFKA_BOOTSTRAP_SERVERS; TLS/SASL settings come "

@@ -1,0 +1,159 @@
+"""``continuum-events router`` and ``continuum-events rules``: run the router, inspect and change its rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from continuum_events.avro import SchemaViolation
+from continuum_events.cli.common import BootstrapOption, console, kafka_settings, out
+from continuum_events.codec import EventCodec
+from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_rule
+from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
+from continuum_events.rules import Rule, RuleSet, explain
+from continuum_events.topology import CATEGORIES
+
+rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True)
+
+
+def router(
+    bootstrap_servers: str | None = BootstrapOption,
+    datadir: Path = typer.Option(Path(".state/router"), help="Faust's data directory (one per worker on a host)."),
+) -> None:
+    """Run a router worker: printer-events -> per-category topics, by the live rules.
+
+    Start several (same command) to share the partitions; Ctrl-C stops one cleanly.
+    """
+    from continuum_events.processors.worker import run_worker
+
+    run_worker(kafka_settings(bootstrap_servers), datadir)
+
+
+def _store(bootstrap_servers: str | None) -> ConfigStore:
+    store = ConfigStore(kafka_settings(bootstrap_servers)).start()
+    if not store.wait_ready(15):
+        console.print("[red]error:[/] could not read the config topic within 15 s")
+        raise typer.Exit(1)
+    return store
+
+
+@rules_app.command("list")
+def list_rules(bootstrap_servers: str | None = BootstrapOption,
+               as_json: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
+    """Every routing rule and integration filter in effect, in evaluation order."""
+    store = _store(bootstrap_servers)
+    ruleset = store.ruleset()
+    store.stop()
+    rules = [r for c in CATEGORIES for r in ruleset.routing_rules(c)] + [r for r in ruleset.rules if r.integration]
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rules], indent=2))
+        return
+    table = Table("category", "rule", "integration", "event types", "min severity", "where", "transforms", "enabled")
+    for r in rules:
+        builtin = " (built-in)" if r.category in ruleset.builtin and r.integration is None else ""
+        table.add_row(r.category, r.name + builtin, r.integration or "-", ", ".join(r.event_types), r.min_severity,
+                      "; ".join(f"{k} in {', '.join(v)}" for k, v in r.where.items()) or "-",
+                      ", ".join([*(f"drop {f}" for f in r.drop), *(f"mask {f}" for f in r.mask)]) or "-",
+                      "yes" if r.enabled else "no")
+    out.print(table)
+    for key, problem in store.invalid.items():
+        console.print(f"[yellow]ignored invalid {key}:[/] {problem}")
+
+
+def _pairs(values: list[str], option: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for item in values:
+        field, sep, allowed = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected FIELD=VALUE[,VALUE], got {item!r}", param_hint=option)
+        out[field] = tuple(v.strip() for v in allowed.split(","))
+    return out
+
+
+@rules_app.command("set")
+def set_rule(
+    name: str = typer.Argument(..., help="Rule name (unique; replaces a rule of the same name)."),
+    category: str = typer.Option(..., help="logging, monitoring or alerting."),
+    event_types: list[str] = typer.Option(["*"], "--event-type", "-t", help="Type or pattern; repeat for several."),
+    min_severity: str = typer.Option("info", help="Severity floor."),
+    where: list[str] = typer.Option([], help="FIELD=VALUE[,VALUE]: only these values; repeat for several fields."),
+    drop: list[str] = typer.Option([], help="Field to drop; repeat for several."),
+    mask: list[str] = typer.Option([], help="Field to mask; repeat for several."),
+    integration: str | None = typer.Option(None, help="Make it a filter of this integration only."),
+    priority: int = typer.Option(100, help="Lower is tried first."),
+    disabled: bool = typer.Option(False, "--disabled", help="Store it switched off."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
+    """Create or replace a rule; routers apply it to the next events, no restart."""
+    try:
+        rule = Rule(name=name, category=category, event_types=tuple(event_types), min_severity=min_severity,
+                    where=_pairs(where, "--where"), drop=tuple(drop), mask=tuple(mask), integration=integration,
+                    priority=priority, enabled=not disabled)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}"
+                                           for e in exc.errors())) from None
+    write_rule(kafka_settings(bootstrap_servers), rule)
+    console.print(f"rule {name} written")
+
+
+@rules_app.command("delete")
+def delete(name: str, bootstrap_servers: str | None = BootstrapOption) -> None:
+    """Delete a rule (a category left without rules falls back to its built-in default)."""
+    delete_rule(kafka_settings(bootstrap_servers), name)
+    console.print(f"rule {name} deleted")
+
+
+@rules_app.command("defaults")
+def defaults(category: str = typer.Argument(..., help="logging, monitoring or alerting."),
+             bootstrap_servers: str | None = BootstrapOption) -> None:
+    """Write a category's default routing rule if it has none (connecting an integration does this)."""
+    if category not in CATEGORIES:
+        raise typer.BadParameter(f"{category!r} is not one of {', '.join(CATEGORIES)}")
+    store = _store(bootstrap_servers)
+    wrote = ensure_category_defaults(kafka_settings(bootstrap_servers), store, category)
+    store.stop()
+    console.print(f"{category}: {'default rule written' if wrote else 'already has routing rules; unchanged'}")
+
+
+@rules_app.command("test")
+def test(
+    event_json: str = typer.Argument(..., help='{"event_type": "printer.offline", "severity": "warning", '
+                                               '"payload": {"printer_id": "p-1", ...}}'),
+    offline: bool = typer.Option(False, "--offline", help="Use the built-in defaults; do not read the cluster."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
+    """Which categories and integrations an event reaches, and why (like `amtool config routes test`)."""
+    event = _parse_event(event_json)
+    integrations: dict[str, str] = {}
+    if offline:
+        ruleset = RuleSet.of([])
+    else:
+        store = _store(bootstrap_servers)
+        ruleset = store.ruleset()
+        integrations = {k.split("/", 1)[1]: v.get("category", "") for k, v in store.values().items()
+                        if k.startswith("integration/") and isinstance(v, dict)}
+        store.stop()
+    table = Table("category", "integration", "rule", "verdict", "why")
+    for v in explain(event, ruleset, integrations):
+        table.add_row(v.category, v.integration or "-", v.rule, "[green]reached[/]" if v.matched else "[dim]no[/]",
+                      v.reason)
+    out.print(table)
+    reached = [c for c in CATEGORIES if any(v.matched and v.category == c for v in explain(event, ruleset))]
+    typer.echo(f"reaches: {', '.join(reached) or 'nothing'}")
+
+
+def _parse_event(text: str) -> Event:
+    try:
+        raw = json.loads(text)
+        event_type = EventType(raw["event_type"])
+        event = Event(raw.get("event_id") or new_event_id(), event_type,
+                      Severity(raw.get("severity", "info")), now_micros(), raw.get("payload", {}),
+                      raw.get("source", "continuum"), raw.get("details", {}))
+        EventCodec().encode(event, "printer-events")  # the same validation as dispatch_event
+        return event
+    except (ValueError, KeyError, TypeError, SchemaViolation) as exc:
+        raise typer.BadParameter(f"not a valid event: {exc}", param_hint="EVENT_JSON") from None

@@ -1,0 +1,39 @@
+"""Run one router worker: follow the config topic, start the Faust app, route until stopped.
+
+Start more workers (same command, anywhere) to share the partitions; a clean stop
+(SIGTERM / Ctrl-C) commits and hands its partitions to the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import faust
+
+from continuum_events.codec import EventCodec
+from continuum_events.config import ConfigStore
+from continuum_events.settings import KafkaSettings
+from continuum_events.processors.agents import register
+from continuum_events.processors.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: KafkaSettings, datadir: Path | None = None, **overrides: object) -> tuple[faust.App, ConfigStore]:
+    store = ConfigStore(settings)
+    app = create_app(settings, datadir=datadir, **overrides)
+    codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
+    register(app, store.ruleset, codec, store.wait_ready)
+    return app, store
+
+
+def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info") -> None:
+    app, store = build(settings, datadir)
+    store.start()
+    log.info("router on %s", settings.describe())
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        store.stop()
