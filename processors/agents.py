@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def register(
     app: faust.App, rules: Callable[[], RuleSet], codec: EventCodec, ready: Callable[[float], bool],
-    source_topic: str = EVENTS_TOPIC,
+    source_topic: str = EVENTS_TOPIC, worker_id: str = "",
 ) -> Counter[str]:
     """Add the router's agent and its summary timer to ``app``; returns its live counters."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -35,6 +37,7 @@ def register(
     outputs = {category_topic(c): app.topic(category_topic(c), **raw) for c in CATEGORIES}
     dead_letters = app.topic(EVENTS_DLQ_TOPIC, **raw)
     counts: Counter[str] = Counter()
+    worker = ("continuum.router", (worker_id or f"{socket.gethostname()}-{os.getpid()}").encode())
 
     @app.agent(source, name="route")
     async def route(stream: faust.Stream) -> None:
@@ -50,7 +53,7 @@ def register(
                 counts["dead-lettered"] += 1
                 continue
             for out in routed:
-                await outputs[out.topic].send(key=msg.key, value=out.value, headers=out.headers)
+                await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker])
                 counts[out.category] += 1
             counts["in"] += 1
 

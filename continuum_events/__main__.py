@@ -1,0 +1,3 @@
+from continuum_events.cli import main
+
+main()

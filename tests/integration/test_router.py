@@ -1,0 +1,223 @@
+"""The Faust router against the real embedded broker: the routing table, live rules,
+the dead-letter path, SIGKILLs and a second worker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from continuum_events.broker import EmbeddedBroker
+from continuum_events.config import delete_rule, write_rule
+from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
+from continuum_events.rules import MASK, Rule
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import EVENTS_DLQ_TOPIC, category_topic
+from tests.kafka_helpers import Received, read_topic
+from tests.router_helpers import RouterProcess
+from tests.samples import ALL_TYPES, full_payload
+
+pytestmark = pytest.mark.broker
+MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning"}
+ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"}
+REPORTS = Path(".state/reports")
+
+
+def expected_categories(event_type: str) -> set[str]:
+    return {"logging"} | ({"monitoring"} if event_type in MONITORING else set()) | (
+        {"alerting"} if event_type in ALERTING else set())
+
+
+@pytest.fixture(scope="module")
+def rbroker() -> Iterator[EmbeddedBroker]:
+    """A broker of this module's own: the router reads all of printer-events."""
+    with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def router(rbroker: EmbeddedBroker) -> Iterator[RouterProcess]:
+    worker = RouterProcess(rbroker.bootstrap_servers).start()
+    yield worker
+    assert worker.stop() == 0, worker.tail()
+
+
+@pytest.fixture
+def producer(rbroker: EmbeddedBroker, tmp_path: Path) -> Iterator[EventProducer]:
+    with EventProducer(KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers), spool_path=tmp_path / "s.db") as p:
+        yield p
+
+
+def collect(bootstrap: str, ids: set[str], categories=("logging", "monitoring", "alerting"), timeout: float = 60,
+            expect: dict[str, int] | None = None) -> dict[str, list[Received]]:
+    """Records of ``ids`` on each category topic; waits until ``expect`` counts (or idle)."""
+    out = {}
+    for c in categories:
+        want = (expect or {}).get(c)
+        got = read_topic(bootstrap, category_topic(c), timeout=timeout, idle=4,
+                         until=(lambda rs, w=want: len({r.event.event_id for r in rs} & ids) >= w) if want else None)
+        out[c] = [r for r in got if r.event.event_id in ids]
+    return out
+
+
+def test_every_event_type_reaches_exactly_its_categories(router, producer, rbroker) -> None:
+    sent = {}
+    for i, t in enumerate(ALL_TYPES):
+        payload = full_payload(t.family, i)
+        sent[producer.dispatch(t, payload)] = t.value
+    assert producer.flush(10) == 0
+    expect = Counter(c for t in sent.values() for c in expected_categories(t))
+    routed = collect(rbroker.bootstrap_servers, set(sent), expect=expect)
+    for event_id, event_type in sent.items():
+        reached = {c for c, records in routed.items() if any(r.event.event_id == event_id for r in records)}
+        assert reached == expected_categories(event_type), event_type
+    sample = routed["alerting"][0]
+    assert sample.headers["continuum.rule"] == b"alerting-default"
+    assert sample.headers["continuum.category"] == b"alerting"
+    assert sample.key.startswith(b"printer:") or sample.key.startswith(b"system:")
+
+
+def test_a_rule_change_applies_to_the_next_events_without_restart(router, producer, rbroker) -> None:
+    settings = KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers)
+    rule = Rule(name="finance-jams", category="alerting", event_types=("printer.jam", "printer.offline"),
+                where={"printer_department": "Finance"}, mask=("printer_ip",), priority=10)
+    write_rule(settings, rule)
+    try:
+        time.sleep(1.5)  # followers poll the config topic continuously; well under a second in practice
+        finance = producer.dispatch(EventType.PRINTER_JAM, {"printer_id": "f-1", "printer_department": "Finance",
+                                                           "printer_ip": "10.9.9.9"})
+        legal = producer.dispatch(EventType.PRINTER_JAM, {"printer_id": "l-1", "printer_department": "Legal"})
+        legal_offline = producer.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": "l-2", "printer_department": "Legal"})
+        producer.flush(10)
+        routed = collect(rbroker.bootstrap_servers, {finance, legal, legal_offline}, ("alerting", "logging"),
+                         expect={"logging": 3, "alerting": 1})
+        alerts = {r.event.event_id: r for r in routed["alerting"]}
+        assert set(alerts) == {finance}, "a configured rule replaces the category's built-in default"
+        assert alerts[finance].headers["continuum.rule"] == b"finance-jams"
+        assert alerts[finance].event.payload["printer_ip"] == MASK
+        assert {r.event.event_id for r in routed["logging"]} == {finance, legal, legal_offline}
+    finally:
+        delete_rule(settings, rule.name)
+    time.sleep(1.5)
+    back = producer.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": "l-3", "printer_department": "Legal"})
+    producer.flush(10)
+    assert collect(rbroker.bootstrap_servers, {back}, ("alerting",), expect={"alerting": 1})["alerting"], \
+        "deleting the rule restores the default"
+
+
+def test_bad_records_are_dead_lettered_with_reasons_and_the_stream_continues(router, producer, rbroker) -> None:
+    raw = Producer({"bootstrap.servers": rbroker.bootstrap_servers})
+    bad = [b"not avro at all", b"\xc3\x01" + bytes(8) + b"\x02", producer.codec.prefix("printer-events") + b"\xff\xff"]
+    for i, value in enumerate(bad):
+        raw.produce("printer-events", value, f"printer:bad-{i}".encode())
+    raw.flush(10)
+    good = producer.dispatch(EventType.PRINTER_ONLINE, {"printer_id": "bad-0"})  # same key: same partition, after
+    producer.flush(10)
+    assert collect(rbroker.bootstrap_servers, {good}, ("logging",), expect={"logging": 1})["logging"]
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": rbroker.bootstrap_servers, "group.id": "dlq-reader"})
+    consumer.assign([TopicPartition(EVENTS_DLQ_TOPIC, 0, 0)])
+    letters, deadline = [], time.monotonic() + 20
+    while len(letters) < 3 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error() and msg.value() in bad:
+            letters.append(msg)
+    consumer.close()
+    assert sorted(m.value() for m in letters) == sorted(bad), "every bad record kept, bytes unchanged"
+    for m in letters:
+        headers = {k: v.decode() for k, v in m.headers()}
+        assert headers["dlq.stage"] == "router" and headers["dlq.exception"] == "DecodeError"
+        assert headers["dlq.topic"] == "printer-events" and int(headers["dlq.offset"]) >= 0
+        assert headers["dlq.reason"].startswith(f"cannot decode printer-events[{headers['dlq.partition']}]@")
+    reasons = " | ".join(dict(m.headers())["dlq.reason"].decode() for m in letters)
+    assert "unknown framing" in reasons and "unknown schema fingerprint" in reasons and "corrupt Avro body" in reasons
+
+
+def _stream(producer: EventProducer, n: int, rate: float, ids: dict[str, str], done: threading.Event) -> None:
+    started = time.monotonic()
+    for i in range(n):
+        t = ALL_TYPES[i % len(ALL_TYPES)]
+        payload = full_payload(t.family, i % 300)
+        ids[producer.dispatch(t, payload)] = t.value
+        if i % 250 == 0:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush(30)
+    done.set()
+
+
+def _check_complete(bootstrap: str, ids: dict[str, str], timeout: float) -> dict[str, int]:
+    expect = Counter(c for t in ids.values() for c in expected_categories(t))
+    routed = collect(bootstrap, set(ids), expect=expect, timeout=timeout)
+    duplicates = {}
+    for category, records in routed.items():
+        seen = Counter(r.event.event_id for r in records)
+        owed = {i for i, t in ids.items() if category in expected_categories(t)}
+        lost = owed - set(seen)
+        assert not lost, f"{len(lost)} of {len(owed)} events never reached {category}"
+        assert set(seen) <= owed, f"{category} received events it should not"
+        duplicates[category] = sum(seen.values()) - len(seen)
+    return duplicates
+
+
+@pytest.mark.slow
+def test_sigkill_five_times_while_50k_events_flow_loses_nothing(tmp_path) -> None:
+    with EmbeddedBroker() as broker:
+        worker = RouterProcess(broker.bootstrap_servers, "killed").start()
+        ids: dict[str, str] = {}
+        done = threading.Event()
+        with EventProducer(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), spool_path=tmp_path / "s.db") as p:
+            feeder = threading.Thread(target=_stream, args=(p, 50_000, 2_500, ids, done))
+            feeder.start()
+            for _ in range(5):
+                time.sleep(3.5)
+                worker.kill()
+                worker.start()
+            feeder.join()
+        try:
+            duplicates = _check_complete(broker.bootstrap_servers, ids, timeout=180)
+        finally:
+            assert worker.stop() == 0, worker.tail()
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    report = {"events": len(ids), "kills": 5, "lost": 0, "duplicates": duplicates}
+    (REPORTS / "router-sigkill.json").write_text(json.dumps(report, indent=2))
+    print(f"\nrouter SIGKILL x5 over {len(ids)} events: 0 lost, duplicates per category {duplicates}")
+
+
+@pytest.mark.slow
+def test_two_workers_split_the_partitions_and_a_clean_stop_hands_over(tmp_path) -> None:
+    with EmbeddedBroker() as broker:
+        first = RouterProcess(broker.bootstrap_servers, "first").start()
+        second = RouterProcess(broker.bootstrap_servers, "second").start()
+        ids: dict[str, str] = {}
+        with EventProducer(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), spool_path=tmp_path / "s.db") as p:
+            done = threading.Event()
+            _stream(p, 6_000, 1_000, ids, done)  # both workers in the group by now
+            both = read_topic(broker.bootstrap_servers, category_topic("logging"), expect=6_000, timeout=60)
+            by_worker: dict[bytes, set[int]] = defaultdict(set)
+            for r in both:
+                by_worker[r.headers["continuum.router"]].add(r.partition)
+            assert len(by_worker) == 2, f"one worker did everything: {dict(by_worker)}"
+            assert not set.intersection(*by_worker.values()), "a partition was routed by both workers"
+
+            assert first.stop() == 0, first.tail()
+            later: dict[str, str] = {}
+            _stream(p, 3_000, 1_000, later, threading.Event())
+        try:
+            ids.update(later)
+            _check_complete(broker.bootstrap_servers, ids, timeout=90)
+            after = read_topic(broker.bootstrap_servers, category_topic("logging"), timeout=30, idle=3)
+            routers_after = {r.headers["continuum.router"] for r in after if r.event.event_id in later}
+            assert len(routers_after) == 1, "after the clean stop, the remaining worker routes everything"
+        finally:
+            assert second.stop() == 0, second.tail()
