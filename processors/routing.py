@@ -39,5 +39,6 @@ def route_record(
             ("continuum.rule", decision.rule.name.encode()),
             ("continuum.category", decision.category.encode()),
             ("continuum.event_type", event.event_type.value.encode()),
+            ("continuum.source", f"{topic}[{partition}]@{offset}".encode()),
         ]))
     return outputs

@@ -52,6 +52,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "linger.ms": 5,
     "compression.type": "lz4",
+    # The Java client's partitioner: a key lands on the same partition whichever
+    # client (Faust/aiokafka, Kafka Connect, ...) writes it.
+    "partitioner": "murmur2_random",
     # How long librdkafka keeps retrying before an event moves to the spool.
     "message.timeout.ms": 15_000,
     "queue.buffering.max.messages": 500_000,
