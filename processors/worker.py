@@ -15,21 +15,24 @@ from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore
 from continuum_events.settings import KafkaSettings
 from continuum_events.processors.agents import register
-from continuum_events.processors.app import create_app
+from continuum_events.processors.app import APP_ID, create_app
+from continuum_events.topology import EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: KafkaSettings, datadir: Path | None = None, **overrides: object) -> tuple[faust.App, ConfigStore]:
+def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: str = EVENTS_TOPIC,
+          app_id: str = APP_ID) -> tuple[faust.App, ConfigStore]:
     store = ConfigStore(settings)
-    app = create_app(settings, datadir=datadir, **overrides)
+    app = create_app(settings, datadir=datadir, app_id=app_id)
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
-    register(app, store.ruleset, codec, store.wait_ready)
+    register(app, store.ruleset, codec, store.wait_ready, source_topic=source_topic)
     return app, store
 
 
-def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info") -> None:
-    app, store = build(settings, datadir)
+def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",
+               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID) -> None:
+    app, store = build(settings, datadir, source_topic, app_id)
     store.start()
     log.info("router on %s", settings.describe())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

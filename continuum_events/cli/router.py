@@ -15,7 +15,8 @@ from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_rule
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
 from continuum_events.rules import Rule, RuleSet, explain
-from continuum_events.topology import CATEGORIES
+from continuum_events.processors.app import APP_ID
+from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
 
 rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True)
 
@@ -23,6 +24,8 @@ rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to default
 def router(
     bootstrap_servers: str | None = BootstrapOption,
     datadir: Path = typer.Option(Path(".state/router"), help="Faust's data directory (one per worker on a host)."),
+    source_topic: str = typer.Option(EVENTS_TOPIC, help="Topic to route from (benchmarks and tests).", hidden=True),
+    app_id: str = typer.Option(APP_ID, help="Faust app id, i.e. the consumer group.", hidden=True),
 ) -> None:
     """Run a router worker: printer-events -> per-category topics, by the live rules.
 
@@ -30,7 +33,7 @@ def router(
     """
     from continuum_events.processors.worker import run_worker
 
-    run_worker(kafka_settings(bootstrap_servers), datadir)
+    run_worker(kafka_settings(bootstrap_servers), datadir, source_topic=source_topic, app_id=app_id)
 
 
 def _store(bootstrap_servers: str | None) -> ConfigStore:

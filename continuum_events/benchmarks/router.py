@@ -1,0 +1,168 @@
+"""Router benchmark: the router (decode, match rules, encode, produce to every matching
+category) versus a bare Faust agent forwarding bytes, on the same broker, reading the
+same pre-filled 6-partition topic; then routing latency at a steady 1,000 events/s.
+
+Rates count arrivals on the output topic from the first to the last, so worker
+start-up and group joins are excluded from both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from rich.table import Table
+
+from continuum_events.cli.common import console, out
+from continuum_events.codec import EventCodec
+from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, event_key, new_event_id
+from continuum_events.producers.demo import DemoFleet
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import TopicSpec, category_topic, ensure_topics
+
+BENCH_IN = "bench.router-in"
+BENCH_OUT = "bench.forward-out"
+
+
+def _records(n: int, codec: EventCodec, fleet: DemoFleet) -> Iterator[tuple[bytes, bytes]]:
+    """Lazily, so each event is stamped when it is produced (latency starts there)."""
+    encode, prefix = codec.body_encoder(), codec.prefix(BENCH_IN)
+    for _ in range(n):
+        t, payload, severity = fleet.next_event()
+        record = {"event_id": new_event_id(), "event_type": t.symbol,
+                  "severity": severity or DEFAULT_SEVERITY.get(t.value, "info"), "timestamp": time.time_ns() // 1000,
+                  "source": "bench", "payload": (PAYLOAD_BRANCH[t.family], payload), "details": {}}
+        yield event_key(t.family, payload).encode(), encode(record, prefix)
+
+
+def _produce(settings: KafkaSettings, records: Iterable[tuple[bytes, bytes]], rate: float | None = None) -> None:
+    producer = Producer(settings.client_config(**{"linger.ms": 0 if rate else 5, "partitioner": "murmur2_random"}))
+    started = time.monotonic()
+    for i, (key, value) in enumerate(records):
+        if rate and i % 10 == 0:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.produce(BENCH_IN, value, key)
+        producer.poll(0)
+    producer.flush(60)
+
+
+class _Arrivals:
+    """Counts records arriving on a topic from now on; optionally decodes for latency."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, latency: bool = False) -> None:
+        self.count, self.first, self.last, self.latencies_ms = 0, 0.0, 0.0, []
+        self._consumer = Consumer(settings.client_config(**{"group.id": "bench-arrivals", "fetch.wait.max.ms": 10}))
+        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in parts])
+        self._consumer.consume(1, 0.5)  # resolve OFFSET_END before anything is produced
+        self._codec = EventCodec() if latency else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._consumer.consume(1000, 0.05)
+            now = time.monotonic()
+            now_us = time.time_ns() // 1000
+            for msg in batch:
+                if msg.error():
+                    continue
+                if self.count == 0:
+                    self.first = now
+                self.count += 1
+                self.last = now
+                if self._codec:
+                    self.latencies_ms.append((now_us - self._codec.decode(msg.value()).timestamp_us) / 1000)
+
+    def wait(self, n: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while self.count < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.count < n:
+            raise RuntimeError(f"only {self.count} of {n} records arrived within {timeout:.0f} s")
+        return (n - 1) / max(self.last - self.first, 1e-6)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _spawn(args: list[str], log: str) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as sink:
+        return subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def measure(settings: KafkaSettings, events: int, rounds: int, latency_seconds: float) -> None:
+    bootstrap = settings.bootstrap_servers
+    ensure_topics(AdminClient(settings.client_config()), [TopicSpec(BENCH_IN, 6), TopicSpec(BENCH_OUT, 6)])
+    _produce(settings, _records(events, EventCodec(), DemoFleet(seed=11)))
+    work = tempfile.mkdtemp(prefix="bench-router-")
+    console.print(f"{events:,} demo events in {BENCH_IN}; worker logs in {work}")
+    bare, routed = [], []
+    for r in range(rounds):
+        for name, rates, args, topic in (
+            ("bare forwarder", bare, ["-m", "continuum_events.benchmarks.forwarder", bootstrap, BENCH_IN, BENCH_OUT,
+                                      f"bench-forwarder-{r}", f"{work}/forwarder-{r}"], BENCH_OUT),
+            ("router", routed, ["-m", "continuum_events", "--log-level", "warning", "router", "-b", bootstrap,
+                                "--source-topic", BENCH_IN, "--app-id", f"bench-router-{r}",
+                                "--datadir", f"{work}/router-{r}"], category_topic("logging")),
+        ):
+            arrivals = _Arrivals(settings, topic)
+            worker = _spawn(args, f"{work}/{name.replace(' ', '-')}-{r}.log")
+            try:
+                rates.append(arrivals.wait(events, timeout=events / 500 + 60))
+            finally:
+                _stop(worker)
+                arrivals.close()
+            console.print(f"round {r + 1}: {name} {rates[-1]:,.0f} events/s")
+
+    table = Table("path", "median events/s", "rounds", title=f"router benchmark, {events:,} events, 6 partitions")
+    table.add_row("bare Faust agent forwarding bytes", f"{statistics.median(bare):,.0f}", ", ".join(f"{x:,.0f}" for x in bare))
+    table.add_row("router (decode, rules, encode, fan-out)", f"{statistics.median(routed):,.0f}",
+                  ", ".join(f"{x:,.0f}" for x in routed))
+    out.print(table)
+    ratio = statistics.median(routed) / statistics.median(bare)
+    out.print(f"ratio router / bare = {ratio:.2f}  ({'meets' if ratio >= 0.8 else 'MISSES'} the target >= 0.80)")
+
+    # Latency: produce at a steady 1,000 events/s, time each arrival on the logging topic.
+    arrivals = _Arrivals(settings, category_topic("logging"), latency=True)
+    worker = _spawn(["-m", "continuum_events", "--log-level", "warning", "router", "-b", bootstrap,
+                     "--source-topic", BENCH_IN, "--app-id", "bench-router-latency", "--datadir", f"{work}/latency"],
+                    f"{work}/router-latency.log")
+    try:
+        arrivals.wait(events, timeout=events / 500 + 60)  # the new group first routes the backlog
+        arrivals.latencies_ms.clear()
+        n = int(latency_seconds * 1000)
+        arrivals.count = 0
+        _produce(settings, _records(n, EventCodec(), DemoFleet(seed=12)), rate=1000)
+        arrivals.wait(n, timeout=60)
+    finally:
+        _stop(worker)
+        arrivals.close()
+    lat = sorted(arrivals.latencies_ms)
+    pct = {p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] for p in (50, 95, 99)}
+    out.print(f"routing latency at 1,000 events/s over {len(lat):,} events: p50 {pct[50]:.1f} ms, "
+              f"p95 {pct[95]:.1f} ms, p99 {pct[99]:.1f} ms, max {lat[-1]:.1f} ms  "
+              f"({'meets' if pct[99] <= 100 else 'MISSES'} the target p99 <= 100 ms)")
