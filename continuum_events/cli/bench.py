@@ -4,7 +4,8 @@ are comparable), and prints both rates and the ratio."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import typer
 
@@ -42,7 +43,7 @@ def producer(
 @app.command()
 def router(
     events: int = typer.Option(30_000, help="Events routed per round."),
-    rounds: int = typer.Option(2, help="Rounds; baseline and router alternate."),
+    rounds: int = typer.Option(2, help="Rounds; each measures both paths, alternating which goes first."),
     latency_seconds: float = typer.Option(10, help="Seconds of 1,000 events/s for the latency measurement."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
@@ -52,4 +53,14 @@ def router(
     """
     from continuum_events.benchmarks.router import measure
 
-    _with_broker(bootstrap_servers, lambda settings: measure(settings, events, rounds, latency_seconds))
+    measure(lambda: _cluster(bootstrap_servers), events, rounds, latency_seconds)
+
+
+@contextlib.contextmanager
+def _cluster(bootstrap_servers: str | None) -> Iterator[KafkaSettings]:
+    """The given cluster, or a fresh embedded broker for this one measurement."""
+    if bootstrap_servers:
+        yield kafka_settings(bootstrap_servers)
+        return
+    with EmbeddedBroker() as embedded:
+        yield kafka_settings(embedded.bootstrap_servers)

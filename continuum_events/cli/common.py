@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import typer
 from rich.console import Console
@@ -13,7 +14,7 @@ from continuum_events.settings import KafkaSettings
 
 console = Console(stderr=True)
 #: Results a command produces (tables, verdicts) go to stdout, so they can be piped.
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)
 
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers (host:port,...). Also CONTINUUM_KAFKA_BOOTSTRAP_SERVERS; TLS/SASL settings come "

@@ -3,6 +3,7 @@ the dead-letter path, SIGKILLs and a second worker."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -176,35 +177,41 @@ def test_sigkill_five_times_while_50k_events_flow_loses_nothing(tmp_path) -> Non
     with EmbeddedBroker() as broker:
         worker = RouterProcess(broker.bootstrap_servers, "killed").start()
         ids: dict[str, str] = {}
-        done = threading.Event()
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        outputs = FlowMonitor(settings, category_topic("logging")).start()
-        kills_at = []
-        with EventProducer(settings, spool_path=tmp_path / "s.db") as p:
-            feeder = threading.Thread(target=_stream, args=(p, 50_000, 2_000, ids, done))
-            feeder.start()
-            for _ in range(5):
-                # Kill only a worker that is routing: 1,500 more outputs since it (re)started.
-                mark = outputs.snapshot().total
-                deadline = time.monotonic() + 60
-                while outputs.snapshot().total < mark + 1_500 and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert time.monotonic() < deadline, f"the worker made no progress\n{worker.tail()}"
-                worker.kill()
-                kills_at.append(outputs.snapshot().total)
-                worker.start()
-            feeder.join()
-        outputs.stop()
-        assert kills_at[-1] < 50_000, "the last kill came after all events were routed"
         try:
+            kills_at = _kill_five_times(broker, worker, ids, tmp_path)
             duplicates = _check_complete(broker.bootstrap_servers, ids, timeout=180)
-        finally:
             assert worker.stop() == 0, worker.tail()
+        finally:
+            worker.kill()
     REPORTS.mkdir(parents=True, exist_ok=True)
     report = {"events": len(ids), "kills": 5, "outputs_at_kills": kills_at, "lost": 0, "duplicates": duplicates}
     (REPORTS / "router-sigkill.json").write_text(json.dumps(report, indent=2))
     print(f"\nrouter SIGKILL x5 over {len(ids)} events (kills after {kills_at} logging outputs): 0 lost, "
           f"duplicates per category {duplicates}")
+
+
+def _kill_five_times(broker, worker, ids, tmp_path) -> list[int]:
+    done = threading.Event()
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    outputs = FlowMonitor(settings, category_topic("logging")).start()
+    kills_at = []
+    with EventProducer(settings, spool_path=tmp_path / "s.db") as p:
+        feeder = threading.Thread(target=_stream, args=(p, 50_000, 2_000, ids, done))
+        feeder.start()
+        for _ in range(5):
+            # Kill only a worker that is routing: 1,500 more outputs since it (re)started.
+            mark = outputs.snapshot().total
+            deadline = time.monotonic() + 60
+            while outputs.snapshot().total < mark + 1_500 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert time.monotonic() < deadline, f"the worker made no progress\n{worker.tail()}"
+            worker.kill()
+            kills_at.append(outputs.snapshot().total)
+            worker.start()
+        feeder.join()
+    outputs.stop()
+    assert kills_at[-1] < 50_000, "the last kill came after all events were routed"
+    return kills_at
 
 
 def _source_partition(r: Received) -> int:
@@ -218,26 +225,33 @@ def test_two_workers_split_the_partitions_and_a_clean_stop_hands_over(tmp_path) 
         first = RouterProcess(bootstrap, "first").start()
         second = RouterProcess(bootstrap, "second").start()
         warmup, steady, after = {}, {}, {}
-        with EventProducer(KafkaSettings(bootstrap_servers=bootstrap), spool_path=tmp_path / "s.db") as p:
-            _stream(p, 2_000, 1_000, warmup, threading.Event())
-            collect(bootstrap, set(warmup), ("logging",), expect={"logging": 2_000})
-            time.sleep(8)  # past any rebalance the second worker's join caused
-            _stream(p, 3_000, 1_000, steady, threading.Event())
-            routed = collect(bootstrap, set(steady), ("logging",), expect={"logging": 3_000})["logging"]
-            by_worker: dict[bytes, set[int]] = defaultdict(set)
-            for r in routed:
-                by_worker[r.headers["continuum.router"]].add(_source_partition(r))
-            assert len(by_worker) == 2, f"one worker did everything: {dict(by_worker)}"
-            assert not set.intersection(*by_worker.values()), f"a partition routed by both: {dict(by_worker)}"
-            assert set.union(*by_worker.values()) == set(range(6))
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(first.kill)
+            cleanup.callback(second.kill)
+            _split_and_hand_over(bootstrap, first, second, warmup, steady, after, tmp_path)
 
-            assert first.stop() == 0, first.tail()
-            _stream(p, 3_000, 1_000, after, threading.Event())
-        try:
-            _check_complete(bootstrap, {**warmup, **steady, **after}, timeout=90)
-            routed_after = collect(bootstrap, set(after), ("logging",), expect={"logging": 3_000})["logging"]
-            assert {r.headers["continuum.router"] for r in routed_after} == {
-                next(w for w in by_worker if w.endswith(str(second.process.pid).encode()))
-            }, "after the clean stop, the remaining worker routes everything"
-        finally:
-            assert second.stop() == 0, second.tail()
+
+def _split_and_hand_over(bootstrap, first, second, warmup, steady, after, tmp_path) -> None:
+    with EventProducer(KafkaSettings(bootstrap_servers=bootstrap), spool_path=tmp_path / "s.db") as p:
+        _stream(p, 2_000, 1_000, warmup, threading.Event())
+        collect(bootstrap, set(warmup), ("logging",), expect={"logging": 2_000})
+        time.sleep(8)  # past any rebalance the second worker's join caused
+        _stream(p, 3_000, 1_000, steady, threading.Event())
+        routed = collect(bootstrap, set(steady), ("logging",), expect={"logging": 3_000})["logging"]
+        by_worker: dict[bytes, set[int]] = defaultdict(set)
+        for r in routed:
+            by_worker[r.headers["continuum.router"]].add(_source_partition(r))
+        assert len(by_worker) == 2, f"one worker did everything: {dict(by_worker)}"
+        assert not set.intersection(*by_worker.values()), f"a partition routed by both: {dict(by_worker)}"
+        assert set.union(*by_worker.values()) == set(range(6))
+
+        assert first.stop() == 0, first.tail()
+        _stream(p, 3_000, 1_000, after, threading.Event())
+    try:
+        _check_complete(bootstrap, {**warmup, **steady, **after}, timeout=90)
+        routed_after = collect(bootstrap, set(after), ("logging",), expect={"logging": 3_000})["logging"]
+        assert {r.headers["continuum.router"] for r in routed_after} == {
+            next(w for w in by_worker if w.endswith(str(second.process.pid).encode()))
+        }, "after the clean stop, the remaining worker routes everything"
+    finally:
+        assert second.stop() == 0, second.tail()
