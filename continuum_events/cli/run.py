@@ -2,14 +2,18 @@
 
 On the embedded broker by default, or on a real cluster with ``--bootstrap-servers``
 (and the CONTINUUM_KAFKA_* TLS/SASL settings). It starts the parts that exist —
-today the demo source feeding ``dispatch_event`` — and shows what flows through
-``printer-events``. Ctrl-C (or ``--duration``) stops everything cleanly: the
+the demo source feeding ``dispatch_event`` and a router worker (supervised:
+restarted if it crashes) — and shows what flows into ``printer-events`` and out to
+each category topic. Ctrl-C (or ``--duration``) stops everything cleanly: the
 producer delivers or spools what it holds before the broker goes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +31,8 @@ from continuum_events.cli.events import describe
 from continuum_events.monitor import FlowMonitor, FlowSnapshot
 from continuum_events.producers.app import EventProducer, ProducerStats
 from continuum_events.producers.demo import DemoFleet, run_demo
-from continuum_events.topology import EVENTS_TOPIC, Topology, ensure_topology
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, Topology, category_topic, ensure_topology
 
 SEVERITY_STYLE = {"info": "green", "warning": "yellow", "error": "red", "critical": "bold red"}
 
@@ -40,8 +45,9 @@ def run(
     duration: float = typer.Option(0, help="Stop after this many seconds (0: run until Ctrl-C)."),
     view: bool = typer.Option(True, "--view/--no-view", help="Live terminal view, or a summary line every 5 s."),
     spool: Path = typer.Option(Path(".state/spool.db"), help="The producer's local spool for broker outages."),
+    router: bool = typer.Option(True, "--router/--no-router", help="Run a router worker (category routing)."),
 ) -> None:
-    """Run the pipeline: embedded broker (unless --bootstrap-servers), demo source, live view."""
+    """Run the pipeline: embedded broker (unless --bootstrap-servers), demo source, router, live view."""
     embedded: EmbeddedBroker | None = None
     stop = threading.Event()
     with contextlib.ExitStack() as cleanup:
@@ -64,6 +70,13 @@ def run(
 
         monitor = FlowMonitor(settings, EVENTS_TOPIC).start()
         cleanup.callback(monitor.stop)
+        flows = {c: FlowMonitor(settings, category_topic(c)).start() for c in (*CATEGORIES, "dlq")}
+        for flow in flows.values():
+            cleanup.callback(flow.stop)
+        parts = Supervisor(settings, spool.parent) if router else None
+        if parts is not None:
+            parts.start()
+            cleanup.callback(parts.stop)
         producer = EventProducer(settings, source="continuum-demo", spool_path=spool)
         cleanup.callback(producer.close)
         demo = threading.Thread(
@@ -76,19 +89,26 @@ def run(
         started = time.monotonic()
         try:
             if view:
-                with Live(render(monitor.snapshot(), producer.stats(), 0), console=console, refresh_per_second=4) as live:
+                with Live(console=console, refresh_per_second=4) as live:
                     while not _done(started, duration, stop):
-                        live.update(render(monitor.snapshot(), producer.stats(), time.monotonic() - started))
+                        if parts is not None:
+                            parts.check()
+                        live.update(render(monitor.snapshot(), producer.stats(), time.monotonic() - started,
+                                           {c: f.snapshot() for c, f in flows.items()}, parts))
             else:
                 while not _done(started, duration, stop, tick=5):
-                    console.print(summary(monitor.snapshot(), producer.stats()))
+                    if parts is not None:
+                        parts.check()
+                    console.print(summary(monitor.snapshot(), producer.stats(), flows))
         except KeyboardInterrupt:
             console.print("stopping…")
         stop.set()
         demo.join(5)
         producer.flush(10)
-        time.sleep(0.5)  # let the monitor see the last events
-        console.print(summary(monitor.snapshot(), producer.stats()))
+        if parts is not None:
+            _wait_routed(monitor, flows["logging"], timeout=15)
+        time.sleep(0.5)  # let the monitors see the last events
+        console.print(summary(monitor.snapshot(), producer.stats(), flows))
 
 
 def _done(started: float, duration: float, stop: threading.Event, tick: float = 0.25) -> bool:
@@ -97,13 +117,61 @@ def _done(started: float, duration: float, stop: threading.Event, tick: float = 
     return stop.wait(min(tick, max(0.05, duration - (time.monotonic() - started))) if duration else tick)
 
 
-def summary(flow: FlowSnapshot, stats: ProducerStats) -> str:
+def _wait_routed(source: FlowMonitor, logging_flow: FlowMonitor, timeout: float) -> None:
+    """Logging receives every event: wait until it has caught up with the source."""
+    deadline = time.monotonic() + timeout
+    while logging_flow.snapshot().total < source.snapshot().total and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+class Supervisor:
+    """Runs the pipeline's worker processes; a crashed one is restarted and reported."""
+
+    def __init__(self, settings: KafkaSettings, state: Path) -> None:
+        self.settings, self.state = settings, state
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.log_path = state / "router.log"
+
+    def start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "continuum_events", "router", "-b", self.settings.bootstrap_servers,
+                 "--datadir", str(self.state / "router")], stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            self.restarts += 1
+            console.log(f"[red]router exited with {self.process.returncode}[/]; restarting (see {self.log_path})")
+            self.start()
+
+    @property
+    def status(self) -> str:
+        return f"router pid {self.process.pid if self.process else '-'}, restarts {self.restarts}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def summary(flow: FlowSnapshot, stats: ProducerStats, flows: dict[str, FlowMonitor] | None = None) -> str:
+    routed = ""
+    if flows:
+        snaps = {c: f.snapshot() for c, f in flows.items()}
+        routed = "; routed " + ", ".join(f"{c} {s.total + s.undecodable}" for c, s in snaps.items())
     return (f"events: dispatched {stats.dispatched}, delivered {stats.delivered}, seen on {EVENTS_TOPIC} "
             f"{flow.total} ({flow.rate:.1f}/s), undecodable {flow.undecodable}; producer {stats.mode}, "
-            f"spooled {stats.spooled}, refused {stats.dropped}")
+            f"spooled {stats.spooled}, refused {stats.dropped}{routed}")
 
 
-def render(flow: FlowSnapshot, stats: ProducerStats, elapsed: float) -> Group:
+def render(flow: FlowSnapshot, stats: ProducerStats, elapsed: float, categories: dict[str, FlowSnapshot],
+           parts: Supervisor | None) -> Group:
     """The live view: what flows in, by type and severity, and the latest events."""
     head = Table.grid(padding=(0, 3))
     head.add_row(
@@ -117,8 +185,12 @@ def render(flow: FlowSnapshot, stats: ProducerStats, elapsed: float) -> Group:
     by_severity = Table("severity", "count", title="by severity", expand=True)
     for name in ("info", "warning", "error", "critical"):
         by_severity.add_row(f"[{SEVERITY_STYLE[name]}]{name}[/]", str(flow.by_severity.get(name, 0)))
+    routed = Table("to", "events/s", "total", title=f"routed to {EVENTS_TOPIC}.*", expand=True)
+    for name, snap in categories.items():
+        routed.add_row(name, f"{snap.rate:.1f}", str(snap.total + snap.undecodable))
+    routed.caption = parts.status if parts else "router not running (--no-router)"
     counts = Table.grid(expand=True)
-    counts.add_row(by_type, by_severity)
+    counts.add_row(by_type, by_severity, routed)
     latest = sorted(flow.recent, key=lambda e: e.timestamp_us, reverse=True)
     recent = "\n".join(describe(e) for e in latest) or "waiting for events…"
     return Group(Panel(head, title="continuum-events — Ctrl-C stops"), counts, Panel(recent, title="latest"))

@@ -59,12 +59,44 @@ def test_tail_prints_decoded_events(broker) -> None:
 @pytest.mark.broker
 def test_run_starts_the_embedded_broker_and_the_demo_flows(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    result = runner.invoke(app, ["run", "--duration", "6", "--no-view", "--rate", "200",
+    result = runner.invoke(app, ["run", "--duration", "8", "--no-view", "--rate", "200",
                                  "--broker-port", str(free_port()), "--spool", str(tmp_path / "spool.db")])
     assert result.exit_code == 0, result.output
     last = " ".join(result.output.split())
     assert "embedded broker" in last
     dispatched = int(last.rsplit("dispatched ", 1)[1].split(",")[0])
     seen = int(last.rsplit("seen on printer-events ", 1)[1].split(" ")[0])
+    routed = int(last.rsplit("routed logging ", 1)[1].split(",")[0])
     assert dispatched > 500 and seen == dispatched
-    assert "undecodable 0" in last and "refused 0" in last
+    assert routed == dispatched, "the router sends every event to logging"
+    assert "undecodable 0" in last and "refused 0" in last and "dlq 0" in last
+
+
+@pytest.mark.broker
+def test_rules_set_list_and_test_explain_routing(broker) -> None:
+    b = ["-b", broker.bootstrap_servers]
+    event = json.dumps({"event_type": "printer.jam", "severity": "warning",
+                        "payload": {"printer_id": "p-9", "printer_department": "Finance"}})
+    before = runner.invoke(app, ["rules", "test", event, *b])
+    assert before.exit_code == 0, before.output
+    assert before.stdout.strip().splitlines()[-1] == "reaches: logging"
+
+    result = runner.invoke(app, ["rules", "set", "cli-finance-jams", "--category", "alerting", "-t", "printer.jam",
+                                 "--where", "printer_department=Finance", "--mask", "printer_ip", *b])
+    assert result.exit_code == 0, result.output
+    try:
+        listed = runner.invoke(app, ["rules", "list", "--json", *b])
+        names = [r["name"] for r in json.loads(listed.stdout)]
+        assert "cli-finance-jams" in names and "logging-default" in names
+        after = runner.invoke(app, ["rules", "test", event, *b])
+        assert after.stdout.strip().splitlines()[-1] == "reaches: logging, alerting"
+        assert "cli-finance-jams" in after.stdout
+    finally:
+        runner.invoke(app, ["rules", "delete", "cli-finance-jams", *b])
+
+
+def test_rules_set_refuses_a_bad_rule_with_the_reason() -> None:
+    result = runner.invoke(app, ["rules", "set", "bad", "--category", "alerting", "-t", "printer.melted",
+                                 "-b", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "matches no event type" in " ".join(result.output.split())
