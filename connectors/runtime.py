@@ -1,0 +1,368 @@
+"""The one runtime every connector runs on.
+
+One :class:`IntegrationRunner` per configured integration: its own consumer group
+(``continuum-connector-<name>``) on its category topic, so each destination keeps its
+own position and a slow or broken vendor holds up nobody else. The runner decodes,
+applies the integration's filters and transforms (the shared rule engine), batches by
+count, bytes and linger, and hands batches to the sink. Then, by outcome:
+
+* delivered — counted; its offsets become committable;
+* retry — exponential backoff with full jitter, at least the vendor's Retry-After; the
+  partitions are paused (not dropped) and the consumer keeps polling, so the group
+  keeps it; partial failures retry only the failed records;
+* rejected record — written unchanged to ``printer-events.dlq.<name>`` with the reason;
+* bad configuration — stop sending, keep the data (nothing committed), mark the
+  integration unhealthy, log it, try again every ``config_retry_s``;
+* 413 — the batch is split in halves.
+
+Offsets are committed only for the contiguous prefix of records that are delivered or
+dead-lettered (:class:`OffsetTracker`), dead letters flushed first. Stopping (the
+``stop`` event) ends fetching, finishes the batch in hand within ``drain_s`` and
+commits what is done::
+
+    runner = IntegrationRunner("splunk-prod", "logging", SplunkSink(...), settings)
+    threading.Thread(target=runner.run, args=(stop,)).start()
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from continuum_events.codec import DecodeError, EventCodec
+from continuum_events.deadletter import dead_letter_headers
+from continuum_events.events import Event
+from continuum_events.rules import RuleSet, filter_for_integration
+from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
+from continuum_events.topology import Topology, category_topic, ensure_topics, integration_dlq_topic
+from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, Split
+
+log = logging.getLogger(__name__)
+
+
+class OffsetTracker:
+    """Per partition, the offsets consumed and not yet resolved; commits the contiguous
+    prefix only, so a failed record is never skipped because a later one succeeded."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], set[int]] = {}
+        self._next: dict[tuple[str, int], int] = {}
+
+    def consumed(self, topic: str, partition: int, offset: int) -> None:
+        tp = (topic, partition)
+        self._pending.setdefault(tp, set()).add(offset)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+
+    def resolved(self, topic: str, partition: int, offset: int) -> None:
+        self._pending.get((topic, partition), set()).discard(offset)
+
+    def committable(self) -> dict[tuple[str, int], int]:
+        """Offset to commit per partition: the lowest unresolved, or one past the last seen."""
+        return {tp: min(pending) if pending else self._next[tp] for tp, pending in self._pending.items()}
+
+    def forget(self, partitions: Sequence[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self._pending.pop(tp, None)
+            self._next.pop(tp, None)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter, never less than the vendor asked for."""
+
+    base_s: float = 0.2
+    cap_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        jittered = self.rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+        return max(jittered, retry_after or 0.0)
+
+
+class Metrics:
+    """Prometheus metrics of the connectors, labelled by integration."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r, label = self.registry, ["integration"]
+        self.delivered = Counter("continuum_connector_delivered", "Events delivered", label, registry=r)
+        self.retried = Counter("continuum_connector_retried", "Events sent again after a failure", label, registry=r)
+        self.dead_lettered = Counter("continuum_connector_dead_lettered", "Events dead-lettered", label, registry=r)
+        self.filtered = Counter("continuum_connector_filtered", "Events skipped by the integration's filter", label,
+                                registry=r)
+        self.failed_batches = Counter("continuum_connector_failed_batches", "Batches that failed", label, registry=r)
+        self.latency = Histogram("continuum_connector_request_seconds", "Vendor request time", label, registry=r)
+        self.lag = Gauge("continuum_connector_lag", "Records behind the end of the category topic", label, registry=r)
+        self.healthy = Gauge("continuum_connector_healthy", "1 healthy, 0 not", label, registry=r)
+
+
+@dataclass
+class Health:
+    state: str = "starting"  # starting, healthy, retrying, unhealthy, stopped
+    last_error: str | None = None
+    last_delivery: float | None = None
+    delivered: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+
+
+@dataclass
+class _Record:
+    msg: Message
+    event: Event
+
+
+class IntegrationRunner:
+    """Delivers one integration's category topic to its sink; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        category: str,
+        sink: Sink,
+        settings: KafkaSettings,
+        *,
+        codec: EventCodec | None = None,
+        rules: Callable[[], RuleSet] = lambda: RuleSet.of([]),
+        metrics: Metrics | None = None,
+        backoff: Backoff | None = None,
+        config_retry_s: float = 30.0,
+        drain_s: float = 10.0,
+        on_batch: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name, self.category, self.sink, self.settings = name, category, sink, settings
+        self.codec = codec or EventCodec(settings.schema_registry())
+        self.rules = rules
+        self.metrics = metrics or Metrics()
+        self.backoff = backoff or Backoff()
+        self.config_retry_s, self.drain_s = config_retry_s, drain_s
+        self.topic, self.dlq_topic = category_topic(category), integration_dlq_topic(name)
+        self.health = Health()
+        self.offsets = OffsetTracker()
+        self._committed: dict[tuple[str, int], int] = {}
+        #: Test hook: called with a phase name ("delivered", "committed") after each batch.
+        self.on_batch = on_batch
+        self._consumer: Consumer | None = None
+        self._dlq = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True,
+                                                       "linger.ms": 5}))
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        # The integration's own topics are created explicitly, never by auto-create.
+        ensure_topics(AdminClient(self.settings.client_config()), Topology().integration_topics(self.name))
+        consumer = Consumer(self.settings.client_config(**{
+            "group.id": f"continuum-connector-{self.name}", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.wait.max.ms": 100, **FAST_GROUP_SETTINGS,
+        }))
+        self._consumer = consumer
+        consumer.subscribe([self.topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._set_health("healthy")
+        batch: list[_Record] = []
+        batch_bytes, opened = 0, 0.0
+        limits = self.sink.limits
+        try:
+            while not stop.is_set():
+                wait = limits.linger_s - (time.monotonic() - opened) if batch else 0.5
+                for msg in consumer.consume(max(1, limits.max_records - len(batch)), max(0.0, wait)):
+                    record = self._admit(msg)
+                    if record is not None:
+                        if not batch:
+                            opened = time.monotonic()
+                        batch.append(record)
+                        batch_bytes += len(msg.value() or b"")
+                full = len(batch) >= limits.max_records or batch_bytes >= limits.max_bytes
+                if batch and (full or time.monotonic() - opened >= limits.linger_s):
+                    self._deliver(batch, stop)
+                    batch, batch_bytes = [], 0
+                self._commit()
+            if batch:  # stopping: finish the batch in hand, within drain_s
+                self._deliver(batch, stop, deadline=time.monotonic() + self.drain_s)
+            self._commit()
+        finally:
+            self._set_health("stopped")
+            consumer.close()
+            self._dlq.flush(10)
+            self.sink.close()
+
+    def _admit(self, msg: Message) -> _Record | None:
+        if msg.error():
+            log.warning("%s: consumer error %s", self.name, msg.error())
+            return None
+        self.offsets.consumed(msg.topic(), msg.partition(), msg.offset())
+        try:
+            event = self.codec.decode(msg.value(), msg.topic(), msg.partition(), msg.offset())
+            decision = filter_for_integration(event, self.rules(), self.name, self.category)
+        except Exception as exc:  # noqa: BLE001 - undecodable or a rule that raises: the record's fault
+            self._dead_letter(msg, exc)
+            return None
+        if decision is None:
+            self.metrics.filtered.labels(self.name).inc()
+            self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
+            return None
+        return _Record(msg, decision.event)
+
+    def _deliver(self, batch: list[_Record], stop: threading.Event, deadline: float | None = None) -> None:
+        """Resolve every record of ``batch``: delivered or dead-lettered. Returns early only
+        when stopping past ``deadline``; those records stay unresolved and uncommitted."""
+        queue, attempt = [batch], 0
+        while queue:
+            part = queue.pop(0)
+            started = time.monotonic()
+            try:
+                result = self.sink.write([r.event for r in part])
+            except Split as exc:
+                if len(part) == 1:
+                    self._reject(part[0], str(exc) or "the vendor refuses this event")
+                    continue
+                half = len(part) // 2
+                queue[:0] = [part[:half], part[half:]]
+                continue
+            except ConfigError as exc:
+                self._unhealthy(str(exc))
+                if not self._wait(self.config_retry_s, stop, deadline):
+                    return
+                queue.insert(0, part)
+                continue
+            except Retry as exc:
+                result = BatchResult(retry={i: str(exc) for i in range(len(part))}, retry_after=exc.retry_after)
+            except Exception as exc:  # noqa: BLE001 - timeouts, resets: transient by default
+                result = BatchResult(retry={i: f"{type(exc).__name__}: {exc}" for i in range(len(part))})
+            finally:
+                self.metrics.latency.labels(self.name).observe(time.monotonic() - started)
+
+            for i, reason in result.rejected.items():
+                self._reject(part[i], reason)
+            delivered = [r for i, r in enumerate(part) if i not in result.rejected and i not in result.retry]
+            for r in delivered:
+                self.offsets.resolved(r.msg.topic(), r.msg.partition(), r.msg.offset())
+            if delivered:
+                self.metrics.delivered.labels(self.name).inc(len(delivered))
+                self.health.delivered += len(delivered)
+                self.health.last_delivery = time.time()
+            if result.retry:
+                again = [part[i] for i in sorted(result.retry)]
+                self.metrics.retried.labels(self.name).inc(len(again))
+                self.metrics.failed_batches.labels(self.name).inc()
+                self.health.retried += len(again)
+                reason = next(iter(result.retry.values()))
+                self._set_health("retrying", reason)
+                log.warning("%s: %d of %d events to retry (%s)", self.name, len(again), len(part), reason)
+                if not self._wait(self.backoff.delay(attempt, result.retry_after), stop, deadline):
+                    return
+                attempt += 1
+                queue.insert(0, again)
+            else:
+                attempt = 0
+                if self.health.state != "healthy":
+                    log.info("%s: delivering again", self.name)
+                self._set_health("healthy")
+        self._dlq.flush(30)
+        log.info("%s: batch of %d resolved (%d delivered so far, %d dead-lettered)", self.name, len(batch),
+                 self.health.delivered, self.health.dead_lettered)
+        if self.on_batch:
+            self.on_batch("delivered")
+
+    def _wait(self, seconds: float, stop: threading.Event, deadline: float | None) -> bool:
+        """Sleep with the partitions paused, polling so the group keeps us. False: give up."""
+        consumer = self._consumer
+        assert consumer is not None
+        consumer.pause(consumer.assignment())
+        rewound: set[TopicPartition] = set()
+        try:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                if deadline is None and stop.is_set():
+                    # Stopping while the vendor is failing: keep what is owed for the next start.
+                    return False
+                for msg in consumer.consume(100, min(0.2, max(0.0, until - time.monotonic()))):
+                    # Paused partitions deliver nothing, but a rebalance may hand us new ones:
+                    # rewind each to its first record and pause it too.
+                    tp = TopicPartition(msg.topic(), msg.partition())
+                    if not msg.error() and tp not in rewound:
+                        rewound.add(tp)
+                        consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                        consumer.pause([tp])
+            return True
+        finally:
+            consumer.resume(consumer.assignment())
+
+    # -- outcomes ---------------------------------------------------------------------
+    def _reject(self, record: _Record, reason: str) -> None:
+        self._dead_letter(record.msg, reason)
+
+    def _dead_letter(self, msg: Message, error: BaseException | str) -> None:
+        headers = dead_letter_headers(f"connector:{self.name}", error, msg.topic(), msg.partition(), msg.offset())
+        self._dlq.produce(self.dlq_topic, msg.value(), msg.key(), headers=headers)
+        self._dlq.poll(0)
+        self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
+        self.metrics.dead_lettered.labels(self.name).inc()
+        self.health.dead_lettered += 1
+        log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, msg.topic(), msg.partition(), msg.offset(), error)
+
+    def _unhealthy(self, reason: str) -> None:
+        if self.health.state != "unhealthy":
+            log.error("%s: configuration problem, sending stopped, data kept: %s", self.name, reason)
+        self._set_health("unhealthy", reason)
+
+    def _set_health(self, state: str, error: str | None = None) -> None:
+        self.health.state = state
+        if error is not None:
+            self.health.last_error = error
+        self.metrics.healthy.labels(self.name).set(1 if state in ("healthy", "starting") else 0)
+
+    # -- offsets ----------------------------------------------------------------------
+    def _commit(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        committable = self.offsets.committable()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in committable.items() if self._committed.get((t, p)) != o]
+        if not offsets:
+            return
+        if self._dlq.flush(30):  # dead letters are part of "resolved": they must be stored first
+            log.error("%s: dead-letter topic not acknowledging; not committing", self.name)
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("%s: commit failed (%s); records will be redelivered", self.name, exc.args[0])
+            return
+        self._committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        if self.on_batch:
+            self.on_batch("committed")
+        self._update_lag(consumer)
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        lag = 0
+        for tp in consumer.position(consumer.assignment()):
+            try:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)  # see BROKER.md: not ListOffsets
+            except KafkaException:
+                continue
+            if high >= 0 and tp.offset >= 0:
+                lag += max(0, high - tp.offset)
+        self.metrics.lag.labels(self.name).set(lag)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit()
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        self.offsets.forget(tps)
+        for tp in tps:
+            self._committed.pop(tp, None)

@@ -1,0 +1,194 @@
+"""The one contract every connector passes, against the real broker and a receiver that
+enforces the vendor's contract: delivers all, retries transient errors, dead-letters bad
+records with reasons, stops on bad configuration without losing data, commits only
+after delivery, drains on shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from continuum_events.broker import EmbeddedBroker
+from continuum_events.connectors.base import Sink
+from continuum_events.connectors.runtime import Backoff, IntegrationRunner
+from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
+from continuum_events.deadletter import read_dead_letter_headers
+from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import category_topic, integration_dlq_topic
+from tests.receivers import ContractReceiver, SplunkReceiver
+
+pytestmark = pytest.mark.broker
+
+
+@dataclass(frozen=True)
+class Vendor:
+    name: str
+    receiver: Callable[[], ContractReceiver]
+    sink: Callable[[str], Sink]  # receiver URL -> sink
+    busy: tuple  # a scripted transient answer
+
+
+VENDORS = [
+    Vendor("splunk", SplunkReceiver,
+           lambda url: SplunkHecSink(SplunkConfig(url, SecretStr(SplunkReceiver.TOKEN), index="printers")),
+           (503, {"text": "Server is busy", "code": 9}, {})),
+]
+
+
+@dataclass
+class Rig:
+    broker: EmbeddedBroker
+    receiver: ContractReceiver
+    vendor: Vendor
+    settings: KafkaSettings
+    name: str
+
+    def produce(self, n: int, start: int = 0) -> list[str]:
+        with EventProducer(self.settings, topic=category_topic("logging"), spool_path=_tmp_spool()) as p:
+            ids = [p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"p-{i % 37}", "printer_name": f"P{i}",
+                                                          "consecutive_failures": 3}) for i in range(start, start + n)]
+            assert p.flush(10) == 0
+        return ids
+
+    def runner(self, **kwargs) -> tuple[IntegrationRunner, threading.Event, threading.Thread]:
+        runner = IntegrationRunner(self.name, "logging", self.vendor.sink(self.receiver.url), self.settings,
+                                   backoff=Backoff(base_s=0.05, cap_s=0.5), **kwargs)
+        stop = threading.Event()
+        thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+        thread.start()
+        return runner, stop, thread
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+
+    def committed(self) -> int:
+        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap_servers})
+        group = f"continuum-connector-{self.name}"
+        result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
+        return sum(max(tp.offset, 0) for tp in result.topic_partitions)
+
+    def dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
+        consumer = Consumer({"bootstrap.servers": self.broker.bootstrap_servers, "group.id": "dlq-check"})
+        topic = integration_dlq_topic(self.name)
+        out = []
+        try:
+            if topic not in consumer.list_topics(timeout=5).topics:
+                return []
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            while (msg := consumer.poll(1.0)) is not None:
+                if not msg.error():
+                    out.append((msg.value(), read_dead_letter_headers(msg.headers())))
+        finally:
+            consumer.close()
+        return out
+
+
+
+
+def _tmp_spool():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix="contract-")) / "spool.db"
+
+
+@pytest.fixture(params=VENDORS, ids=lambda v: v.name)
+def rig(request) -> Iterator[Rig]:
+    vendor: Vendor = request.param
+    with EmbeddedBroker() as broker, vendor.receiver() as receiver:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        yield Rig(broker, receiver, vendor, settings, f"{vendor.name}-contract")
+
+
+def _stop(stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_delivers_everything_then_commits(rig: Rig) -> None:
+    ids = rig.produce(1_500)
+    runner, stop, thread = rig.runner()
+    rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    assert sum(rig.receiver.received.event_ids.values()) == len(ids), "no duplicates without faults"
+    assert runner.health.delivered == len(ids) and runner.health.dead_lettered == 0
+
+
+def test_retries_transient_errors_honouring_retry_after(rig: Rig) -> None:
+    ids = rig.produce(300)
+    rig.receiver.script = [rig.vendor.busy, (429, {"text": "slow down"}, {"Retry-After": "1"}), rig.vendor.busy]
+    started = time.monotonic()
+    runner, stop, thread = rig.runner()
+    rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))
+    assert time.monotonic() - started >= 1.0, "Retry-After: 1 was not honoured"
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    assert runner.health.retried > 0 and runner.health.dead_lettered == 0
+    assert rig.dead_letters() == []
+
+
+def test_dead_letters_bad_records_with_reasons_and_delivers_the_rest(rig: Rig) -> None:
+    ids = rig.produce(200)
+    bad = {ids[17], ids[150]}
+    rig.receiver.refuse_ids = bad
+    runner, stop, thread = rig.runner()
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    assert set(rig.receiver.received.event_ids) == set(ids) - bad
+    letters = rig.dead_letters()
+    assert len(letters) == 2 and runner.health.dead_lettered == 2
+    for _, headers in letters:
+        assert headers["dlq.stage"] == f"connector:{rig.name}" and headers["dlq.reason"]
+        assert headers["dlq.topic"] == category_topic("logging") and int(headers["dlq.offset"]) >= 0
+
+
+def test_bad_configuration_stops_sending_keeps_data_and_resumes_when_fixed(rig: Rig) -> None:
+    ids = rig.produce(400)
+    rig.receiver.auth_broken = True
+    runner, stop, thread = rig.runner(config_retry_s=1.0)
+    rig.wait_for(lambda: runner.health.state == "unhealthy")
+    time.sleep(1.5)
+    assert rig.committed() == 0, "nothing may be committed while the integration is misconfigured"
+    assert not rig.receiver.received.event_ids and rig.dead_letters() == []
+    rig.receiver.auth_broken = False
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    assert set(rig.receiver.received.event_ids) == set(ids)
+    assert runner.health.state == "stopped" and runner.health.last_error
+
+
+def test_commits_only_after_delivery_and_drains_on_shutdown(rig: Rig) -> None:
+    ids = rig.produce(2_000)
+    committed_vs_delivered = []
+
+    def check(phase: str) -> None:
+        if phase == "committed":
+            committed_vs_delivered.append((rig.committed(), sum(rig.receiver.received.event_ids.values())))
+
+    runner, stop, thread = rig.runner(on_batch=check)
+    rig.wait_for(lambda: len(rig.receiver.received.event_ids) >= 500)
+    _stop(stop, thread)  # mid-stream: finish the batch in hand, commit, leave
+    at_stop = rig.committed()
+    assert at_stop <= len(set(rig.receiver.received.event_ids))
+    assert all(c <= d for c, d in committed_vs_delivered), committed_vs_delivered
+
+    runner, stop, thread = rig.runner()  # the same integration again: continues where it left
+    rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    duplicates = sum(rig.receiver.received.event_ids.values()) - len(ids)
+    assert duplicates == 0, "a clean stop commits everything it delivered"
