@@ -55,6 +55,15 @@ class ContractReceiver:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:  # noqa: N802
+                status, answer, headers = receiver.handle_get(self.path, self.headers)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -82,6 +91,9 @@ class ContractReceiver:
 
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
         raise NotImplementedError
+
+    def handle_get(self, path: str, headers: Any) -> Answer:
+        return 404, {"error": "not found"}, {}
 
 
 class SplunkReceiver(ContractReceiver):
@@ -138,3 +150,97 @@ class SplunkReceiver(ContractReceiver):
         if isinstance(obj["event"], dict) and obj["event"].get("event_id") in self.refuse_ids:
             return {"text": "Invalid data format", "code": 6}
         return None
+
+
+class ElasticsearchReceiver(ContractReceiver):
+    """``/_bulk``: NDJSON pairs ending in a newline, ApiKey auth, ``create`` with ``_id``;
+    keeps one document per ``_id`` (a second create is a 409, as in Elasticsearch)."""
+
+    API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.item_429_once: set[str] = set()
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        if path != "/_bulk":
+            return 404, {"error": "no handler"}, {}
+        if headers.get("Authorization") != f"ApiKey {self.API_KEY}" or self.auth_broken:
+            return 401, {"error": {"type": "security_exception", "reason": "unable to authenticate"},
+                         "status": 401}, {}
+        if not headers.get("Content-Type", "").startswith("application/x-ndjson"):
+            return 406, {"error": "Content-Type header [application/json] is not supported", "status": 406}, {}
+        text = body.decode()
+        if not text.endswith("\n"):
+            return 400, {"error": {"type": "illegal_argument_exception",
+                                   "reason": "The bulk request must be terminated by a newline [\\n]"}}, {}
+        lines = text.rstrip("\n").split("\n")
+        if len(lines) % 2:
+            return 400, {"error": {"type": "illegal_argument_exception", "reason": "action without source"}}, {}
+        items, errors = [], False
+        for action_line, source_line in zip(lines[::2], lines[1::2]):
+            action, source = json.loads(action_line), json.loads(source_line)
+            meta = action.get("create")
+            if meta is None or "_id" not in meta or "_index" not in meta:
+                return 400, {"error": {"type": "action_request_validation_exception",
+                                       "reason": "create with _index and _id expected"}}, {}
+            doc_id = meta["_id"]
+            with self.lock:
+                if doc_id in self.item_429_once:
+                    self.item_429_once.discard(doc_id)
+                    status, error = 429, {"type": "es_rejected_execution_exception", "reason": "queue full"}
+                elif doc_id in self.refuse_ids or "@timestamp" not in source:
+                    status, error = 400, {"type": "document_parsing_exception", "reason": "failed to parse"}
+                elif doc_id in self.documents:
+                    status, error = 409, {"type": "version_conflict_engine_exception", "reason": "already exists"}
+                else:
+                    status, error = 201, None
+                    self.documents[doc_id] = source
+                    self.received.event_ids[source["event_id"]] += 1
+            item = {"_index": meta["_index"], "_id": doc_id, "status": status}
+            if error:
+                item["error"], errors = error, True
+            items.append({"create": item})
+        return 200, {"took": 3, "errors": errors, "items": items}, {}
+
+
+    def handle_get(self, path: str, headers: Any) -> Answer:
+        if path != "/":
+            return 404, {"error": "no handler"}, {}
+        if headers.get("Authorization") != f"ApiKey {self.API_KEY}" or self.auth_broken:
+            return 401, {"error": {"type": "security_exception"}, "status": 401}, {}
+        return 200, {"name": "es-test", "version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}, {}
+
+
+class DatadogReceiver(ContractReceiver):
+    """Logs intake ``/api/v2/logs``: DD-API-KEY, JSON array (gzip allowed), ≤ 1,000 logs,
+    ≤ 5 MB uncompressed, ≤ 1 MB per log; 202 on success."""
+
+    API_KEY = "3b9e0c6f2a8d4e1b9c7f5a3d1e0b2c4d"
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        if path != "/api/v2/logs":
+            return 404, {"errors": ["not found"]}, {}
+        if headers.get("DD-API-KEY") != self.API_KEY or self.auth_broken:
+            return 403, {"errors": ["Forbidden"]}, {}
+        raw = self.decompress(headers, body)
+        if len(raw) > 5_000_000:
+            return 413, {"errors": ["Payload too large"]}, {}
+        logs = json.loads(raw)
+        if not isinstance(logs, list) or len(logs) > 1000:
+            return 400, {"errors": ["expected an array of at most 1000 logs"]}, {}
+        for log in logs:
+            if (not isinstance(log, dict) or not isinstance(log.get("message"), str)
+                    or not isinstance(log.get("ddtags", ""), str) or log.get("event_id") in self.refuse_ids
+                    or len(json.dumps(log)) > 1_000_000):
+                return 400, {"errors": ["Bad Request"]}, {}
+        self.accept([log["event_id"] for log in logs])
+        return 202, {}, {}
+
+    def handle_get(self, path: str, headers: Any) -> Answer:
+        if path == "/api/v1/validate":
+            if headers.get("DD-API-KEY") == self.API_KEY and not self.auth_broken:
+                return 200, {"valid": True}, {}
+            return 403, {"errors": ["Forbidden"]}, {}
+        return 404, {"errors": ["not found"]}, {}

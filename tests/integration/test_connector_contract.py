@@ -18,13 +18,15 @@ from pydantic import SecretStr
 from continuum_events.broker import EmbeddedBroker
 from continuum_events.connectors.base import Sink
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
+from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
+from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.deadletter import read_dead_letter_headers
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
-from tests.receivers import ContractReceiver, SplunkReceiver
+from tests.receivers import ContractReceiver, DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
 
 pytestmark = pytest.mark.broker
 
@@ -41,6 +43,12 @@ VENDORS = [
     Vendor("splunk", SplunkReceiver,
            lambda url: SplunkHecSink(SplunkConfig(url, SecretStr(SplunkReceiver.TOKEN), index="printers")),
            (503, {"text": "Server is busy", "code": 9}, {})),
+    Vendor("elasticsearch", ElasticsearchReceiver,
+           lambda url: ElasticsearchSink(ElasticsearchConfig(url, api_key=SecretStr(ElasticsearchReceiver.API_KEY))),
+           (503, {"error": {"type": "unavailable_shards_exception"}, "status": 503}, {})),
+    Vendor("datadog", DatadogReceiver,
+           lambda url: DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=url)),
+           (503, {"errors": ["Service Unavailable"]}, {})),
 ]
 
 
@@ -192,3 +200,17 @@ def test_commits_only_after_delivery_and_drains_on_shutdown(rig: Rig) -> None:
     _stop(stop, thread)
     duplicates = sum(rig.receiver.received.event_ids.values()) - len(ids)
     assert duplicates == 0, "a clean stop commits everything it delivered"
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
+def test_test_connection_gives_a_verdict_and_never_echoes_the_secret(vendor: Vendor) -> None:
+    from continuum_events.connectors.base import ConfigError
+
+    with vendor.receiver() as receiver:
+        sink = vendor.sink(receiver.url)
+        assert receiver.url in sink.check() or vendor.name in sink.check().lower()
+        receiver.auth_broken = True
+        with pytest.raises(ConfigError) as caught:
+            sink.check()
+        for secret in (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.API_KEY):
+            assert secret not in str(caught.value)
