@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run broker test test-unit test-integration bench bench-producer bench-router lint clean
+.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,19 @@ run: $(STAMP) ## Run the pipeline on the embedded broker with the demo source an
 broker: $(STAMP) ## Run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/continuum-events broker
 
-test: $(STAMP) ## Run the whole suite (unit + integration against the embedded broker and real receivers)
+# Real receivers the integration tests talk to (Debian packages).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl
+
+system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS), if missing
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: $(STAMP) system-deps ## Run the whole suite (unit + integration against the embedded broker and real receivers)
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP) ## Run the unit tests only (no broker)
