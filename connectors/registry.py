@@ -1,0 +1,82 @@
+"""Which vendors exist, their default category, and how a sink is built from plain
+options and secrets held in environment variables (never passed as values)::
+
+    sink = build_sink("splunk", {"url": "https://splunk:8088", "index": "printers"}, {"token": "SPLUNK_HEC_TOKEN"})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from continuum_events.connectors.base import Sink
+from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
+from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
+from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
+from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    category: str
+    config: type
+    sink: Callable[[Any], Sink]
+
+
+VENDORS: dict[str, VendorSpec] = {
+    "splunk": VendorSpec("logging", SplunkConfig, SplunkHecSink),
+    "datadog": VendorSpec("logging", DatadogConfig, DatadogSink),
+    "elasticsearch": VendorSpec("logging", ElasticsearchConfig, ElasticsearchSink),
+    "syslog": VendorSpec("logging", SyslogConfig, SyslogSink),
+}
+
+
+def _convert(name: str, kind: Any, text: str) -> Any:
+    base = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+    target = base[0]
+    if target is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {text!r}")
+    if target in (int, float):
+        try:
+            return target(text)
+        except ValueError:
+            raise ValueError(f"{name}: expected a number, got {text!r}") from None
+    return text
+
+
+def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, str],
+               environ: Mapping[str, str] = os.environ) -> Sink:
+    """``secrets`` maps a config field to the environment variable holding its value."""
+    spec = VENDORS.get(vendor)
+    if spec is None:
+        raise ValueError(f"unknown vendor {vendor!r}; one of {', '.join(sorted(VENDORS))}")
+    hints = typing.get_type_hints(spec.config)
+    fields = {f.name: f for f in dataclasses.fields(spec.config)}
+    values: dict[str, Any] = {}
+    for name, text in options.items():
+        if name not in fields:
+            raise ValueError(f"{vendor}: unknown option {name!r}; options: {', '.join(fields)}")
+        if "SecretStr" in str(hints[name]):
+            raise ValueError(f"{vendor}: {name} is a secret: give the environment variable that holds it")
+        values[name] = _convert(name, hints[name], text)
+    for name, variable in secrets.items():
+        if name not in fields or "SecretStr" not in str(hints[name]):
+            raise ValueError(f"{vendor}: {name!r} is not a secret field of {vendor}")
+        if variable not in environ:
+            raise ValueError(f"{vendor}: environment variable {variable} (for {name}) is not set")
+        values[name] = SecretStr(environ[variable])
+    missing = [n for n, f in fields.items() if n not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{vendor}: missing {', '.join(missing)}")
+    return spec.sink(spec.config(**values))

@@ -1,0 +1,59 @@
+"""``continuum-events connector``: run (or test) one integration's connector."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from continuum_events.cli.common import BootstrapOption, console, kafka_settings
+from continuum_events.connectors.base import ConfigError, Retry
+from continuum_events.connectors.registry import VENDORS, build_sink
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+        out[key] = value
+    return out
+
+
+def connector(
+    name: str = typer.Argument(..., help="Integration name: its consumer group and dead-letter topic."),
+    vendor: str = typer.Option(..., help=f"One of {', '.join(sorted(VENDORS))}."),
+    category: str | None = typer.Option(None, help="Category topic to deliver (default: the vendor's)."),
+    option: list[str] = typer.Option([], "--set", help="Vendor option KEY=VALUE, e.g. --set url=https://…:8088"),
+    secret: list[str] = typer.Option([], help="Secret KEY=ENV_VAR: read from that environment variable."),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+    check: bool = typer.Option(False, "--check", help="Test the connection, print the verdict and exit."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
+    """Deliver a category topic to a vendor, with retries, dead letters and commits after delivery."""
+    try:
+        sink = build_sink(vendor, _pairs(option, "--set"), _pairs(secret, "--secret"))
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if check:
+        try:
+            typer.echo(f"OK: {sink.check()}")
+        except ConfigError as exc:
+            typer.echo(f"FAILED (configuration): {exc}")
+            raise typer.Exit(1) from None
+        except Retry as exc:
+            typer.echo(f"FAILED (unreachable or busy): {exc}")
+            raise typer.Exit(1) from None
+        finally:
+            sink.close()
+        return
+    from continuum_events.connectors.host import Integration, run_integrations
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"connector {name} ({vendor}) running; Ctrl-C stops it after the batch in hand")
+    run_integrations(kafka_settings(bootstrap_servers),
+                     [Integration(name, category or VENDORS[vendor].category, sink)], stop, metrics_port)

@@ -1,0 +1,109 @@
+"""Connector pieces without Kafka: offsets, backoff, vendor encodings, option parsing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import pytest
+from pydantic import SecretStr
+
+from continuum_events.connectors.base import parse_retry_after
+from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
+from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
+from continuum_events.connectors.registry import build_sink
+from continuum_events.connectors.runtime import Backoff, OffsetTracker
+from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
+from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
+from continuum_events.events import Event, EventType, Severity
+
+EVENT = Event("0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11", EventType.PRINTER_OFFLINE, Severity.WARNING,
+              1_795_800_000_123_456, {"printer_id": "p-1", "printer_name": "HQ FIN 1", "printer_ip": "10.0.0.9",
+                                      "printer_location": "HQ-1F", "printer_department": "Finance",
+                                      "consecutive_failures": 3, "protocols": ["ipp"]}, details={"site": "x"})
+
+
+def test_offsets_commit_only_the_contiguous_prefix() -> None:
+    t = OffsetTracker()
+    for o in range(10, 15):
+        t.consumed("t", 0, o)
+    t.consumed("t", 1, 7)
+    for o in (10, 11, 13, 14):  # 12 still owed
+        t.resolved("t", 0, o)
+    assert t.committable() == {("t", 0): 12, ("t", 1): 7}
+    t.resolved("t", 0, 12)
+    t.resolved("t", 1, 7)
+    assert t.committable() == {("t", 0): 15, ("t", 1): 8}
+    t.forget([("t", 0)])
+    assert t.committable() == {("t", 1): 8}
+
+
+def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
+    b = Backoff(base_s=0.1, cap_s=2.0, rng=random.Random(1))
+    delays = [b.delay(a) for a in range(12)]
+    assert all(0 <= d <= 2.0 for d in delays) and len(set(delays)) > 6
+    assert b.delay(0, retry_after=5.0) == 5.0
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0", 0.0), (None, None), ("soon", None)])
+def test_retry_after(header, seconds) -> None:
+    assert parse_retry_after(header) == seconds
+    assert 0 < parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") 
+
+
+def test_splunk_batch_is_concatenated_event_objects_with_indexed_fields() -> None:
+    sink = SplunkHecSink(SplunkConfig("http://x", SecretStr("t"), index="printers"))
+    body = sink.encode([EVENT, EVENT]).decode()
+    first, end = json.JSONDecoder().raw_decode(body)
+    assert body[end:].startswith("{") and "\n" not in body
+    assert first["time"] == 1_795_800_000.123456 and first["index"] == "printers" and first["host"] == "HQ FIN 1"
+    assert first["fields"] == {"event_type": "printer.offline", "severity": "warning", "printer_id": "p-1",
+                               "printer_location": "HQ-1F", "printer_department": "Finance"}
+    assert first["event"]["event_id"] == EVENT.event_id and first["event"]["consecutive_failures"] == 3
+
+
+def test_elasticsearch_bulk_uses_create_with_the_event_id_and_daily_indices() -> None:
+    lines = ElasticsearchSink(ElasticsearchConfig("http://x")).encode([EVENT]).decode()
+    assert lines.endswith("\n")
+    action, source = (json.loads(x) for x in lines.strip().split("\n"))
+    assert action == {"create": {"_index": "continuum-events-2026.11.27", "_id": EVENT.event_id}}
+    assert source["@timestamp"].startswith("2026-11-27T") and source["printer_id"] == "p-1"
+
+
+def test_datadog_logs_carry_source_service_and_tags() -> None:
+    log = DatadogSink(DatadogConfig(SecretStr("k"), site="datadoghq.eu")).log_of(EVENT)
+    assert log["ddsource"] == "continuum" and log["service"] == "continuum" and log["hostname"] == "HQ FIN 1"
+    assert log["ddtags"] == "event_type:printer.offline,severity:warning,location:hq-1f,department:finance"
+    with pytest.raises(ValueError, match="unknown Datadog site"):
+        DatadogConfig(SecretStr("k"), site="datadoghq.moon")
+    assert DatadogConfig(SecretStr("k"), site="us5.datadoghq.com").intake == "https://http-intake.logs.us5.datadoghq.com"
+    assert gzip.decompress(gzip.compress(b"x")) == b"x"
+
+
+def test_syslog_5424_escapes_structured_data_and_maps_severity() -> None:
+    event = Event(EVENT.event_id, EventType.PRINTER_ERROR, Severity.CRITICAL, EVENT.timestamp_us,
+                  {"printer_id": "p-1", "printer_name": "HQ FIN 1", "error_message": 'a "b" ] \\ c'})
+    line = SyslogSink(SyslogConfig("h")).format(event).decode()
+    assert line.startswith("<130>1 2026-11-27T") and " HQFIN1 continuum - printer.error [continuum@32473 " in line
+    assert 'error_message="a \\"b\\" \\] \\\\ c"' in line
+    legacy = SyslogSink(SyslogConfig("h", format="rfc3164")).format(event).decode()
+    assert legacy.startswith("<130>Nov 27 ") and legacy.endswith(f"event_id={EVENT.event_id}")
+    framed = SyslogSink(SyslogConfig("h", transport="tcp")).frame(b"hello")
+    assert framed == b"5 hello"
+
+
+def test_build_sink_reads_secrets_from_the_environment_only() -> None:
+    env = {"HEC": "s3cret-token"}
+    sink = build_sink("splunk", {"url": "http://x", "use_ack": "true"}, {"token": "HEC"}, env)
+    assert sink.config.use_ack is True and sink.config.token.get_secret_value() == "s3cret-token"
+    with pytest.raises(ValueError, match="token is a secret"):
+        build_sink("splunk", {"url": "http://x", "token": "inline"}, {}, env)
+    with pytest.raises(ValueError, match="environment variable NOPE"):
+        build_sink("splunk", {"url": "http://x"}, {"token": "NOPE"}, env)
+    with pytest.raises(ValueError, match="missing token"):
+        build_sink("splunk", {"url": "http://x"}, {}, env)
+    with pytest.raises(ValueError, match="unknown vendor"):
+        build_sink("fax", {}, {}, env)
+    with pytest.raises(ValueError, match="expected a number"):
+        build_sink("syslog", {"host": "h", "port": "five"}, {}, env)
