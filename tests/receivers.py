@@ -36,6 +36,7 @@ class ContractReceiver:
         self.script: list[Answer] = []
         self.refuse_ids: set[str] = set()
         self.auth_broken = False
+        self.down = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +46,8 @@ class ContractReceiver:
                 with receiver.lock:
                     receiver.received.requests += 1
                     scripted = receiver.script.pop(0) if receiver.script else None
+                if receiver.down:
+                    scripted = (503, {"error": "down for maintenance"}, {})
                 status, answer, headers = scripted or receiver.handle(self.path, self.headers, body)
                 data = json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)
@@ -161,6 +164,7 @@ class ElasticsearchReceiver(ContractReceiver):
     def __init__(self) -> None:
         super().__init__()
         self.documents: dict[str, dict[str, Any]] = {}
+        self.conflicts = 0  # second creates of an existing _id: duplicates Elasticsearch absorbed
         self.item_429_once: set[str] = set()
 
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
@@ -194,6 +198,7 @@ class ElasticsearchReceiver(ContractReceiver):
                     status, error = 400, {"type": "document_parsing_exception", "reason": "failed to parse"}
                 elif doc_id in self.documents:
                     status, error = 409, {"type": "version_conflict_engine_exception", "reason": "already exists"}
+                    self.conflicts += 1
                 else:
                     status, error = 201, None
                     self.documents[doc_id] = source
