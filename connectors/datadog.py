@@ -3,7 +3,7 @@ intake, with ``ddsource``, ``service`` and ``ddtags`` carrying the event's facts
 
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,12 +68,12 @@ class DatadogSink:
         logs, rejected = [], {}
         for i, e in enumerate(events):
             log = self.log_of(e)
-            if len(json.dumps(log)) > MAX_LOG_BYTES:
+            if len(orjson.dumps(log)) > MAX_LOG_BYTES:
                 rejected[i] = "larger than Datadog's 1 MB per log"
             else:
                 logs.append(log)
         if logs:
-            response = self.client.post(f"{self.config.intake}/api/v2/logs", json.dumps(logs).encode(),
+            response = self.client.post(f"{self.config.intake}/api/v2/logs", orjson.dumps(logs),
                                         {"DD-API-KEY": self.config.api_key.get_secret_value(),
                                          "Content-Type": "application/json"}, gzip_body=True, what="Datadog logs")
             raise_for_common(response, what="Datadog logs", retry={408, 429}, config={401, 403})

@@ -3,7 +3,7 @@ redelivery never makes a second document; each item's outcome is read on its own
 
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -48,10 +48,10 @@ class ElasticsearchSink:
     def encode(self, events: Sequence[Event]) -> bytes:
         lines = []
         for e in events:
-            lines.append(json.dumps({"create": {"_index": self.index_of(e), "_id": e.event_id}}))
-            lines.append(json.dumps({"@timestamp": describe_event(e)["timestamp"], **describe_event(e)},
-                                    separators=(",", ":")))
-        return ("\n".join(lines) + "\n").encode()
+            source = describe_event(e)
+            lines.append(orjson.dumps({"create": {"_index": self.index_of(e), "_id": e.event_id}}))
+            lines.append(orjson.dumps({"@timestamp": source["timestamp"], **source}))
+        return b"\n".join(lines) + b"\n"
 
     def write(self, events: Sequence[Event]) -> BatchResult:
         response = self.client.post(f"{self.config.url.rstrip('/')}/_bulk", self.encode(events), self._headers(),

@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from continuum_events.codec import DecodeError, EventCodec
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.events import Event
-from continuum_events.rules import RuleSet, filter_for_integration
+from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topics, integration_dlq_topic
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, Split
@@ -131,7 +131,7 @@ class IntegrationRunner:
         settings: KafkaSettings,
         *,
         codec: EventCodec | None = None,
-        rules: Callable[[], RuleSet] = lambda: RuleSet.of([]),
+        rules: Callable[[], RuleSet] = lambda: DEFAULTS,
         metrics: Metrics | None = None,
         backoff: Backoff | None = None,
         config_retry_s: float = 30.0,
@@ -161,7 +161,7 @@ class IntegrationRunner:
         consumer = Consumer(self.settings.client_config(**{
             "group.id": f"continuum-connector-{self.name}", "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.wait.max.ms": 100, **FAST_GROUP_SETTINGS,
+            "fetch.wait.max.ms": 10, **FAST_GROUP_SETTINGS,
         }))
         self._consumer = consumer
         consumer.subscribe([self.topic], on_revoke=self._on_revoke, on_lost=self._on_lost)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry, Split, describe_event
@@ -47,7 +48,7 @@ class SplunkHecSink:
         return headers
 
     def encode(self, events: Sequence[Event]) -> bytes:
-        return b"".join(json.dumps(self._object(e), separators=(",", ":")).encode() for e in events)
+        return b"".join(orjson.dumps(self._object(e)) for e in events)
 
     def _object(self, event: Event) -> dict[str, object]:
         p = event.payload

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ DEFAULT_EVENT_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
+@functools.cache
 def default_rule(category: str) -> Rule:
     return Rule(name=f"{category}-default", category=category, event_types=DEFAULT_EVENT_TYPES[category],
                 priority=1000)
@@ -301,3 +303,7 @@ def explain(event: Event, rules: RuleSet, integrations: Mapping[str, str] | None
             if reason is None:
                 break
     return verdicts
+
+
+#: No configured rules: every category routes by its built-in default, no filters.
+DEFAULTS = RuleSet.of([])

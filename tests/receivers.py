@@ -70,7 +70,13 @@ class ContractReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client killed mid-request (the fault tests do it) is not the receiver's error
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -106,9 +112,21 @@ class SplunkReceiver(ContractReceiver):
     INDEXES = {"main", "printers"}
     MAX_CONTENT_LENGTH = 1_000_000
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Indexer acknowledgement on the token: requests need a channel; acks are polled.
+        self.ack_enabled = False
+        self.ack_pending_polls = 0  # polls answered "not yet" before an ack turns true
+        self.acks: dict[int, int] = {}  # ackId -> polls still pending
+        self.ack_polls = 0
+
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        if path == "/services/collector/ack":
+            return self._ack(headers, body)
         if path != "/services/collector/event":
             return 404, {"text": "The requested URL was not found on this server.", "code": 404}, {}
+        if self.ack_enabled and not headers.get("X-Splunk-Request-Channel"):
+            return 400, {"text": "Data channel is missing", "code": 10}, {}
         auth = headers.get("Authorization", "")
         if not auth.startswith("Splunk "):
             return 401, {"text": "Token is required", "code": 2}, {}
@@ -136,7 +154,27 @@ class SplunkReceiver(ContractReceiver):
                 return 400, {**problem, "invalid-event-number": n}, {}
             accepted.append(obj["event"]["event_id"])
         self.accept(accepted)
+        if self.ack_enabled:
+            with self.lock:
+                ack_id = len(self.acks)
+                self.acks[ack_id] = self.ack_pending_polls
+            return 200, {"text": "Success", "code": 0, "ackId": ack_id}, {}
         return 200, {"text": "Success", "code": 0}, {}
+
+    def _ack(self, headers: Any, body: bytes) -> Answer:
+        if headers.get("Authorization") != f"Splunk {self.TOKEN}":
+            return 403, {"text": "Invalid token", "code": 4}, {}
+        if not self.ack_enabled:
+            return 400, {"text": "ACK is disabled", "code": 14}, {}
+        answer = {}
+        with self.lock:
+            self.ack_polls += 1
+            for ack_id in json.loads(body)["acks"]:
+                pending = self.acks.get(ack_id, 0)
+                answer[str(ack_id)] = pending == 0 and ack_id in self.acks
+                if pending:
+                    self.acks[ack_id] = pending - 1
+        return 200, {"acks": answer}, {}
 
     def _problem(self, obj: Any) -> dict[str, Any] | None:
         if not isinstance(obj, dict) or "event" not in obj:

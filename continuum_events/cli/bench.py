@@ -64,3 +64,18 @@ def _cluster(bootstrap_servers: str | None) -> Iterator[KafkaSettings]:
         return
     with EmbeddedBroker() as embedded:
         yield kafka_settings(embedded.bootstrap_servers)
+
+
+@app.command()
+def connector(
+    events: int = typer.Option(200_000, help="Events the connector delivers."),
+    per_event: int = typer.Option(3_000, help="Events sent one request each (the slow baseline)."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
+    """The Splunk HEC connector versus one HTTP request per event, to a counting receiver.
+
+    Targets: >= 50,000 events/s and >= 20x the per-event approach.
+    """
+    from continuum_events.benchmarks.connector import measure
+
+    _with_broker(bootstrap_servers, lambda settings: measure(settings, events, per_event))

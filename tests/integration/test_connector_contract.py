@@ -214,3 +214,46 @@ def test_test_connection_gives_a_verdict_and_never_echoes_the_secret(vendor: Ven
             sink.check()
         for secret in (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.API_KEY):
             assert secret not in str(caught.value)
+
+
+@pytest.fixture
+def splunk_rig() -> Iterator[Rig]:
+    with EmbeddedBroker() as broker, SplunkReceiver() as receiver:
+        yield Rig(broker, receiver, VENDORS[0], KafkaSettings(bootstrap_servers=broker.bootstrap_servers), "splunk-ack")
+
+
+def test_splunk_indexer_acknowledgement_gates_the_commit(splunk_rig: Rig) -> None:
+    rig = splunk_rig
+    rig.receiver.ack_enabled, rig.receiver.ack_pending_polls = True, 2
+    ids = rig.produce(600)
+    sink = SplunkHecSink(SplunkConfig(rig.receiver.url, SecretStr(SplunkReceiver.TOKEN), use_ack=True))
+    rig.vendor = Vendor("splunk", SplunkReceiver, lambda url: sink, rig.vendor.busy)
+    runner, stop, thread = rig.runner()
+    rig.wait_for(lambda: rig.committed() == len(ids))
+    _stop(stop, thread)
+    assert set(rig.receiver.received.event_ids) == set(ids)
+    assert rig.receiver.ack_polls >= 3 * len(rig.receiver.acks), "each batch was polled until acknowledged"
+
+
+def test_splunk_ack_requested_but_disabled_on_the_token_is_a_config_error(splunk_rig: Rig) -> None:
+    from continuum_events.connectors.base import ConfigError
+    from tests.samples import full_payload
+    from continuum_events.events import Event, Severity, new_event_id
+
+    sink = SplunkHecSink(SplunkConfig(splunk_rig.receiver.url, SecretStr(SplunkReceiver.TOKEN), use_ack=True))
+    event = Event(new_event_id(), EventType.PRINTER_JAM, Severity.WARNING, 0, full_payload("printer"))
+    with pytest.raises(ConfigError, match="indexer acknowledgement is off"):
+        sink.write([event])
+
+
+def test_elasticsearch_partial_failures_retry_only_the_failed_items() -> None:
+    with EmbeddedBroker() as broker, ElasticsearchReceiver() as receiver:
+        rig = Rig(broker, receiver, VENDORS[1], KafkaSettings(bootstrap_servers=broker.bootstrap_servers), "es-partial")
+        ids = rig.produce(300)
+        receiver.item_429_once = {ids[5], ids[77], ids[250]}
+        runner, stop, thread = rig.runner()
+        rig.wait_for(lambda: rig.committed() == len(ids))
+        _stop(stop, thread)
+        assert {d["event_id"] for d in receiver.documents.values()} == set(ids)
+        assert receiver.conflicts == 0, "only the failed items were sent again"
+        assert runner.health.retried == 3
