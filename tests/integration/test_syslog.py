@@ -53,7 +53,7 @@ global(workDirectory="{work}" maxMessageSize="64k"
        DefaultNetstreamDriverKeyFile="{work}/key.pem")
 module(load="imudp")
 module(load="imtcp" maxSessions="100")
-input(type="imudp" port="{server.udp}" address="127.0.0.1")
+input(type="imudp" port="{server.udp}" address="127.0.0.1" rcvbufSize="8m")
 input(type="imtcp" port="{server.tcp}" address="127.0.0.1")
 input(type="imtcp" port="{server.tls}" address="127.0.0.1" streamDriver.name="gtls" streamDriver.mode="1"
       streamDriver.authMode="anon")
