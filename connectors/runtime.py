@@ -37,7 +37,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from continuum_events.codec import DecodeError, EventCodec
+from continuum_events.codec import EventCodec
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.events import Event
 from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration

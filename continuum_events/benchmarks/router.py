@@ -25,7 +25,7 @@ from rich.table import Table
 
 from continuum_events.cli.common import console, out
 from continuum_events.codec import EventCodec
-from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, event_key, new_event_id
+from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, event_key, new_event_id
 from continuum_events.producers.demo import DemoFleet
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import TopicSpec, category_topic, ensure_topics

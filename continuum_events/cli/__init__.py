@@ -1,1 +1,3 @@
 from continuum_events.cli.main import main
+
+__all__ = ["main"]

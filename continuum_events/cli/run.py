@@ -32,7 +32,7 @@ from continuum_events.monitor import FlowMonitor, FlowSnapshot
 from continuum_events.producers.app import EventProducer, ProducerStats
 from continuum_events.producers.demo import DemoFleet, run_demo
 from continuum_events.settings import KafkaSettings
-from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, Topology, category_topic, ensure_topology
+from continuum_events.topology import CATEGORIES, EVENTS_TOPIC, Topology, category_topic, ensure_topology
 
 SEVERITY_STYLE = {"info": "green", "warning": "yellow", "error": "red", "critical": "bold red"}
 

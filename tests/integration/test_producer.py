@@ -11,7 +11,6 @@ import textwrap
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
