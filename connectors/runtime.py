@@ -186,7 +186,7 @@ class IntegrationRunner:
                 self._commit()
             if batch:  # stopping: finish the batch in hand, within drain_s
                 self._deliver(batch, stop, deadline=time.monotonic() + self.drain_s)
-            self._commit()
+            self._commit(wait=True)
         finally:
             self._set_health("stopped")
             consumer.close()
@@ -322,7 +322,9 @@ class IntegrationRunner:
         self.metrics.healthy.labels(self.name).set(1 if state in ("healthy", "starting") else 0)
 
     # -- offsets ----------------------------------------------------------------------
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = False) -> None:
+        """Asynchronous while running (a lost commit only means redelivery); synchronous
+        when stopping or handing partitions over."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -334,7 +336,7 @@ class IntegrationRunner:
             log.error("%s: dead-letter topic not acknowledging; not committing", self.name)
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=offsets, asynchronous=not wait)
         except KafkaException as exc:
             log.warning("%s: commit failed (%s); records will be redelivered", self.name, exc.args[0])
             return
@@ -355,7 +357,7 @@ class IntegrationRunner:
         self.metrics.lag.labels(self.name).set(lag)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._commit()
+        self._commit(wait=True)
         self._forget(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
