@@ -50,6 +50,9 @@ def run(
     """Run the pipeline: embedded broker (unless --bootstrap-servers), demo source, router, live view."""
     embedded: EmbeddedBroker | None = None
     stop = threading.Event()
+    # SIGTERM (a service manager, `timeout`, `kill`) stops as cleanly as Ctrl-C: no broker
+    # or router process is left behind, nothing owed is left unflushed.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.ExitStack() as cleanup:
         if bootstrap_servers is None and bootstrap_from_env() is None:
             port = broker_port if not port_open("127.0.0.1", broker_port) else free_port()
