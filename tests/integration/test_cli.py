@@ -100,3 +100,21 @@ def test_rules_set_refuses_a_bad_rule_with_the_reason() -> None:
                                  "-b", "127.0.0.1:1"])
     assert result.exit_code == 2
     assert "matches no event type" in " ".join(result.output.split())
+
+
+@pytest.mark.broker
+def test_rules_defaults_writes_a_categorys_default_rule_once(broker) -> None:
+    b = ["-b", broker.bootstrap_servers]
+    try:
+        first = runner.invoke(app, ["rules", "defaults", "monitoring", *b])
+        assert first.exit_code == 0, first.output
+        assert "default rule written" in first.output
+        listed = json.loads(runner.invoke(app, ["rules", "list", "--json", *b]).stdout)
+        assert {"name": "monitoring-default", "category": "monitoring"}.items() <= next(
+            r for r in listed if r["name"] == "monitoring-default").items()
+        again = runner.invoke(app, ["rules", "defaults", "monitoring", *b])
+        assert "already has routing rules; unchanged" in " ".join(again.output.split())
+        bad = runner.invoke(app, ["rules", "defaults", "paging", *b])
+        assert bad.exit_code == 2
+    finally:
+        runner.invoke(app, ["rules", "delete", "monitoring-default", *b])

@@ -257,3 +257,30 @@ def test_elasticsearch_partial_failures_retry_only_the_failed_items() -> None:
         assert {d["event_id"] for d in receiver.documents.values()} == set(ids)
         assert receiver.conflicts == 0, "only the failed items were sent again"
         assert runner.health.retried == 3
+
+
+def test_metrics_are_served_over_http(splunk_rig: Rig) -> None:
+    import requests
+
+    from continuum_events.broker import free_port
+    from continuum_events.connectors.host import Integration, run_integrations
+
+    rig = splunk_rig
+    ids = rig.produce(250)
+    port, stop = free_port(), threading.Event()
+    sink = SplunkHecSink(SplunkConfig(rig.receiver.url, SecretStr(SplunkReceiver.TOKEN)))
+    host = threading.Thread(target=run_integrations,
+                            args=(rig.settings, [Integration("splunk-metrics", "logging", sink)], stop, port))
+    host.start()
+    try:
+        rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))
+        time.sleep(0.5)
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        stop.set()
+        host.join(30)
+    assert 'continuum_connector_delivered_total{integration="splunk-metrics"} 250.0' in text
+    assert 'continuum_connector_healthy{integration="splunk-metrics"} 1.0' in text
+    assert 'continuum_connector_request_seconds_count{integration="splunk-metrics"}' in text
+    assert 'continuum_connector_lag{integration="splunk-metrics"}' in text
+    assert SplunkReceiver.TOKEN not in text
