@@ -221,7 +221,7 @@ class IntegrationRunner:
                 result = self.sink.write([r.event for r in part])
             except Split as exc:
                 if len(part) == 1:
-                    self._reject(part[0], str(exc) or "the vendor refuses this event")
+                    self._dead_letter(part[0].msg, str(exc) or "the vendor refuses this event")
                     continue
                 half = len(part) // 2
                 queue[:0] = [part[:half], part[half:]]
@@ -240,7 +240,7 @@ class IntegrationRunner:
                 self.metrics.latency.labels(self.name).observe(time.monotonic() - started)
 
             for i, reason in result.rejected.items():
-                self._reject(part[i], reason)
+                self._dead_letter(part[i].msg, reason)
             delivered = [r for i, r in enumerate(part) if i not in result.rejected and i not in result.retry]
             for r in delivered:
                 self.offsets.resolved(r.msg.topic(), r.msg.partition(), r.msg.offset())
@@ -265,7 +265,6 @@ class IntegrationRunner:
                 if self.health.state != "healthy":
                     log.info("%s: delivering again", self.name)
                 self._set_health("healthy")
-        self._dlq.flush(30)
         log.info("%s: batch of %d resolved (%d delivered so far, %d dead-lettered)", self.name, len(batch),
                  self.health.delivered, self.health.dead_lettered)
         if self.on_batch:
@@ -298,9 +297,6 @@ class IntegrationRunner:
             consumer.resume(consumer.assignment())
 
     # -- outcomes ---------------------------------------------------------------------
-    def _reject(self, record: _Record, reason: str) -> None:
-        self._dead_letter(record.msg, reason)
-
     def _dead_letter(self, msg: Message, error: BaseException | str) -> None:
         headers = dead_letter_headers(f"connector:{self.name}", error, msg.topic(), msg.partition(), msg.offset())
         self._dlq.produce(self.dlq_topic, msg.value(), msg.key(), headers=headers)

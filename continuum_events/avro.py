@@ -135,7 +135,6 @@ class _Compiler:
         scope.update(SMALL=_SMALL, varint=_varint)
         for i, f in enumerate(schema["fields"]):
             field_path = _join(path, f["name"])
-            scope[f"enc{i}"] = self.compile(f["type"], field_path)
             inner = _optional_branch(f)
             if inner is not None:
                 scope[f"inner{i}"] = self.compile(inner, field_path)
@@ -145,6 +144,7 @@ class _Compiler:
                     body += [f"    elif {fast[0]}:", "        out.append(2)", *(f"        {line}" for line in fast[1])]
                 body.append(f"    else: out.append(2); inner{i}(v, out)")
                 continue
+            scope[f"enc{i}"] = self.compile(f["type"], field_path)
             body.append(f"    v = get({f['name']!r}, ABSENT)")
             fast = _fast_path(f["type"], i, scope)
             if fast:

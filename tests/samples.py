@@ -6,8 +6,15 @@ from typing import Any
 
 from continuum_events.events import PAYLOAD_RECORDS, EventType
 
-_FAMILY_OF = {t: t.family for t in EventType if t is not EventType.UNKNOWN}
 ALL_TYPES = [t for t in EventType if t is not EventType.UNKNOWN]
+#: Continuum's routing table, written out independently of the code under test.
+MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning"}
+ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"}
+
+
+def expected_categories(event_type: str) -> set[str]:
+    return {"logging"} | ({"monitoring"} if event_type in MONITORING else set()) | (
+        {"alerting"} if event_type in ALERTING else set())
 
 
 def _value(name: str, kind: Any, i: int) -> Any:

@@ -5,7 +5,7 @@ are comparable), and prints both rates and the ratio."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import typer
 
@@ -14,15 +14,6 @@ from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.settings import KafkaSettings
 
 app = typer.Typer(help="Benchmarks: each prints its rate, its baseline's rate and the ratio.", no_args_is_help=True)
-
-
-def _with_broker(bootstrap_servers: str | None, body: Callable[[KafkaSettings], None]) -> None:
-    if bootstrap_servers:
-        body(kafka_settings(bootstrap_servers))
-        return
-    with EmbeddedBroker() as embedded:
-        console.print(f"embedded broker on {embedded.bootstrap_servers}")
-        body(kafka_settings(embedded.bootstrap_servers))
 
 
 @app.command()
@@ -37,7 +28,8 @@ def producer(
     """
     from continuum_events.benchmarks.producer import measure
 
-    _with_broker(bootstrap_servers, lambda settings: measure(settings, events, rounds))
+    with _cluster(bootstrap_servers) as settings:
+        measure(settings, events, rounds)
 
 
 @app.command()
@@ -63,6 +55,7 @@ def _cluster(bootstrap_servers: str | None) -> Iterator[KafkaSettings]:
         yield kafka_settings(bootstrap_servers)
         return
     with EmbeddedBroker() as embedded:
+        console.print(f"embedded broker on {embedded.bootstrap_servers}")
         yield kafka_settings(embedded.bootstrap_servers)
 
 
@@ -78,4 +71,5 @@ def connector(
     """
     from continuum_events.benchmarks.connector import measure
 
-    _with_broker(bootstrap_servers, lambda settings: measure(settings, events, per_event))
+    with _cluster(bootstrap_servers) as settings:
+        measure(settings, events, per_event)

@@ -42,5 +42,16 @@ def kafka_settings(bootstrap_servers: str | None) -> KafkaSettings:
         raise typer.BadParameter(f"invalid Kafka settings: {exc}") from exc
 
 
+def key_values(items: list[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` -> ``{"a": "1", "b": "x=y"}``; a clear error names the option."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+        pairs[key] = value
+    return pairs
+
+
 def bootstrap_from_env() -> str | None:
     return os.environ.get("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS")

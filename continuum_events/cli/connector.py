@@ -7,19 +7,9 @@ import threading
 
 import typer
 
-from continuum_events.cli.common import BootstrapOption, console, kafka_settings
+from continuum_events.cli.common import BootstrapOption, console, kafka_settings, key_values
 from continuum_events.connectors.base import ConfigError, Retry
 from continuum_events.connectors.registry import VENDORS, build_sink
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
-        out[key] = value
-    return out
 
 
 def connector(
@@ -34,7 +24,7 @@ def connector(
 ) -> None:
     """Deliver a category topic to a vendor, with retries, dead letters and commits after delivery."""
     try:
-        sink = build_sink(vendor, _pairs(option, "--set"), _pairs(secret, "--secret"))
+        sink = build_sink(vendor, key_values(option, "--set"), key_values(secret, "--secret"))
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if check:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from continuum_events.avro import SchemaViolation
-from continuum_events.cli.common import BootstrapOption, console, kafka_settings, out
+from continuum_events.cli.common import BootstrapOption, console, kafka_settings, key_values, out
 from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_rule
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
@@ -67,16 +67,6 @@ def list_rules(bootstrap_servers: str | None = BootstrapOption,
         console.print(f"[yellow]ignored invalid {key}:[/] {problem}")
 
 
-def _pairs(values: list[str], option: str) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for item in values:
-        field, sep, allowed = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"expected FIELD=VALUE[,VALUE], got {item!r}", param_hint=option)
-        out[field] = tuple(v.strip() for v in allowed.split(","))
-    return out
-
-
 @rules_app.command("set")
 def set_rule(
     name: str = typer.Argument(..., help="Rule name (unique; replaces a rule of the same name)."),
@@ -94,7 +84,8 @@ def set_rule(
     """Create or replace a rule; routers apply it to the next events, no restart."""
     try:
         rule = Rule(name=name, category=category, event_types=tuple(event_types), min_severity=min_severity,
-                    where=_pairs(where, "--where"), drop=tuple(drop), mask=tuple(mask), integration=integration,
+                    where={f: tuple(v.strip() for v in allowed.split(","))
+                           for f, allowed in key_values(where, "--where").items()}, drop=tuple(drop), mask=tuple(mask), integration=integration,
                     priority=priority, enabled=not disabled)
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}"
@@ -140,12 +131,13 @@ def test(
         integrations = {k.split("/", 1)[1]: v.get("category", "") for k, v in store.values().items()
                         if k.startswith("integration/") and isinstance(v, dict)}
         store.stop()
+    verdicts = explain(event, ruleset, integrations)
     table = Table("category", "integration", "rule", "verdict", "why")
-    for v in explain(event, ruleset, integrations):
+    for v in verdicts:
         table.add_row(v.category, v.integration or "-", v.rule, "[green]reached[/]" if v.matched else "[dim]no[/]",
                       v.reason)
     out.print(table)
-    reached = [c for c in CATEGORIES if any(v.matched and v.category == c for v in explain(event, ruleset))]
+    reached = [c for c in CATEGORIES if any(v.matched and v.category == c and v.integration is None for v in verdicts)]
     typer.echo(f"reaches: {', '.join(reached) or 'nothing'}")
 
 

@@ -24,17 +24,10 @@ from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_DLQ_TOPIC, category_topic
 from tests.kafka_helpers import Received, read_topic
 from tests.router_helpers import RouterProcess
-from tests.samples import ALL_TYPES, full_payload
+from tests.samples import ALL_TYPES, expected_categories, full_payload
 
 pytestmark = pytest.mark.broker
-MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning"}
-ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"}
 REPORTS = Path(".state/reports")
-
-
-def expected_categories(event_type: str) -> set[str]:
-    return {"logging"} | ({"monitoring"} if event_type in MONITORING else set()) | (
-        {"alerting"} if event_type in ALERTING else set())
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ from continuum_events.events import Event, EventType, Severity, new_event_id
 from continuum_events.rules import (
     MASK, Rule, RuleError, RuleSet, explain, filter_for_integration, route, transform,
 )
-from tests.samples import ALL_TYPES, full_payload
+from tests.samples import ALL_TYPES, expected_categories, full_payload
 
-MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning"}
-ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"}
 
 
 def event(event_type: str, severity: str = "info", **payload) -> Event:
@@ -23,9 +21,7 @@ def event(event_type: str, severity: str = "info", **payload) -> Event:
 @pytest.mark.parametrize("event_type", ALL_TYPES, ids=str)
 def test_default_routing_is_exactly_continuums_table(event_type: EventType) -> None:
     categories = {d.category for d in route(event(event_type.value), RuleSet.of([]))}
-    expected = {"logging"} | ({"monitoring"} if event_type in MONITORING else set()) | (
-        {"alerting"} if event_type in ALERTING else set())
-    assert categories == expected
+    assert categories == expected_categories(event_type.value)
 
 
 def test_a_configured_rule_replaces_the_builtin_default_of_its_category_only() -> None:
