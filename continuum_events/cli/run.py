@@ -142,6 +142,9 @@ class Supervisor:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "continuum_events", "router", "-b", self.settings.bootstrap_servers,
                  "--datadir", str(self.state / "router")], stdout=log, stderr=subprocess.STDOUT,
+                # Its own session: a terminal's Ctrl-C reaches `run` only, which lets the router
+                # route the last events before stopping it.
+                start_new_session=True,
             )
 
     def check(self) -> None:
