@@ -368,10 +368,18 @@ class EventProducer:
         return bool(topic and topic.error is None and topic.partitions)
 
     def _replace_producer(self) -> None:
+        """Retire the producer that lived through the outage before the spool drains.
+
+        What it never sent is purged into the spool (safe: not written anywhere). What is
+        in flight may already be written, so its outcome is awaited (delivered, or failed
+        into the spool when librdkafka gives up) rather than purged and sent twice — unless
+        the producer is fatal, when nothing more will come of it."""
         with self._lock:
             old, self._producer = self._producer, self._factory(self._config)
+            fatal = self._fatal
             self._stale = self._fatal = False
-        _purge_into_callbacks(old)  # their delivery failures put them in the spool
+        timeout = 5.0 if fatal else self._config.get("message.timeout.ms", 300_000) / 1000 + 5
+        _purge_into_callbacks(old, in_flight=fatal, timeout=timeout)
 
 
     # -- lifecycle ------------------------------------------------------------------
@@ -428,12 +436,13 @@ class EventProducer:
         self.close()
 
 
-def _purge_into_callbacks(producer: Producer, timeout: float = 5.0) -> None:
+def _purge_into_callbacks(producer: Producer, in_flight: bool = True, timeout: float = 5.0) -> None:
     """Abandon what a producer still holds; each message's delivery callback fires with
-    ``_PURGE_QUEUE`` and moves it to the spool. In-flight messages may already have been
-    written, so this can duplicate (never lose) events: consumers dedupe on event_id."""
+    ``_PURGE_QUEUE`` and moves it to the spool. With ``in_flight`` off, requests already
+    sent are left to finish (until ``timeout``, then purged too). Purged in-flight
+    messages may already have been written: that can duplicate (never lose) an event."""
     try:
-        producer.purge(in_queue=True, in_flight=True)
+        producer.purge(in_queue=True, in_flight=in_flight)
     except KafkaException as exc:
         log.warning("purge failed (%s); collecting delivery reports instead", exc.args[0])
     deadline = time.monotonic() + timeout
@@ -442,6 +451,8 @@ def _purge_into_callbacks(producer: Producer, timeout: float = 5.0) -> None:
             producer.poll(0.05)
         except KafkaException:
             pass  # a fatal producer re-raises its error; the reports still flow
+    if len(producer) and not in_flight:
+        _purge_into_callbacks(producer, in_flight=True, timeout=5.0)
     if len(producer):
         log.error("%d events could not be moved from librdkafka to the spool before the timeout", len(producer))
 
