@@ -26,9 +26,9 @@ broker: $(STAMP) ## Run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/continuum-events broker
 
 # Real receivers the integration tests talk to (Debian packages).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway nsca
 
-system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS), if missing
+system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS, Pushgateway, NSCA), if missing
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \

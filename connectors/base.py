@@ -14,6 +14,10 @@ health all live in :mod:`connectors.runtime`::
                 raise Retry("throttled", retry_after=parse_retry_after(answer))
             return BatchResult()          # everything delivered
         def check(self): ...              # "test connection": a verdict string, or raise
+
+A sink may also define ``open(context)``: the runtime calls it once before the first
+batch with a :class:`SinkContext` (the integration's name and Kafka settings), for
+sinks that keep state of their own (the alerting sinks' incident ledger).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from continuum_events.events import Event
+from continuum_events.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class BatchResult:
     #: index -> reason: transient failure of these records only (partial failure).
     retry: Mapping[int, str] = field(default_factory=dict)
     retry_after: float | None = None
+    #: The retries are the sink holding back by itself (a vendor's rate limit respected
+    #: by queueing): wait ``retry_after`` quietly, not a failure.
+    throttled: bool = False
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What the runtime tells a sink that asks (``open``)."""
+
+    integration: str
+    settings: KafkaSettings
 
 
 class Retry(Exception):

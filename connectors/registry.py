@@ -18,8 +18,13 @@ from pydantic import SecretStr
 from continuum_events.connectors.base import Sink
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
+from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
+from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
+from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
+from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
+from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,11 @@ VENDORS: dict[str, VendorSpec] = {
     "datadog": VendorSpec("logging", DatadogConfig, DatadogSink),
     "elasticsearch": VendorSpec("logging", ElasticsearchConfig, ElasticsearchSink),
     "syslog": VendorSpec("logging", SyslogConfig, SyslogSink),
+    "grafana": VendorSpec("monitoring", GrafanaConfig, GrafanaSink),
+    "newrelic": VendorSpec("monitoring", NewRelicConfig, NewRelicSink),
+    "pagerduty": VendorSpec("alerting", PagerDutyConfig, PagerDutySink),
+    "opsgenie": VendorSpec("alerting", OpsgenieConfig, OpsgenieSink),
+    "victorops": VendorSpec("alerting", VictorOpsConfig, VictorOpsSink),
 }
 
 

@@ -43,7 +43,7 @@ from continuum_events.events import Event
 from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topics, integration_dlq_topic
-from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, Split
+from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, SinkContext, Split
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class Metrics:
         self.failed_batches = Counter("continuum_connector_failed_batches", "Batches that failed", label, registry=r)
         self.latency = Histogram("continuum_connector_request_seconds", "Vendor request time", label, registry=r)
         self.lag = Gauge("continuum_connector_lag", "Records behind the end of the category topic", label, registry=r)
+        self.throttled = Counter("continuum_connector_throttled", "Events held back by the vendor's rate limit",
+                                 label, registry=r)
         self.healthy = Gauge("continuum_connector_healthy", "1 healthy, 0 not", label, registry=r)
 
 
@@ -158,6 +160,8 @@ class IntegrationRunner:
     def run(self, stop: threading.Event) -> None:
         # The integration's own topics are created explicitly, never by auto-create.
         ensure_topics(AdminClient(self.settings.client_config()), Topology().integration_topics(self.name))
+        if hasattr(self.sink, "open"):
+            self.sink.open(SinkContext(self.name, self.settings))
         consumer = Consumer(self.settings.client_config(**{
             "group.id": f"continuum-connector-{self.name}", "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
@@ -248,7 +252,14 @@ class IntegrationRunner:
                 self.metrics.delivered.labels(self.name).inc(len(delivered))
                 self.health.delivered += len(delivered)
                 self.health.last_delivery = time.time()
-            if result.retry:
+            if result.retry and result.throttled:
+                # The sink queues to respect the vendor's rate: no failure, no backoff growth.
+                again = [part[i] for i in sorted(result.retry)]
+                self.metrics.throttled.labels(self.name).inc(len(again))
+                if not self._wait(result.retry_after or 1.0, stop, deadline):
+                    return
+                queue.insert(0, again)
+            elif result.retry:
                 again = [part[i] for i in sorted(result.retry)]
                 self.metrics.retried.labels(self.name).inc(len(again))
                 self.metrics.failed_batches.labels(self.name).inc()

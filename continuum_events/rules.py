@@ -163,13 +163,18 @@ class Decision:
     transformed: bool
 
 
-# -- the built-in defaults: exactly Continuum's historical routing ----------------------
+# -- the built-in defaults: Continuum's historical routing, plus what state needs -------
 DEFAULT_EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # Logging tools receive every operational event.
     "logging": ("*",),
+    # Continuum's health and error events, plus the printer facts a metrics model needs
+    # (toner, jams, a removed printer's series deleted).
     "monitoring": ("printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error",
-                   "system.warning"),
-    "alerting": ("printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"),
+                   "system.warning", "printer.low_toner", "printer.jam", "printer.removed"),
+    # What should wake someone, plus the events that clear it (resolve signals: an
+    # incident opens once and closes by itself; see connectors/incidents.py).
+    "alerting": ("printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical",
+                 "printer.online", "redirect.removed", "system.info"),
 }
 
 

@@ -35,6 +35,11 @@ def integration_dlq_topic(integration: str) -> str:
     return f"{EVENTS_TOPIC}.dlq.{integration}"
 
 
+def incident_ledger_topic(integration: str) -> str:
+    """An alerting integration's record of the incidents it opened and resolved."""
+    return f"continuum-events.incidents.{integration}"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -64,6 +69,11 @@ class Topology:
 
     def integration_topics(self, integration: str) -> list[TopicSpec]:
         return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})]
+
+    @staticmethod
+    def ledger_topics(integration: str) -> list[TopicSpec]:
+        # Small, and an incident may stay open for longer than any retention: kept forever.
+        return [TopicSpec(incident_ledger_topic(integration), 1, {"retention.ms": "-1"})]
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = 1, timeout: float = 30.0) -> list[str]:

@@ -7,9 +7,12 @@ from typing import Any
 from continuum_events.events import PAYLOAD_RECORDS, EventType
 
 ALL_TYPES = [t for t in EventType if t is not EventType.UNKNOWN]
-#: Continuum's routing table, written out independently of the code under test.
-MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning"}
-ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical"}
+#: Continuum's routing table, written out independently of the code under test, with
+#: the printer facts monitoring needs and alerting's resolve signals.
+MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning",
+              "printer.low_toner", "printer.jam", "printer.removed"}
+ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical",
+            "printer.online", "redirect.removed", "system.info"}
 
 
 def expected_categories(event_type: str) -> set[str]:

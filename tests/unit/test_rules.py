@@ -26,7 +26,7 @@ def test_default_routing_is_exactly_continuums_table(event_type: EventType) -> N
 
 def test_a_configured_rule_replaces_the_builtin_default_of_its_category_only() -> None:
     rules = RuleSet.of([Rule(name="alert-jams", category="alerting", event_types=("printer.jam",))])
-    assert {d.category for d in route(event("printer.jam"), rules)} == {"logging", "alerting"}
+    assert {d.category for d in route(event("printer.jam"), rules)} == {"logging", "monitoring", "alerting"}
     assert {d.category for d in route(event("printer.offline"), rules)} == {"logging", "monitoring"}
     assert rules.builtin == {"logging", "monitoring"}
 

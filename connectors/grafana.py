@@ -1,0 +1,116 @@
+"""Grafana annotations: one annotation per event, tagged with its type, severity,
+printer and location; an outage becomes a region.
+
+The annotation made for a problem (printer offline, error, failed redirect, system
+error) is remembered in the incident ledger (:mod:`connectors.incidents`) with its id;
+the event that clears it patches that annotation into a region (``time`` to
+``timeEnd``) instead of adding a point. Replays do not redraw regions the ledger knows.
+Grafana has no batch endpoint and no deduplication: other events are annotated each time
+they are delivered (a replay repeats those points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from pydantic import SecretStr
+
+from continuum_events.connectors.base import ConfigError, Retry
+from continuum_events.connectors.http import HttpClient, raise_for_common
+from continuum_events.connectors.incidents import LifecycleSink, Pending, Rejected, incidents_of
+from continuum_events.events import Event
+
+
+@dataclass(frozen=True)
+class GrafanaConfig:
+    url: str
+    token: SecretStr
+    dashboard_uid: str | None = None
+    panel_id: int | None = None
+
+
+def tags_of(event: Event) -> list[str]:
+    p = event.payload
+    tags = ["continuum", event.event_type.value, f"severity:{event.severity.value}"]
+    for label, name in (("printer", "printer_name"), ("location", "printer_location"),
+                        ("department", "printer_department")):
+        if p.get(name):
+            tags.append(f"{label}:{p[name]}")
+    return tags
+
+
+def text_of(event: Event) -> str:
+    incidents = incidents_of(event)
+    summary = incidents[0].summary if incidents else f"{event.event_type.value} ({event.source})"
+    return f"{summary} [event {event.event_id}]"
+
+
+class GrafanaSink(LifecycleSink):
+    def __init__(self, config: GrafanaConfig, client: HttpClient | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.client = client or HttpClient(self.limits.timeout_s)
+
+    def call(self, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
+        headers = {"Authorization": f"Bearer {self.config.token.get_secret_value()}",
+                   "Content-Type": "application/json"}
+        try:
+            response = self.client.session.request(method, f"{self.config.url}{path}", data=orjson.dumps(body),
+                                                    headers=headers, timeout=self.limits.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - timeouts, resets: transient
+            raise Retry(f"Grafana: {type(exc).__name__}") from None
+        raise_for_common(response, what="Grafana annotation", retry={408, 429}, config={401, 403},
+                         too_large=False)
+        if response.status_code in (400, 413, 422):
+            raise Rejected(f"Grafana refused the annotation: {response.text[:200]}")
+        if response.status_code == 404 and method == "PATCH":
+            return {}  # the region's start was deleted in Grafana: annotate a point instead
+        if response.status_code != 200:
+            raise Retry(f"Grafana annotation: unexpected HTTP {response.status_code}")
+        return response.json()
+
+    def deliver(self, event: Event, pending: Pending) -> None:
+        millis, text = event.timestamp_us // 1000, text_of(event)
+        incidents = incidents_of(event)
+        closed = False
+        for incident in (i for i in incidents if i.action == "resolve"):
+            entry = pending.entry_after(incident)
+            if entry is not None and entry.get("ref"):
+                answer = self.call("PATCH", f"/api/annotations/{entry['ref']}", {
+                    "timeEnd": millis, "text": f"{entry.get('text', '')} — {text}",
+                    "tags": [*tags_of(event), "resolved"]})
+                closed = closed or bool(answer)
+                pending.keep(incident.key, entry)
+            elif (pending.entry(incident.key) or {}).get("resolved_by") == event.event_id:
+                return  # this very event closed the region before (a replay)
+        if closed:
+            return
+        trigger = next((i for i in incidents if i.action == "trigger" and i.resolvable), None)
+        entry = pending.entry_after(trigger) if trigger else None
+        if trigger and entry is None:
+            return  # the region exists already (a replay or a duplicate)
+        body: dict[str, object] = {"text": text, "tags": tags_of(event), "time": millis}
+        if self.config.dashboard_uid:
+            body["dashboardUID"] = self.config.dashboard_uid
+        if self.config.panel_id is not None:
+            body["panelId"] = self.config.panel_id
+        answer = self.call("POST", "/api/annotations", body)
+        if trigger and entry is not None:
+            pending.keep(trigger.key, {**entry, "ref": answer.get("id"), "text": text})
+
+    def check(self) -> str:
+        try:
+            response = self.client.session.get(f"{self.config.url}/api/annotations?limit=1", timeout=self.limits.timeout_s,
+                                               headers={"Authorization": f"Bearer {self.config.token.get_secret_value()}"})
+        except Exception as exc:  # noqa: BLE001 - a verdict, never the token
+            raise Retry(f"Grafana unreachable ({type(exc).__name__})") from None
+        if response.status_code in (401, 403):
+            raise ConfigError(f"Grafana refuses the token (HTTP {response.status_code})")
+        if response.status_code != 200:
+            raise Retry(f"Grafana answered HTTP {response.status_code}")
+        return f"Grafana ({self.config.url}) accepts the token"
+
+    def close(self) -> None:
+        super().close()
+        self.client.close()

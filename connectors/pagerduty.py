@@ -1,0 +1,111 @@
+"""PagerDuty Events API v2: one request per incident transition, ``dedup_key`` = the
+incident's identity (:mod:`connectors.incidents`), never the event id.
+
+A problem event triggers, the clearing event resolves the same ``dedup_key``; the
+ledger keeps replays and duplicates from reopening anything. PagerDuty takes about
+120 events a minute per routing key: beyond that the batch waits its turn (the runtime
+pauses the partitions meanwhile), nothing is dropped. 202 accepted; 400 with a routing
+key complaint is configuration, any other 400 refuses the event (dead letter); 429 and
+5xx are retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from pydantic import SecretStr
+
+from continuum_events.connectors.base import ConfigError, Retry, describe_event
+from continuum_events.connectors.http import HttpClient, raise_for_common
+from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, incidents_of
+from continuum_events.events import Event
+
+#: PagerDuty's documented ceiling per routing key, kept a little under.
+RATE = (110, 60.0)
+MAX_SUMMARY, MAX_DEDUP_KEY = 1024, 255
+
+
+@dataclass(frozen=True)
+class PagerDutyConfig:
+    routing_key: SecretStr
+    #: EU accounts: https://events.eu.pagerduty.com
+    url: str = "https://events.pagerduty.com"
+
+
+def bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stable_key(key: str, limit: int) -> str:
+    """The incident key, or a digest-suffixed cut of it when the vendor's field is shorter."""
+    if len(key) <= limit:
+        return key
+    import hashlib
+
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: limit - 17]}#{digest}"
+
+
+def group_of(event: Event) -> str | None:
+    return event.payload.get("printer_location") or event.payload.get("printer_department")
+
+
+class PagerDutySink(LifecycleSink):
+    rate = RATE
+
+    def __init__(self, config: PagerDutyConfig, client: HttpClient | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.client = client or HttpClient(self.limits.timeout_s)
+
+    def body(self, incident: Incident) -> dict[str, object]:
+        body: dict[str, object] = {"routing_key": self.config.routing_key.get_secret_value(),
+                                   "event_action": incident.action,
+                                   "dedup_key": stable_key(incident.key, MAX_DEDUP_KEY)}
+        if incident.action == "trigger":
+            event = incident.event
+            payload = {"summary": bounded(incident.summary, MAX_SUMMARY), "source": incident.subject,
+                       "severity": event.severity.value,
+                       "timestamp": event.timestamp.isoformat().replace("+00:00", "Z"),
+                       "component": incident.key.split("/")[0], "class": event.event_type.value,
+                       "custom_details": describe_event(event)}
+            if group_of(event):
+                payload["group"] = group_of(event)
+            body["payload"] = payload
+        return body
+
+    def deliver(self, event: Event, pending: Pending) -> None:
+        for incident in incidents_of(event):
+            entry = pending.entry_after(incident)
+            if entry is None:
+                continue
+            response = self.client.post(f"{self.config.url}/v2/enqueue", orjson.dumps(self.body(incident)),
+                                        {"Content-Type": "application/json"}, what="PagerDuty event")
+            self.sent()
+            raise_for_common(response, what="PagerDuty event", retry={408, 429}, config={401, 403, 404},
+                             too_large=False)
+            if response.status_code == 400:
+                if "routing" in response.text.lower():
+                    raise ConfigError("PagerDuty refuses the routing key (check the integration's key)")
+                raise Rejected(f"PagerDuty refused the event: {response.text[:200]}")
+            if response.status_code == 413:
+                raise Rejected("PagerDuty refused the event: larger than 512 KB")
+            if response.status_code != 202:
+                raise Retry(f"PagerDuty event: unexpected HTTP {response.status_code}")
+            pending.keep(incident.key, entry)
+
+    def check(self) -> str:
+        """The Events API cannot test a key without opening an incident: check its shape
+        and that the endpoint answers."""
+        if len(self.config.routing_key.get_secret_value()) != 32:
+            raise ConfigError("a PagerDuty routing key is 32 characters (Events API v2 integration key)")
+        try:
+            self.client.session.get(self.config.url, timeout=self.limits.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a verdict, never the key
+            raise Retry(f"PagerDuty unreachable ({type(exc).__name__})") from None
+        return f"PagerDuty ({self.config.url}) reachable; routing key well-formed (not verifiable without paging)"
+
+    def close(self) -> None:
+        super().close()
+        self.client.close()
