@@ -12,8 +12,8 @@ from continuum_events.connectors.base import ConfigError, Retry, TooLarge, parse
 
 
 class HttpClient:
-    """``post`` returns the response for statuses the connector classifies itself and
-    turns the common ones into the runtime's outcomes."""
+    """``post`` and ``request`` return the response for statuses the connector classifies itself and
+    turn timeouts and failed connections into the runtime's Retry."""
 
     def __init__(self, timeout_s: float, session: requests.Session | None = None) -> None:
         self.timeout_s = timeout_s
@@ -24,8 +24,13 @@ class HttpClient:
         if gzip_body:
             body = gzip.compress(body, compresslevel=5)
             headers = {**headers, "Content-Encoding": "gzip"}
+        return self.request("POST", url, body, headers, what=what)
+
+    def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
+                *, what: str = "request") -> requests.Response:
+        """Any method; a timeout or a failed connection becomes :class:`Retry`."""
         try:
-            return self.session.post(url, data=body, headers=dict(headers), timeout=self.timeout_s)
+            return self.session.request(method, url, data=body, headers=dict(headers or {}), timeout=self.timeout_s)
         except requests.Timeout:
             raise Retry(f"{what}: no answer within {self.timeout_s:.0f} s") from None
         except requests.ConnectionError as exc:

@@ -22,6 +22,7 @@ from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
+from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
@@ -39,6 +40,7 @@ VENDORS: dict[str, VendorSpec] = {
     "datadog": VendorSpec("logging", DatadogConfig, DatadogSink),
     "elasticsearch": VendorSpec("logging", ElasticsearchConfig, ElasticsearchSink),
     "syslog": VendorSpec("logging", SyslogConfig, SyslogSink),
+    "pushgateway": VendorSpec("monitoring", PushgatewayConfig, PushgatewaySink),
     "grafana": VendorSpec("monitoring", GrafanaConfig, GrafanaSink),
     "newrelic": VendorSpec("monitoring", NewRelicConfig, NewRelicSink),
     "pagerduty": VendorSpec("alerting", PagerDutyConfig, PagerDutySink),
