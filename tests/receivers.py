@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+import re
 import threading
-from collections import Counter
+import time
+import uuid
+import zlib
+from collections import Counter, defaultdict, deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -28,7 +37,11 @@ class Received:
 
 
 class ContractReceiver:
-    """Subclasses implement :meth:`handle` (path, headers, raw body) -> (status, json, headers)."""
+    """Subclasses implement :meth:`handle` (POST: path, headers, raw body) and :meth:`handle_get`
+    (GET), each returning (status, json, headers); a vendor API with other methods (PATCH,
+    PUT, DELETE) overrides :meth:`handle_request` instead. ``script``, ``down`` and the
+    request count apply to every method but GET: the fault tests aim at deliveries, and a
+    health probe or a status poll must not eat a scripted answer."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -40,15 +53,17 @@ class ContractReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                with receiver.lock:
-                    receiver.received.requests += 1
-                    scripted = receiver.script.pop(0) if receiver.script else None
-                if receiver.down:
-                    scripted = (503, {"error": "down for maintenance"}, {})
-                status, answer, headers = scripted or receiver.handle(self.path, self.headers, body)
+                body = self.rfile.read(length) if length else b""
+                scripted = None
+                if method != "GET":
+                    with receiver.lock:
+                        receiver.received.requests += 1
+                        scripted = receiver.script.pop(0) if receiver.script else None
+                    if receiver.down:
+                        scripted = (503, {"error": "down for maintenance"}, {})
+                status, answer, headers = scripted or receiver.handle_request(method, self.path, self.headers, body)
                 data = json.dumps(answer).encode() if answer is not None else b""
                 self.send_response(status)
                 for k, v in headers.items():
@@ -58,14 +73,12 @@ class ContractReceiver:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
-                status, answer, headers = receiver.handle_get(self.path, self.headers)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+            # http.server dispatches on these names
+            do_GET = partialmethod(serve, "GET")
+            do_POST = partialmethod(serve, "POST")
+            do_PUT = partialmethod(serve, "PUT")
+            do_PATCH = partialmethod(serve, "PATCH")
+            do_DELETE = partialmethod(serve, "DELETE")
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -78,9 +91,10 @@ class ContractReceiver:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll so that leaving the ``with`` block (server.shutdown) takes milliseconds, not 0.5 s
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-    def __enter__(self) -> ContractReceiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -97,6 +111,13 @@ class ContractReceiver:
         if headers.get("Content-Encoding") == "gzip":
             return gzip.decompress(body)
         return body
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        if method == "POST":
+            return self.handle(path, headers, body)
+        if method == "GET":
+            return self.handle_get(path, headers)
+        return 405, {"error": "method not allowed"}, {}
 
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
         raise NotImplementedError
@@ -287,3 +308,479 @@ class DatadogReceiver(ContractReceiver):
                 return 200, {"valid": True}, {}
             return 403, {"errors": ["Forbidden"]}, {}
         return 404, {"errors": ["not found"]}, {}
+
+
+# -- the incident and annotation vendors ---------------------------------------------------
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def field_problem(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False,
+                  max_len: int | None = None, choices: Collection[str] | None = None,
+                  items: type | None = None) -> str | None:
+    """Why ``obj[key]`` breaks a documented field rule, or None. A JSON boolean never passes
+    for a number; a required string must not be blank; ``items`` types a list's items or an
+    object's values."""
+    if key not in obj:
+        return f"{key} is required" if required else None
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return f"{key} has the wrong type"
+    if required and isinstance(value, str) and not value.strip():
+        return f"{key} must not be empty"
+    if max_len is not None and len(value) > max_len:
+        return f"{key} is longer than {max_len}"
+    if choices is not None and value not in choices:
+        return f"{key} must be one of {', '.join(choices)}"
+    members = value.values() if isinstance(value, dict) else value
+    if items is not None and any(isinstance(v, bool) or not isinstance(v, items) for v in members):
+        return f"{key} must hold only {items.__name__} values"
+    return None
+
+
+def first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p), None)
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def media_type(headers: Any) -> str:
+    return headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+class GrafanaReceiver(ContractReceiver):
+    """``POST /api/annotations`` (Bearer token) adds one annotation, ``PATCH
+    /api/annotations/{id}`` updates it, ``GET /api/annotations?limit=N`` finds the newest;
+    ``time``/``timeEnd`` are epoch milliseconds and an annotation with ``timeEnd > time`` is
+    a region. Event ids are the uuids in the text."""
+
+    TOKEN = "glsa_Tq8VnW3xK2mZ7pR4sY6uB9dF1hJ5lN0c_4e7a91c2"
+    MIN_MS = 10**12  # a smaller "millisecond" time is really seconds (or 1970)
+    PATCHABLE = ("text", "tags", "time", "timeEnd")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.annotations: dict[int, dict[str, Any]] = {}
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        url = urlsplit(path)
+        patch = re.fullmatch(r"/api/annotations/(\d+)", url.path)
+        if not (url.path == "/api/annotations" and method in ("GET", "POST") or method == "PATCH" and patch):
+            return 404, {"message": "Not found"}, {}
+        if headers.get("Authorization") != f"Bearer {self.TOKEN}" or self.auth_broken:
+            return 401, {"message": "Unauthorized"}, {}
+        if method == "GET":  # find: newest first, ``limit`` of them (100 by default)
+            limit = parse_qs(url.query).get("limit", ["100"])[0]
+            with self.lock:
+                found = sorted(self.annotations.values(), key=lambda a: a["time"], reverse=True)
+                return 200, [dict(a) for a in found[:int(limit) if limit.isdigit() else 100]], {}
+        fields = json_object(body)
+        if fields is None or media_type(headers) != "application/json":
+            return 400, {"message": "bad request data"}, {}
+        with self.lock:
+            if patch:
+                old = self.annotations.get(int(patch[1]))
+                if old is None:
+                    return 404, {"message": "Could not find annotation to update"}, {}
+                new = {**old, **{k: fields[k] for k in self.PATCHABLE if k in fields}}
+            else:
+                new = {"time": int(time.time() * 1000), "tags": [], **fields, "id": len(self.annotations) + 1}
+                new.setdefault("timeEnd", new["time"])
+            problem = self._problem(new)
+            if problem:
+                return 400, {"message": "bad request data", "error": problem}, {}
+            self.annotations[new["id"]] = new
+            self.received.bodies.append(fields)
+            if isinstance(fields.get("text"), str):
+                self.received.event_ids.update(UUID.findall(fields["text"]))
+        if patch:
+            return 200, {"message": "Annotation patched"}, {}
+        return 200, {"message": "Annotation added", "id": new["id"]}, {}
+
+    def _problem(self, a: dict[str, Any]) -> str | None:
+        problem = first(field_problem(a, "text", str, required=True), field_problem(a, "tags", list, items=str),
+                        field_problem(a, "time", int), field_problem(a, "timeEnd", int),
+                        field_problem(a, "dashboardUID", str), field_problem(a, "panelId", int))
+        if problem:
+            return problem
+        if a["time"] < self.MIN_MS or a["timeEnd"] < self.MIN_MS:
+            return "time and timeEnd are epoch milliseconds"
+        if a["timeEnd"] < a["time"]:
+            return "timeEnd is before time"
+        if self.refuse_ids.intersection(UUID.findall(a["text"])):
+            return "refused"
+        return None
+
+    def regions(self) -> list[dict[str, Any]]:
+        """The annotations that span time (timeEnd > time), oldest first."""
+        with self.lock:
+            return [dict(a) for a in self.annotations.values() if a["timeEnd"] > a["time"]]
+
+
+class NewRelicReceiver(ContractReceiver):
+    """Event API ``/v1/accounts/{account}/events``: Api-Key (or X-Insert-Key), a JSON array
+    of flat events, gzip allowed, ≤ 1 MB as sent. One bad event refuses the whole POST."""
+
+    ACCOUNT_ID = "3141592"
+    LICENSE_KEY = "eu01xx5f0c3a9e7b1d2468ace13579bdf0a2NRAL"
+    MAX_BODY = 1_000_000
+    EVENT_TYPE = re.compile(r"[A-Za-z0-9_:]{1,255}")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = time.time
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        account = re.fullmatch(r"/v1/accounts/([^/]+)/events", path)
+        if account is None:
+            return 404, {"success": False, "error": "not found"}, {}
+        key = headers.get("Api-Key") or headers.get("X-Insert-Key")
+        if key != self.LICENSE_KEY or account[1] != self.ACCOUNT_ID or self.auth_broken:
+            return 403, {"success": False, "error": "invalid key for this account"}, {}
+        if media_type(headers) != "application/json" or headers.get("Content-Encoding", "identity") not in ("gzip", "identity"):
+            return 415, {"success": False, "error": "unsupported media type or encoding"}, {}
+        if len(body) > self.MAX_BODY:
+            return 413, {"success": False, "error": "payload larger than 1 MB"}, {}
+        try:
+            events = json.loads(self.decompress(headers, body))
+        except (OSError, EOFError, zlib.error, ValueError):
+            events = None
+        if not isinstance(events, list):
+            return 400, {"success": False, "error": "expected a JSON array of events"}, {}
+        problem = first(*(self._problem(e) for e in events))
+        if problem:
+            return 400, {"success": False, "error": problem}, {}
+        with self.lock:
+            self.received.bodies.extend(events)
+            self.received.event_ids.update(e["event_id"] for e in events if isinstance(e.get("event_id"), str))
+        return 200, {"success": True, "uuid": str(uuid.uuid4())}, {}
+
+    def _problem(self, event: Any) -> str | None:
+        event_type = event.get("eventType") if isinstance(event, dict) else None
+        if not isinstance(event_type, str) or not self.EVENT_TYPE.fullmatch(event_type):
+            return "every event needs an eventType of letters, digits, _ and :"
+        if len(event) > 255:
+            return "more than 255 attributes"
+        for name, value in event.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(name) > 255:
+                return f"{name[:64]}: values are strings or numbers"
+            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, str) and len(value) > 4096:
+                return f"{name[:64]}: value out of range"
+        stamp = event.get("timestamp", self.clock())
+        if not isinstance(stamp, (int, float)) or abs(self.clock() - (stamp / 1000 if stamp > 1e11 else stamp)) > 86400:
+            return "timestamp must be epoch seconds or milliseconds within 24 hours"
+        if event.get("event_id") in self.refuse_ids:
+            return "refused"
+        return None
+
+
+class PagerDutyReceiver(ContractReceiver):
+    """Events API v2 ``/v2/enqueue``: the routing key in the body, one event per POST
+    (≤ 512 KB), at most ``rate_limit`` events per ``rate_window_s`` per key. Incidents per
+    dedup_key as PagerDuty keeps them: a trigger joins the open incident or opens a new one,
+    acknowledge and resolve act on the open one (none open: accepted, nothing happens)."""
+
+    ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"
+    MAX_BYTES = 512 * 1024
+    ACTIONS = ("trigger", "acknowledge", "resolve")
+    SEVERITIES = ("critical", "error", "warning", "info")
+    THROTTLED: ClassVar[dict[str, str]] = {"status": "throttle event",
+                                           "message": "Requests for this service are arriving too quickly. Please retry later."}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rate_limit, self.rate_window_s, self.clock = 120, 60.0, time.monotonic
+        self.resolves = 0  # resolve events accepted (they carry no event id)
+        self.throttled = 0  # events answered 429
+        self._recent: dict[str, deque[float]] = defaultdict(deque)
+        self._incidents: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    @staticmethod
+    def invalid(error: str) -> Answer:
+        return 400, {"status": "invalid event", "message": "Event object is invalid", "errors": [error]}, {}
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        if path != "/v2/enqueue":
+            return 404, {"status": "not found"}, {}
+        event = json_object(body)
+        if event is None or len(body) > self.MAX_BYTES:
+            return self.invalid("Event must be a JSON object of at most 512 KB")
+        if event.get("routing_key") != self.ROUTING_KEY or self.auth_broken:
+            return self.invalid("Invalid routing key")
+        with self.lock:
+            recent, now = self._recent[self.ROUTING_KEY], self.clock()
+            while recent and recent[0] <= now - self.rate_window_s:
+                recent.popleft()
+            if len(recent) >= self.rate_limit:
+                self.throttled += 1
+                return 429, self.THROTTLED, {}
+            recent.append(now)
+        problem = self._problem(event)
+        if problem:
+            return self.invalid(problem)
+        action, key = event["event_action"], event.get("dedup_key") or uuid.uuid4().hex
+        with self.lock:
+            self.received.bodies.append(event)
+            history = self._incidents[key]
+            current = history[-1] if history and history[-1]["status"] != "resolved" else None
+            if action == "trigger":
+                if current is None:
+                    current = {"status": "triggered", "alerts": 0, "opened": len(self.received.bodies), "resolved": None}
+                    history.append(current)
+                current["alerts"] += 1
+                event_id = event["payload"].get("custom_details", {}).get("event_id")
+                if isinstance(event_id, str):
+                    self.received.event_ids[event_id] += 1
+            elif current is not None:
+                current["status"] = "resolved" if action == "resolve" else "acknowledged"
+                current["resolved"] = len(self.received.bodies) if action == "resolve" else None
+            self.resolves += action == "resolve"
+        return 202, {"status": "success", "message": "Event processed", "dedup_key": key}, {}
+
+    def _problem(self, event: dict[str, Any]) -> str | None:
+        action = event.get("event_action")
+        problem = first(field_problem(event, "event_action", str, required=True, choices=self.ACTIONS),
+                        field_problem(event, "dedup_key", str, required=action != "trigger", max_len=255))
+        if problem or action != "trigger":
+            return problem
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            return "payload is required for trigger"
+        problem = first(field_problem(payload, "summary", str, required=True, max_len=1024),
+                        field_problem(payload, "source", str, required=True),
+                        field_problem(payload, "severity", str, required=True, choices=self.SEVERITIES),
+                        *(field_problem(payload, k, str) for k in ("timestamp", "component", "group", "class")),
+                        field_problem(payload, "custom_details", dict))
+        if problem:
+            return problem
+        try:
+            datetime.fromisoformat(payload.get("timestamp", "2000-01-01T00:00:00Z"))
+        except ValueError:
+            return "payload.timestamp is not ISO 8601"
+        return "refused" if payload.get("custom_details", {}).get("event_id") in self.refuse_ids else None
+
+    def incidents(self, key: str) -> list[dict[str, Any]]:
+        """The incidents of a dedup_key, oldest first: status (triggered, acknowledged,
+        resolved), alerts (triggers merged into it), opened/resolved (the sequence number of
+        the accepted event that opened/resolved it, None while open)."""
+        with self.lock:
+            return [dict(i) for i in self._incidents.get(key, [])]
+
+    def opened_count(self, key: str | None = None) -> int:
+        """Incidents ever opened, for one dedup_key or in total."""
+        with self.lock:
+            return len(self._incidents.get(key, [])) if key else sum(map(len, self._incidents.values()))
+
+    def open_keys(self) -> set[str]:
+        with self.lock:
+            return {k for k, history in self._incidents.items() if history and history[-1]["status"] != "resolved"}
+
+
+class OpsgenieReceiver(ContractReceiver):
+    """Alert API with ``GenieKey`` auth: ``POST /v2/alerts`` creates (one open alert per
+    alias: a second create deduplicates into it), ``POST /v2/alerts/{identifier}/close``
+    closes. Both answer 202 before processing, as Opsgenie does; the outcome is read with
+    ``GET /v2/alerts/requests/{requestId}`` (after ``pending_polls`` "not yet" answers)."""
+
+    API_KEY = "5d3c1a2b-7e9f-4c1d-8b6a-0f2e4d6c8a1b"
+    LIMITS: ClassVar[dict[str, int]] = {"message": 130, "alias": 512, "description": 15000, "entity": 512,
+                                        "source": 100, "user": 100, "note": 25000}
+    PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+    IDENTIFIERS: ClassVar[dict[str, str]] = {"id": "id", "alias": "alias", "tiny": "tinyId"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending_polls = 0
+        self.closes = 0  # close requests accepted (they carry no event id)
+        self._alerts: list[dict[str, Any]] = []
+        self._outcomes: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, int] = {}
+
+    @staticmethod
+    def answer(status: int, took: float = 0.1, **fields: Any) -> Answer:
+        return status, {**fields, "took": took, "requestId": str(uuid.uuid4())}, {}
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        url = urlsplit(path)
+        if headers.get("Authorization") != f"GenieKey {self.API_KEY}" or self.auth_broken:
+            return self.answer(401, took=0.0, message="Could not authenticate")
+        poll = re.fullmatch(r"/v2/alerts/requests/([^/]+)", url.path)
+        close = re.fullmatch(r"/v2/alerts/([^/]+)/close", url.path)
+        if method == "GET" and poll:
+            return self._outcome(poll[1])
+        if method != "POST" or not (close or url.path == "/v2/alerts"):
+            return self.answer(404, message="Could not find the requested resource")
+        if body.strip() and media_type(headers) != "application/json":
+            return self.answer(415, message="Unsupported Media Type")
+        fields = json_object(body) if body.strip() or not close else {}
+        if fields is None:
+            return self.answer(400, message="Invalid JSON body")
+        kind = parse_qs(url.query).get("identifierType", ["id"])[0]
+        problem = self._close_problem(fields, kind) if close else self._create_problem(fields)
+        if problem:
+            return self.answer(422, message="Request body is not processable. Please check the errors.",
+                               errors={problem.split(" ", 1)[0]: problem})
+        request_id = str(uuid.uuid4())
+        with self.lock:
+            self.received.bodies.append(fields)
+            if close:
+                outcome = self._close(unquote(close[1]), self.IDENTIFIERS[kind])
+            else:
+                outcome = self._create(fields)
+            self._outcomes[request_id], self._pending[request_id] = outcome, self.pending_polls
+        return 202, {"result": "Request will be processed", "took": 0.1, "requestId": request_id}, {}
+
+    def _create_problem(self, fields: dict[str, Any]) -> str | None:
+        problem = first(
+            *(field_problem(fields, k, str, max_len=n, required=k == "message") for k, n in self.LIMITS.items()),
+            field_problem(fields, "details", dict, items=str), field_problem(fields, "tags", list, items=str),
+            field_problem(fields, "priority", str, choices=self.PRIORITIES))
+        if problem:
+            return problem
+        tags = fields.get("tags", [])
+        if len(tags) > 20 or any(len(t) > 50 for t in tags):
+            return "tags are at most 20 of at most 50 characters"
+        return "details refused" if fields.get("details", {}).get("event_id") in self.refuse_ids else None
+
+    def _close_problem(self, fields: dict[str, Any], kind: str) -> str | None:
+        if kind not in self.IDENTIFIERS:
+            return "identifierType must be one of id, alias, tiny"
+        return first(*(field_problem(fields, k, str, max_len=self.LIMITS[k]) for k in ("user", "source", "note")))
+
+    def _open(self, key: str, identifier: str) -> dict[str, Any] | None:
+        return next((a for a in self._alerts if a[key] == identifier and a["status"] == "open"), None)
+
+    def _create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        alert_id = str(uuid.uuid4())
+        alias = fields.get("alias") or alert_id
+        alert = self._open("alias", alias)
+        if alert is None:
+            alert = {"id": alert_id, "tinyId": str(len(self._alerts) + 1), "alias": alias, "status": "open",
+                     "count": 0, "opened": len(self.received.bodies), "closed": None,
+                     "message": fields["message"], "priority": fields.get("priority", "P3")}
+            self._alerts.append(alert)
+        alert["count"] += 1
+        event_id = fields.get("details", {}).get("event_id")
+        if isinstance(event_id, str):
+            self.received.event_ids[event_id] += 1
+        status = "Created alert" if alert["count"] == 1 else "Alert deduplicated"
+        return {"success": True, "action": "Create", "status": status, "alertId": alert["id"], "alias": alias}
+
+    def _close(self, identifier: str, key: str) -> dict[str, Any]:
+        self.closes += 1
+        alert = self._open(key, identifier)
+        if alert is None:
+            return {"success": False, "action": "Close", "status": "Alert does not exist", "alertId": "",
+                    "alias": identifier if key == "alias" else ""}
+        alert["status"], alert["closed"] = "closed", len(self.received.bodies)
+        return {"success": True, "action": "Close", "status": "Closed alert", "alertId": alert["id"],
+                "alias": alert["alias"]}
+
+    def _outcome(self, request_id: str) -> Answer:
+        with self.lock:
+            outcome, pending = self._outcomes.get(request_id), self._pending.get(request_id, 0)
+            if pending:
+                self._pending[request_id] = pending - 1
+        if outcome is None or pending:
+            return self.answer(404, message="Request not found. It might not be processed, yet.")
+        return self.answer(200, data=outcome)
+
+    def alerts(self, alias: str) -> list[dict[str, Any]]:
+        """The alerts of an alias, oldest first: status (open, closed), count (creates
+        deduplicated into it, the first included), opened/closed (sequence numbers of the
+        accepted requests that opened/closed it), id, tinyId, message, priority."""
+        with self.lock:
+            return [dict(a) for a in self._alerts if a["alias"] == alias]
+
+    def opened_count(self, alias: str | None = None) -> int:
+        """Alerts ever opened, for one alias or in total."""
+        with self.lock:
+            return sum(1 for a in self._alerts if alias is None or a["alias"] == alias)
+
+    def open_aliases(self) -> set[str]:
+        with self.lock:
+            return {a["alias"] for a in self._alerts if a["status"] == "open"}
+
+
+class VictorOpsReceiver(ContractReceiver):
+    """REST endpoint ``/integrations/generic/20131114/alert/{api_key}/{routing_key}``: both
+    secrets in the path, one alert per POST. CRITICAL and WARNING open an incident per
+    entity_id (or update the open one), ACKNOWLEDGEMENT acknowledges it, RECOVERY resolves
+    it, INFO only joins the timeline. No answer ever carries the api key."""
+
+    API_KEY = "7c2e9a41-3b5d-4f60-8e1a-d94c0b7f2a35"
+    ROUTING_KEY = "printers"
+    TYPES = ("CRITICAL", "WARNING", "INFO", "ACKNOWLEDGEMENT", "RECOVERY")
+    MAX_SECONDS = 10**11  # epoch seconds stay below this until the year 5138; milliseconds do not
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeline: list[dict[str, Any]] = []  # every accepted alert, with its routing_key
+        self._incidents: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        route = re.fullmatch(r"/integrations/generic/20131114/alert/([^/]+)/([^/]+)", path)
+        if route is None:
+            return 404, {"result": "failure", "message": "Not found"}, {}
+        if route[1] != self.API_KEY or self.auth_broken:
+            return 403, {"result": "failure", "message": "Invalid API key"}, {}
+        alert = json_object(body)
+        if alert is None:
+            return 400, {"result": "failure", "message": "Could not parse the body as a JSON object"}, {}
+        kind = alert.get("message_type")
+        alert = {**alert, "message_type": kind.upper() if isinstance(kind, str) else kind}
+        problem = self._problem(alert)
+        if problem:
+            return 400, {"result": "failure", "message": problem}, {}
+        kind, entity = alert["message_type"], alert.get("entity_id") or str(uuid.uuid4())
+        with self.lock:
+            self.received.bodies.append(alert)
+            self.timeline.append({**alert, "routing_key": route[2]})
+            history = self._incidents[entity]
+            current = history[-1] if history and history[-1]["status"] != "resolved" else None
+            if kind in ("CRITICAL", "WARNING"):
+                if current is None:
+                    current = {"status": "triggered", "alerts": 0, "opened": len(self.timeline), "resolved": None,
+                               "routing_key": route[2]}
+                    history.append(current)
+                current["alerts"] += 1
+                current["message_type"] = kind
+            elif current is not None and kind in ("ACKNOWLEDGEMENT", "RECOVERY"):
+                current["status"] = "acknowledged" if kind == "ACKNOWLEDGEMENT" else "resolved"
+                current["resolved"] = len(self.timeline) if kind == "RECOVERY" else None
+            if isinstance(alert.get("event_id"), str):
+                self.received.event_ids[alert["event_id"]] += 1
+        return 200, {"result": "success", "entity_id": entity}, {}
+
+    def _problem(self, alert: dict[str, Any]) -> str | None:
+        kind = alert.get("message_type")
+        for key in ("timestamp", "state_start_time"):
+            value = alert.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.MAX_SECONDS:
+                return f"{key} must be whole epoch seconds"
+        return first(field_problem(alert, "message_type", str, required=True, choices=self.TYPES),
+                     field_problem(alert, "entity_id", str, required=kind != "INFO"),
+                     field_problem(alert, "entity_display_name", str), field_problem(alert, "state_message", str),
+                     "event refused" if alert.get("event_id") in self.refuse_ids else None)
+
+    def incidents(self, entity_id: str) -> list[dict[str, Any]]:
+        """The incidents of an entity_id, oldest first: status (triggered, acknowledged,
+        resolved), alerts (CRITICAL/WARNING merged into it), opened/resolved (positions in
+        the timeline), routing_key, message_type (the latest)."""
+        with self.lock:
+            return [dict(i) for i in self._incidents.get(entity_id, [])]
+
+    def opened_count(self, entity_id: str | None = None) -> int:
+        """Incidents ever opened, for one entity_id or in total."""
+        with self.lock:
+            return len(self._incidents.get(entity_id, [])) if entity_id else sum(map(len, self._incidents.values()))
+
+    def open_entities(self) -> set[str]:
+        with self.lock:
+            return {k for k, history in self._incidents.items() if history and history[-1]["status"] != "resolved"}
