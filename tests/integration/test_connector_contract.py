@@ -20,13 +20,19 @@ from continuum_events.connectors.base import Sink
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
+from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
+from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
+from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
+from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
+from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
 from continuum_events.deadletter import read_dead_letter_headers
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
-from tests.receivers import ContractReceiver, DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
+from tests.receivers import (ContractReceiver, DatadogReceiver, ElasticsearchReceiver, GrafanaReceiver,
+                             NewRelicReceiver, OpsgenieReceiver, PagerDutyReceiver, SplunkReceiver, VictorOpsReceiver)
 
 pytestmark = pytest.mark.broker
 
@@ -37,6 +43,20 @@ class Vendor:
     receiver: Callable[[], ContractReceiver]
     sink: Callable[[str], Sink]  # receiver URL -> sink
     busy: tuple  # a scripted transient answer
+    #: check() proves the credentials (PagerDuty's Events API cannot without paging someone).
+    check_verifies_auth: bool = True
+
+
+def _unthrottled_pagerduty() -> PagerDutyReceiver:
+    receiver = PagerDutyReceiver()
+    receiver.rate_limit = 10**9  # the rate limit has its own test (test_alerting.py)
+    return receiver
+
+
+def _pagerduty(url: str) -> PagerDutySink:
+    sink = PagerDutySink(PagerDutyConfig(SecretStr(PagerDutyReceiver.ROUTING_KEY), url=url))
+    sink.rate = None
+    return sink
 
 
 VENDORS = [
@@ -49,7 +69,26 @@ VENDORS = [
     Vendor("datadog", DatadogReceiver,
            lambda url: DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=url)),
            (503, {"errors": ["Service Unavailable"]}, {})),
+    Vendor("grafana", GrafanaReceiver,
+           lambda url: GrafanaSink(GrafanaConfig(url, SecretStr(GrafanaReceiver.TOKEN))),
+           (503, {"message": "Service unavailable"}, {})),
+    Vendor("newrelic", NewRelicReceiver,
+           lambda url: NewRelicSink(NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY),
+                                                   url=url)),
+           (503, {"success": False, "error": "Service Unavailable"}, {})),
+    Vendor("pagerduty", _unthrottled_pagerduty, _pagerduty,
+           (500, {"status": "error", "message": "Internal Server Error"}, {}), check_verifies_auth=False),
+    Vendor("opsgenie", OpsgenieReceiver,
+           lambda url: OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=url)),
+           (503, {"message": "Service Unavailable", "took": 0.0}, {})),
+    Vendor("victorops", VictorOpsReceiver,
+           lambda url: VictorOpsSink(VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY),
+                                                     SecretStr(VictorOpsReceiver.ROUTING_KEY), url=url)),
+           (503, {"result": "failure", "message": "Service Unavailable"}, {})),
 ]
+SECRETS = (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.API_KEY, GrafanaReceiver.TOKEN,
+           NewRelicReceiver.LICENSE_KEY, PagerDutyReceiver.ROUTING_KEY, OpsgenieReceiver.API_KEY,
+           VictorOpsReceiver.API_KEY, VictorOpsReceiver.ROUTING_KEY)
 
 
 @dataclass
@@ -62,7 +101,8 @@ class Rig:
 
     def produce(self, n: int, start: int = 0) -> list[str]:
         with EventProducer(self.settings, topic=category_topic("logging"), spool_path=_tmp_spool()) as p:
-            ids = [p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"p-{i % 37}", "printer_name": f"P{i}",
+            # One printer per event: for the alerting vendors each is an incident of its own.
+            ids = [p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"p-{i}", "printer_name": f"P{i}",
                                                           "consecutive_failures": 3}) for i in range(start, start + n)]
             assert p.flush(10) == 0
         return ids
@@ -208,12 +248,21 @@ def test_test_connection_gives_a_verdict_and_never_echoes_the_secret(vendor: Ven
 
     with vendor.receiver() as receiver:
         sink = vendor.sink(receiver.url)
-        assert receiver.url in sink.check() or vendor.name in sink.check().lower()
-        receiver.auth_broken = True
-        with pytest.raises(ConfigError) as caught:
-            sink.check()
-        for secret in (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.API_KEY):
-            assert secret not in str(caught.value)
+        verdict = sink.check()
+        assert receiver.url in verdict or vendor.name in verdict.lower().replace(" ", "")
+        if vendor.check_verifies_auth:
+            receiver.auth_broken = True
+            with pytest.raises(ConfigError) as caught:
+                sink.check()
+        else:
+            import dataclasses
+
+            sink.config = dataclasses.replace(sink.config, **{f.name: SecretStr("short") for f in
+                                                              dataclasses.fields(sink.config) if "key" in f.name})
+            with pytest.raises(ConfigError) as caught:
+                sink.check()
+        for secret in SECRETS:
+            assert secret not in str(caught.value) and secret not in verdict
 
 
 @pytest.fixture
