@@ -79,7 +79,7 @@ class GrafanaSink(LifecycleSink):
             if entry is not None and entry.get("ref"):
                 answer = self.call("PATCH", f"/api/annotations/{entry['ref']}", {
                     "timeEnd": millis, "text": f"{entry.get('text', '')} — {text}",
-                    "tags": [*tags_of(event), "resolved"]})
+                    "tags": [*entry.get("tags", tags_of(event)), "resolved"]})
                 closed = closed or bool(answer)
                 pending.keep(incident.key, entry)
             elif (pending.entry(incident.key) or {}).get("resolved_by") == event.event_id:
@@ -97,7 +97,7 @@ class GrafanaSink(LifecycleSink):
             body["panelId"] = self.config.panel_id
         answer = self.call("POST", "/api/annotations", body)
         if trigger and entry is not None:
-            pending.keep(trigger.key, {**entry, "ref": answer.get("id"), "text": text})
+            pending.keep(trigger.key, {**entry, "ref": answer.get("id"), "text": text, "tags": body["tags"]})
 
     def check(self) -> str:
         try:
