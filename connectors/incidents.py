@@ -166,6 +166,8 @@ class LifecycleSink:
 
     def open(self, context: SinkContext) -> None:
         ensure_topics(AdminClient(context.settings.client_config()), Topology.ledger_topics(context.integration))
+        if self.ledger is not None:  # a previous attempt that could not read it
+            self.ledger.stop()
         self.ledger = IncidentLedger(context.settings, context.integration).start()
         if not self.ledger.wait_ready(30):
             raise ConfigError(f"incident ledger {self.ledger.topic} could not be read")

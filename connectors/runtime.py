@@ -160,8 +160,9 @@ class IntegrationRunner:
     def run(self, stop: threading.Event) -> None:
         # The integration's own topics are created explicitly, never by auto-create.
         ensure_topics(AdminClient(self.settings.client_config()), Topology().integration_topics(self.name))
-        if hasattr(self.sink, "open"):
-            self.sink.open(SinkContext(self.name, self.settings))
+        if not self._open_sink(stop):
+            self._set_health("stopped")
+            return
         consumer = Consumer(self.settings.client_config(**{
             "group.id": f"continuum-connector-{self.name}", "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
@@ -196,6 +197,17 @@ class IntegrationRunner:
             consumer.close()
             self._dlq.flush(10)
             self.sink.close()
+
+    def _open_sink(self, stop: threading.Event) -> bool:
+        """Let a stateful sink load its state; until it can, the integration is unhealthy."""
+        while hasattr(self.sink, "open") and not stop.is_set():
+            try:
+                self.sink.open(SinkContext(self.name, self.settings))
+                return True
+            except Exception as exc:  # noqa: BLE001 - reported, retried; the runner stays up
+                self._unhealthy(f"cannot start: {exc}")
+                stop.wait(self.config_retry_s)
+        return not stop.is_set()
 
     def _admit(self, msg: Message) -> _Record | None:
         if msg.error():
