@@ -20,6 +20,7 @@ from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
+from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink
@@ -43,6 +44,7 @@ VENDORS: dict[str, VendorSpec] = {
     "pushgateway": VendorSpec("monitoring", PushgatewayConfig, PushgatewaySink),
     "grafana": VendorSpec("monitoring", GrafanaConfig, GrafanaSink),
     "newrelic": VendorSpec("monitoring", NewRelicConfig, NewRelicSink),
+    "nsca": VendorSpec("monitoring", NscaConfig, NscaSink),
     "pagerduty": VendorSpec("alerting", PagerDutyConfig, PagerDutySink),
     "opsgenie": VendorSpec("alerting", OpsgenieConfig, OpsgenieSink),
     "victorops": VendorSpec("alerting", VictorOpsConfig, VictorOpsSink),
