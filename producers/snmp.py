@@ -1,0 +1,121 @@
+"""One poll of one printer: a single SNMP GET of the health objects, and, only when SNMP
+stays silent, a TCP connect to the print ports to tell "down" from "not answering us".
+
+pysnmp's v1arch API (one ``SnmpDispatcher``, no per-target registration: the v3arch
+engine rebuilds its tables per new target, see ``../shared/PRINTERS.md``), numeric OIDs,
+no MIB lookups, explicit timeout and retries. SNMP v1 and v2c.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyasn1.type.univ import Null
+from pysnmp.hlapi.v1arch.asyncio import CommunityData, SnmpDispatcher, UdpTransportTarget, get_cmd
+from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+
+from continuum_events.producers.health import Reading, decode
+
+
+def health_oids(device: int = 1, supply: int = 1) -> dict[str, str]:
+    """The objects a poll reads (Host Resources and Printer MIBs), by field name."""
+    return {
+        "device_status": f"1.3.6.1.2.1.25.3.2.1.5.{device}",  # hrDeviceStatus
+        "error_state": f"1.3.6.1.2.1.25.3.5.1.2.{device}",  # hrPrinterDetectedErrorState
+        "toner_capacity": f"1.3.6.1.2.1.43.11.1.1.8.{device}.{supply}",  # prtMarkerSuppliesMaxCapacity
+        "toner_level": f"1.3.6.1.2.1.43.11.1.1.9.{device}.{supply}",  # prtMarkerSuppliesLevel
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to poll one printer."""
+
+    ip: str
+    snmp_port: int = 161
+    community: str = "public"
+    version: str = "2c"  # "1" or "2c"
+    tcp_ports: Sequence[int] = (9100, 631)
+    device_index: int = 1
+
+
+@dataclass(frozen=True)
+class Timing:
+    timeout_s: float = 1.5
+    retries: int = 1
+    tcp_timeout_s: float = 1.0
+
+
+class Poller:
+    """Polls targets on one dispatcher; transport targets are made once per printer."""
+
+    def __init__(self, timing: Timing = Timing()) -> None:
+        self.timing = timing
+        self.dispatcher = SnmpDispatcher()
+        self._transports: dict[tuple[str, int], UdpTransportTarget] = {}
+
+    async def poll(self, target: Target) -> Reading:
+        started = time.perf_counter()
+        oids = health_oids(target.device_index)
+        try:
+            transport = await self._transport(target)
+            error, status, _, binds = await get_cmd(
+                self.dispatcher, CommunityData(target.community, mpModel=0 if target.version == "1" else 1),
+                transport, *((oid, Null("")) for oid in oids.values()), lookupMib=False)
+        except Exception as exc:  # noqa: BLE001 - a garbled answer is a failed poll, never a dead probe
+            error, status, binds = exc, 0, ()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if error or status:
+            # An error status still proves the agent answered (v1 noSuchName on a missing object).
+            if status and not error:
+                return decode({}, elapsed_ms)
+            return Reading(False, port_open=await self.port_open(target))
+        by_oid = {str(name): value for name, value in binds}
+        values = {}
+        for field, oid in oids.items():
+            value = by_oid.get(oid)
+            if value is None or isinstance(value, (NoSuchInstance, NoSuchObject, EndOfMibView)):
+                continue
+            values[field] = bytes(value) if field == "error_state" and hasattr(value, "asOctets") else _plain(value)
+        return decode(values, elapsed_ms)
+
+    async def port_open(self, target: Target) -> bool:
+        """Connect and close at once (never send: bytes sent to 9100 get printed)."""
+        for port in target.tcp_ports:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(target.ip, port),
+                                                   self.timing.tcp_timeout_s)
+            except (OSError, asyncio.TimeoutError):
+                continue
+            writer.close()
+            return True
+        return False
+
+    async def _transport(self, target: Target) -> UdpTransportTarget:
+        key = (target.ip, target.snmp_port)
+        transport = self._transports.get(key)
+        if transport is None:
+            transport = await UdpTransportTarget.create(key, timeout=self.timing.timeout_s,
+                                                        retries=self.timing.retries)
+            self._transports[key] = transport
+        return transport
+
+    def forget(self, target: Target) -> None:
+        self._transports.pop((target.ip, target.snmp_port), None)
+
+    def close(self) -> None:
+        self.dispatcher.transport_dispatcher.close_dispatcher()
+
+
+def _plain(value: object) -> object:
+    """An SNMP value as a Python int or bytes (or the value itself if neither)."""
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "asOctets"):
+        return value.asOctets()  # type: ignore[attr-defined]
+    return value
