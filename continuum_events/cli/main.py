@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from continuum_events import __version__
-from continuum_events.cli import bench, broker, connector, events, router, run
+from continuum_events.cli import bench, broker, connector, events, probe, router, run
 from continuum_events.cli.common import configure_logging
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command()(events.send)
 app.command()(events.tail)
 app.command()(router.router)
 app.command()(connector.connector)
+app.command()(probe.probe)
 app.add_typer(router.rules_app, name="rules")
 app.add_typer(bench.app, name="bench")
 
