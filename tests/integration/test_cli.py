@@ -79,7 +79,7 @@ def test_rules_set_list_and_test_explain_routing(broker) -> None:
                         "payload": {"printer_id": "p-9", "printer_department": "Finance"}})
     before = runner.invoke(app, ["rules", "test", event, *b])
     assert before.exit_code == 0, before.output
-    assert before.stdout.strip().splitlines()[-1] == "reaches: logging"
+    assert before.stdout.strip().splitlines()[-1] == "reaches: logging, monitoring"
 
     result = runner.invoke(app, ["rules", "set", "cli-finance-jams", "--category", "alerting", "-t", "printer.jam",
                                  "--where", "printer_department=Finance", "--mask", "printer_ip", *b])
@@ -89,7 +89,7 @@ def test_rules_set_list_and_test_explain_routing(broker) -> None:
         names = [r["name"] for r in json.loads(listed.stdout)]
         assert "cli-finance-jams" in names and "logging-default" in names
         after = runner.invoke(app, ["rules", "test", event, *b])
-        assert after.stdout.strip().splitlines()[-1] == "reaches: logging, alerting"
+        assert after.stdout.strip().splitlines()[-1] == "reaches: logging, monitoring, alerting"
         assert "cli-finance-jams" in after.stdout
     finally:
         runner.invoke(app, ["rules", "delete", "cli-finance-jams", *b])
