@@ -16,7 +16,8 @@ cleared at ≥ 20 %) and error states are reported only when they change; when t
 error condition clears, ``printer.online`` with no conditions says the printer is
 healthy again (it resolves the printer's error incident downstream). A poll that SNMP
 leaves unanswered while the printer's print port accepts connections is not a failure:
-the probe is misconfigured for that printer (community, ACL), reported once per change.
+after as many such polls in a row as an outage needs, the probe reports itself
+misconfigured for that printer (community, ACL), once per change.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class PrinterHealth:
     errors: list[str] = field(default_factory=list)  # error conditions last reported
     jammed: bool = False
     low_toner: bool = False
+    unanswered: int = 0  # consecutive polls SNMP left unanswered while a print port was open
     misconfigured: bool = False
 
     def observe(self, reading: Reading, policy: Policy = Policy()) -> list[tuple[str, dict[str, Any]]]:
@@ -129,7 +131,7 @@ class PrinterHealth:
         if not reading.answered:
             return self._failed(reading, policy)
         events: list[tuple[str, dict[str, Any]]] = []
-        self.failures, self.misconfigured = 0, False
+        self.failures, self.unanswered, self.misconfigured = 0, 0, False
         seen = {"response_time_ms": reading.response_time_ms, "conditions": sorted(reading.conditions)}
         if reading.toner_percent is not None:
             seen["toner_level_percent"] = reading.toner_percent
@@ -147,7 +149,8 @@ class PrinterHealth:
     def _failed(self, reading: Reading, policy: Policy) -> list[tuple[str, dict[str, Any]]]:
         self.successes = 0
         if reading.port_open:  # the printer is there; SNMP is not answering us
-            if self.misconfigured:
+            self.unanswered += 1
+            if self.misconfigured or self.unanswered < policy.offline_after:
                 return []
             self.misconfigured = True
             return [("probe.misconfigured", {})]

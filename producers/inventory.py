@@ -76,7 +76,9 @@ def _rows(path: Path) -> Iterable[tuple[str, Mapping[str, Any]]]:
         return
     reader = csv.DictReader(text.splitlines())
     for row in reader:
-        cleaned = {k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
+        # An empty cell means "the default", except tcp_ports: empty there means "no TCP check".
+        cleaned = {k.strip(): v.strip() for k, v in row.items()
+                   if k and v is not None and (v.strip() != "" or k.strip() == "tcp_ports")}
         yield f"line {reader.line_num}", cleaned
 
 

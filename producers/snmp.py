@@ -54,8 +54,18 @@ class Poller:
 
     def __init__(self, timing: Timing = Timing()) -> None:
         self.timing = timing
-        self.dispatcher = SnmpDispatcher()
+        self._dispatcher: SnmpDispatcher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[tuple[str, int], UdpTransportTarget] = {}
+
+    @property
+    def dispatcher(self) -> SnmpDispatcher:
+        """The dispatcher of the running event loop (pysnmp binds one to the loop it starts in)."""
+        loop = asyncio.get_running_loop()
+        if self._dispatcher is None or self._loop is not loop:
+            self._dispatcher, self._loop = SnmpDispatcher(), loop
+            self._transports.clear()
+        return self._dispatcher
 
     async def poll(self, target: Target) -> Reading:
         started = time.perf_counter()
@@ -107,7 +117,9 @@ class Poller:
         self._transports.pop((target.ip, target.snmp_port), None)
 
     def close(self) -> None:
-        self.dispatcher.transport_dispatcher.close_dispatcher()
+        if self._dispatcher is not None and self._loop is not None and not self._loop.is_closed():
+            self._dispatcher.transport_dispatcher.close_dispatcher()
+        self._dispatcher = None
 
 
 def _plain(value: object) -> object:

@@ -58,6 +58,7 @@ def test_online_needs_two_good_polls_and_a_short_flap_says_nothing() -> None:
 def test_a_silent_snmp_with_an_open_print_port_is_a_probe_problem_not_an_outage() -> None:
     health = PrinterHealth()
     feed(health, UP)
+    assert feed(health, MISCONFIGURED, MISCONFIGURED, UP, MISCONFIGURED, MISCONFIGURED) == [], "as patient as for outages"
     assert feed(health, *[MISCONFIGURED] * 10) == ["probe.misconfigured"]
     assert health.status == "online" and health.failures == 0
 
