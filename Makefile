@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector lint clean
+.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,7 +46,7 @@ test-unit: $(STAMP) ## Run the unit tests only (no broker)
 test-integration: $(STAMP) ## Run the integration tests only
 	$(BIN)/python -m pytest tests/integration
 
-bench: bench-producer bench-router bench-connector ## Run every benchmark (ratios against a baseline measured in the same run)
+bench: bench-producer bench-router bench-connector bench-probe ## Run every benchmark (ratios against a baseline measured in the same run)
 
 bench-producer: $(STAMP) ## dispatch_event versus raw confluent-kafka produce
 	$(BIN)/continuum-events bench producer
@@ -56,6 +56,9 @@ bench-router: $(STAMP) ## The router versus a bare Faust forwarder; latency at 1
 
 bench-connector: $(STAMP) ## The Splunk HEC connector versus one HTTP request per event
 	$(BIN)/continuum-events bench connector
+
+bench-probe: $(STAMP) ## The SNMP probe over 1,000 and 10,000 simulated printers versus bare SNMP GETs
+	$(BIN)/continuum-events bench probe
 
 lint: $(STAMP) ## ruff, if installed in the venv
 	$(BIN)/python -m ruff check . || true
