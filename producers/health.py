@@ -51,8 +51,9 @@ class Reading:
 
     answered: bool  # SNMP answered
     response_time_ms: float | None = None
-    #: SNMP silent but a print port (9100/631) accepted a connection: a probe problem.
-    port_open: bool = False
+    #: Not answered, yet the printer is there: a print port (9100/631) accepted a
+    #: connection, or SNMPv3 refused our credentials. A probe problem, not an outage.
+    present: bool = False
     device_status: int | None = None
     conditions: frozenset[str] = frozenset()
     toner_percent: int | None = None
@@ -148,7 +149,7 @@ class PrinterHealth:
 
     def _failed(self, reading: Reading, policy: Policy) -> list[tuple[str, dict[str, Any]]]:
         self.successes = 0
-        if reading.port_open:  # the printer is there; SNMP is not answering us
+        if reading.present:  # the printer is there; SNMP is not answering us
             self.unanswered += 1
             if self.misconfigured or self.unanswered < policy.offline_after:
                 return []

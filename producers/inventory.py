@@ -5,23 +5,28 @@ CSV columns (header row required; ``tcp_ports`` separated by ``;``)::
     id,name,ip,model,location,department,community,snmp_port,version,tcp_ports
     p-0001,Finance-3F-01,10.20.3.11,HP M479,Finance-3F,Finance,public,161,2c,9100;631
 
-YAML: a list of the same mappings, or ``{printers: [...]}``. Errors name the file, the
-row (or list position) and the field. Every process of a split fleet loads the same file
+YAML: a list of the same mappings, or ``{printers: [...]}``. SNMPv3 printers set
+``version: "3"``, ``v3_user``, ``v3_auth_protocol`` (md5, sha, sha224…sha512),
+``v3_priv_protocol`` (des, 3des, aes, aes192, aes256), ``v3_context``, and name the
+environment variables holding their keys (``v3_auth_key_env``, ``v3_priv_key_env``):
+keys are never written in the file. Errors name the file, the row (or list position)
+and the field. Every process of a split fleet loads the same file
 and keeps its share (:func:`shard_of`).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from continuum_events.producers.snmp import Target
+from continuum_events.producers.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS, V3, Target
 
 
 class InventoryError(ValueError):
@@ -39,9 +44,26 @@ class PrinterEntry(BaseModel):
     department: str | None = None
     community: str = "public"
     snmp_port: int = Field(161, ge=1, le=65535)
-    version: Literal["1", "2c"] = "2c"
+    version: Literal["1", "2c", "3"] = "2c"
     tcp_ports: tuple[int, ...] = (9100, 631)
     device_index: int = Field(1, ge=1)
+    v3_user: str | None = None
+    v3_auth_protocol: Literal[tuple(AUTH_PROTOCOLS)] = "sha"  # type: ignore[valid-type]
+    v3_auth_key_env: str | None = Field(None, description="Environment variable holding the auth key.")
+    v3_priv_protocol: Literal[tuple(PRIV_PROTOCOLS)] = "aes"  # type: ignore[valid-type]
+    v3_priv_key_env: str | None = Field(None, description="Environment variable holding the privacy key.")
+    v3_context: str = ""
+
+    @model_validator(mode="after")
+    def _v3_complete(self) -> PrinterEntry:
+        if self.version == "3":
+            if not self.v3_user:
+                raise ValueError("v3_user is required with version 3")
+            for name in ("v3_auth_key_env", "v3_priv_key_env"):
+                variable = getattr(self, name)
+                if variable and variable not in os.environ:
+                    raise ValueError(f"{name}: environment variable {variable} is not set")
+        return self
 
     @field_validator("tcp_ports", mode="before")
     @classmethod
@@ -51,7 +73,12 @@ class PrinterEntry(BaseModel):
         return value
 
     def target(self) -> Target:
-        return Target(self.ip, self.snmp_port, self.community, self.version, self.tcp_ports, self.device_index)
+        v3 = None
+        if self.version == "3":
+            key = (lambda name: SecretStr(os.environ[name]) if name else None)
+            v3 = V3(self.v3_user or "", self.v3_auth_protocol, key(self.v3_auth_key_env), self.v3_priv_protocol,
+                    key(self.v3_priv_key_env), self.v3_context)
+        return Target(self.ip, self.snmp_port, self.community, self.version, self.tcp_ports, self.device_index, v3)
 
     def event_fields(self) -> dict[str, Any]:
         """What every probe event says about the printer (Continuum's health-check fields)."""

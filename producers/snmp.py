@@ -1,9 +1,13 @@
 """One poll of one printer: a single SNMP GET of the health objects, and, only when SNMP
 stays silent, a TCP connect to the print ports to tell "down" from "not answering us".
 
-pysnmp's v1arch API (one ``SnmpDispatcher``, no per-target registration: the v3arch
-engine rebuilds its tables per new target, see ``../shared/PRINTERS.md``), numeric OIDs,
-no MIB lookups, explicit timeout and retries. SNMP v1 and v2c.
+SNMP v1 and v2c go through pysnmp's v1arch API (one ``SnmpDispatcher``, no per-target
+registration: the v3arch engine rebuilds its tables per new target, see
+``../shared/PRINTERS.md``); SNMPv3 (USM: authentication and privacy) through one v3arch
+engine, which is fine for the few printers a fleet configures with v3. Numeric OIDs, no
+MIB lookups, explicit timeout and retries. A v3 agent that refuses our credentials
+(unknown user, wrong digest, cannot decrypt) answered: the printer is there and the
+probe is misconfigured for it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyasn1.type.univ import Null
+from pydantic import SecretStr
+from pysnmp.hlapi import v3arch
 from pysnmp.hlapi.v1arch.asyncio import CommunityData, SnmpDispatcher, UdpTransportTarget, get_cmd
+from pysnmp.proto import errind
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
 from continuum_events.producers.health import Reading, decode
@@ -30,6 +37,34 @@ def health_oids(device: int = 1, supply: int = 1) -> dict[str, str]:
     }
 
 
+AUTH_PROTOCOLS = {"none": v3arch.asyncio.USM_AUTH_NONE, "md5": v3arch.asyncio.USM_AUTH_HMAC96_MD5,
+                  "sha": v3arch.asyncio.USM_AUTH_HMAC96_SHA, "sha224": v3arch.asyncio.USM_AUTH_HMAC128_SHA224,
+                  "sha256": v3arch.asyncio.USM_AUTH_HMAC192_SHA256, "sha384": v3arch.asyncio.USM_AUTH_HMAC256_SHA384,
+                  "sha512": v3arch.asyncio.USM_AUTH_HMAC384_SHA512}
+PRIV_PROTOCOLS = {"none": v3arch.asyncio.USM_PRIV_NONE, "des": v3arch.asyncio.USM_PRIV_CBC56_DES,
+                  "3des": v3arch.asyncio.USM_PRIV_CBC168_3DES, "aes": v3arch.asyncio.USM_PRIV_CFB128_AES,
+                  "aes192": v3arch.asyncio.USM_PRIV_CFB192_AES, "aes256": v3arch.asyncio.USM_PRIV_CFB256_AES}
+
+
+@dataclass(frozen=True)
+class V3:
+    """SNMPv3 USM credentials; keys never print."""
+
+    user: str
+    auth_protocol: str = "sha"
+    auth_key: SecretStr | None = None
+    priv_protocol: str = "aes"
+    priv_key: SecretStr | None = None
+    context: str = ""
+
+    def user_data(self) -> v3arch.asyncio.UsmUserData:
+        auth = self.auth_key.get_secret_value() if self.auth_key else None
+        priv = self.priv_key.get_secret_value() if self.priv_key else None
+        return v3arch.asyncio.UsmUserData(
+            self.user, auth, priv, authProtocol=AUTH_PROTOCOLS[self.auth_protocol if auth else "none"],
+            privProtocol=PRIV_PROTOCOLS[self.priv_protocol if priv else "none"])
+
+
 @dataclass(frozen=True)
 class Target:
     """Where and how to poll one printer."""
@@ -37,9 +72,10 @@ class Target:
     ip: str
     snmp_port: int = 161
     community: str = "public"
-    version: str = "2c"  # "1" or "2c"
+    version: str = "2c"  # "1", "2c" or "3"
     tcp_ports: Sequence[int] = (9100, 631)
     device_index: int = 1
+    v3: V3 | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +93,8 @@ class Poller:
         self._dispatcher: SnmpDispatcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[tuple[str, int], UdpTransportTarget] = {}
+        self._engine: v3arch.asyncio.SnmpEngine | None = None
+        self._engine_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def dispatcher(self) -> SnmpDispatcher:
@@ -71,10 +109,13 @@ class Poller:
         started = time.perf_counter()
         oids = health_oids(target.device_index)
         try:
-            transport = await self._transport(target)
-            error, status, _, binds = await get_cmd(
-                self.dispatcher, CommunityData(target.community, mpModel=0 if target.version == "1" else 1),
-                transport, *((oid, Null("")) for oid in oids.values()), lookupMib=False)
+            if target.v3 is not None:
+                error, status, binds = await self._get_v3(target, list(oids.values()))
+            else:
+                transport = await self._transport(target)
+                error, status, _, binds = await get_cmd(
+                    self.dispatcher, CommunityData(target.community, mpModel=0 if target.version == "1" else 1),
+                    transport, *((oid, Null("")) for oid in oids.values()), lookupMib=False)
         except Exception as exc:  # noqa: BLE001 - a garbled answer is a failed poll, never a dead probe
             error, status, binds = exc, 0, ()
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -82,8 +123,11 @@ class Poller:
             # An error status still proves the agent answered (v1 noSuchName on a missing object).
             if status and not error:
                 return decode({}, elapsed_ms)
-            return Reading(False, port_open=await self.port_open(target))
-        by_oid = {str(name): value for name, value in binds}
+            if target.v3 is not None and isinstance(error, errind.ErrorIndication) \
+                    and not isinstance(error, errind.RequestTimedOut):
+                return Reading(False, present=True)  # the agent refused our credentials
+            return Reading(False, present=await self.port_open(target))
+        by_oid = {str(vb[0]): vb[1] for vb in binds}
         values = {}
         for field, oid in oids.items():
             value = by_oid.get(oid)
@@ -91,6 +135,18 @@ class Poller:
                 continue
             values[field] = bytes(value) if field == "error_state" and hasattr(value, "asOctets") else _plain(value)
         return decode(values, elapsed_ms)
+
+    async def _get_v3(self, target: Target, oids: list[str]) -> tuple[object, object, list]:
+        loop = asyncio.get_running_loop()
+        if self._engine is None or self._engine_loop is not loop:
+            self._engine, self._engine_loop = v3arch.asyncio.SnmpEngine(), loop
+        assert target.v3 is not None
+        transport = await v3arch.asyncio.UdpTransportTarget.create(
+            (target.ip, target.snmp_port), timeout=self.timing.timeout_s, retries=self.timing.retries)
+        error, status, _, binds = await v3arch.asyncio.get_cmd(
+            self._engine, target.v3.user_data(), transport, v3arch.asyncio.ContextData(contextName=target.v3.context),
+            *(v3arch.asyncio.ObjectType(v3arch.asyncio.ObjectIdentity(oid)) for oid in oids), lookupMib=False)
+        return error, status, list(binds)
 
     async def port_open(self, target: Target) -> bool:
         """Connect and close at once (never send: bytes sent to 9100 get printed)."""

@@ -188,3 +188,26 @@ def test_events_reach_printer_events_keyed_by_printer(fleet: SimulatedFleet, set
     assert [r.event.event_type.value for r in received] == ["printer.offline", "printer.online"]
     assert {r.key for r in received} == {f"printer:{name}".encode()}
     assert all(r.event.source == "health-probe" for r in received)
+
+
+def test_snmpv3_printers_are_polled_and_refused_credentials_are_a_probe_problem(fleet: SimulatedFleet,
+                                                                                 monkeypatch) -> None:
+    # snmpsim's built-in USM user; its context name selects the printer's data.
+    monkeypatch.setenv("PRN_AUTH", "auctoritas")
+    monkeypatch.setenv("PRN_PRIV", "privatus")
+    monkeypatch.setenv("PRN_WRONG", "not-the-key")
+    name, other = "prn-0009", "prn-0010"
+    v3 = {"version": "3", "v3_user": "simulator", "v3_auth_protocol": "md5", "v3_auth_key_env": "PRN_AUTH",
+          "v3_priv_protocol": "des", "v3_priv_key_env": "PRN_PRIV"}
+    good = entries(fleet, name, **v3, v3_context=name)
+    wrong = entries(fleet, other, **{**v3, "v3_auth_key_env": "PRN_WRONG"}, v3_context=other)
+    probe, seen = probe_for(good)
+    sweeps(probe)
+    fleet.set_state(name, error_bits={"jammed"})
+    sweeps(probe, 2)
+    assert seen.take() == [("printer.jam", name)]
+    # Its own probe: one agent (here, one simulator address) has one key per user.
+    refused, seen = probe_for(wrong)
+    sweeps(refused, 4)
+    assert seen.take() == [("system.warning", other)], "refused credentials: a probe problem, not an outage"
+    assert "not-the-key" not in repr(refused.printers[other].target()), "keys never print"

@@ -9,7 +9,7 @@ from continuum_events.producers.health import Policy, PrinterHealth, Reading, de
 
 UP = Reading(True, 3.0)
 DOWN = Reading(False)
-MISCONFIGURED = Reading(False, port_open=True)
+MISCONFIGURED = Reading(False, present=True)
 
 
 def feed(health: PrinterHealth, *readings: Reading, policy: Policy = Policy()) -> list[str]:

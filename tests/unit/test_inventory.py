@@ -55,3 +55,18 @@ def test_a_printer_added_in_continuum_gets_the_probes_defaults() -> None:
                              {"community": "corp"})
     assert entry is not None and entry.community == "corp" and entry.name == "New"
     assert from_added_event({"printer_id": "p-10"}, {}) is None
+
+
+def test_snmpv3_needs_a_user_and_its_keys_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "v3.yaml"
+    path.write_text("- {id: p-1, ip: 10.0.0.1, version: '3', v3_auth_key_env: P1_AUTH}\n")
+    with pytest.raises(InventoryError, match="v3_user is required"):
+        load_inventory(path)
+    path.write_text("- {id: p-1, ip: 10.0.0.1, version: '3', v3_user: probe, v3_auth_key_env: P1_AUTH}\n")
+    with pytest.raises(InventoryError, match="P1_AUTH is not set"):
+        load_inventory(path)
+    monkeypatch.setenv("P1_AUTH", "s3cret-key")
+    (entry,) = load_inventory(path)
+    target = entry.target()
+    assert target.v3 is not None and target.v3.auth_key.get_secret_value() == "s3cret-key"
+    assert "s3cret-key" not in repr(target)
