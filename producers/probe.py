@@ -91,6 +91,11 @@ class Probe:
         with self._lock:
             self._changes.append((event_type, payload))
 
+    def pending_changes(self) -> int:
+        """Printer changes heard and not applied yet (they apply at the next sweep)."""
+        with self._lock:
+            return len(self._changes)
+
     def _apply_changes(self) -> None:
         with self._lock:
             changes, self._changes = self._changes, []

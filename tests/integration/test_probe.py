@@ -211,3 +211,33 @@ def test_snmpv3_printers_are_polled_and_refused_credentials_are_a_probe_problem(
     sweeps(refused, 4)
     assert seen.take() == [("system.warning", other)], "refused credentials: a probe problem, not an outage"
     assert "not-the-key" not in repr(refused.printers[other].target()), "keys never print"
+
+
+@pytest.mark.broker
+def test_the_probe_follows_printer_added_on_printer_events(fleet: SimulatedFleet, settings, tmp_path: Path) -> None:
+    import threading
+
+    from continuum_events.producers import EventProducer
+    from continuum_events.producers.probe import follow_printer_changes
+
+    row = next(r for r in fleet.inventory() if r["id"] == "prn-0011")
+    probe, seen = probe_for([])
+    probe.config = ProbeConfig(timing=FAST, defaults={"community": row["community"], "snmp_port": row["snmp_port"]})
+    stop = threading.Event()
+    follower = threading.Thread(target=follow_printer_changes, args=(settings, probe, stop, f"probe-{time.time_ns()}"))
+    follower.start()
+    try:
+        with EventProducer(settings, spool_path=tmp_path / "spool.db") as producer:
+            deadline = time.monotonic() + 45
+            while not probe.pending_changes():  # the group joins first; announce until it is heard
+                assert time.monotonic() < deadline, "printer.added never reached the probe"
+                producer.dispatch("printer.added", {"printer_id": "prn-0011", "printer_ip": row["ip"],
+                                                    "printer_name": row["name"]})
+                producer.flush(5)
+                time.sleep(1)
+    finally:
+        stop.set()
+        follower.join(10)
+    fleet.set_state("prn-0011", error_bits={"jammed"})
+    sweeps(probe)
+    assert "prn-0011" in probe.printers and seen.take() == [("printer.jam", "prn-0011")]
