@@ -480,7 +480,29 @@ class NewRelicReceiver(ContractReceiver):
         return None
 
 
-class PagerDutyReceiver(ContractReceiver):
+class IncidentHistory:
+    """Incidents per key as PagerDuty and VictorOps keep them: a list per key, oldest first,
+    each with status (triggered, acknowledged, resolved), alerts (triggers merged into it),
+    and opened/resolved (positions in the accepted requests, None while open)."""
+
+    lock: threading.Lock
+    _incidents: dict[str, list[dict[str, Any]]]
+
+    def incidents(self, key: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(i) for i in self._incidents.get(key, [])]
+
+    def opened_count(self, key: str | None = None) -> int:
+        """Incidents ever opened, for one key or in total."""
+        with self.lock:
+            return len(self._incidents.get(key, [])) if key else sum(map(len, self._incidents.values()))
+
+    def open_keys(self) -> set[str]:
+        with self.lock:
+            return {k for k, history in self._incidents.items() if history and history[-1]["status"] != "resolved"}
+
+
+class PagerDutyReceiver(IncidentHistory, ContractReceiver):
     """Events API v2 ``/v2/enqueue``: the routing key in the body, one event per POST
     (≤ 512 KB), at most ``rate_limit`` events per ``rate_window_s`` per key. Incidents per
     dedup_key as PagerDuty keeps them: a trigger joins the open incident or opens a new one,
@@ -564,22 +586,6 @@ class PagerDutyReceiver(ContractReceiver):
         except ValueError:
             return "payload.timestamp is not ISO 8601"
         return "refused" if payload.get("custom_details", {}).get("event_id") in self.refuse_ids else None
-
-    def incidents(self, key: str) -> list[dict[str, Any]]:
-        """The incidents of a dedup_key, oldest first: status (triggered, acknowledged,
-        resolved), alerts (triggers merged into it), opened/resolved (the sequence number of
-        the accepted event that opened/resolved it, None while open)."""
-        with self.lock:
-            return [dict(i) for i in self._incidents.get(key, [])]
-
-    def opened_count(self, key: str | None = None) -> int:
-        """Incidents ever opened, for one dedup_key or in total."""
-        with self.lock:
-            return len(self._incidents.get(key, [])) if key else sum(map(len, self._incidents.values()))
-
-    def open_keys(self) -> set[str]:
-        with self.lock:
-            return {k for k, history in self._incidents.items() if history and history[-1]["status"] != "resolved"}
 
 
 class OpsgenieReceiver(ContractReceiver):
@@ -708,7 +714,7 @@ class OpsgenieReceiver(ContractReceiver):
             return {a["alias"] for a in self._alerts if a["status"] == "open"}
 
 
-class VictorOpsReceiver(ContractReceiver):
+class VictorOpsReceiver(IncidentHistory, ContractReceiver):
     """REST endpoint ``/integrations/generic/20131114/alert/{api_key}/{routing_key}``: both
     secrets in the path, one alert per POST. CRITICAL and WARNING open an incident per
     entity_id (or update the open one), ACKNOWLEDGEMENT acknowledges it, RECOVERY resolves
@@ -769,18 +775,5 @@ class VictorOpsReceiver(ContractReceiver):
                      field_problem(alert, "entity_display_name", str), field_problem(alert, "state_message", str),
                      "event refused" if alert.get("event_id") in self.refuse_ids else None)
 
-    def incidents(self, entity_id: str) -> list[dict[str, Any]]:
-        """The incidents of an entity_id, oldest first: status (triggered, acknowledged,
-        resolved), alerts (CRITICAL/WARNING merged into it), opened/resolved (positions in
-        the timeline), routing_key, message_type (the latest)."""
-        with self.lock:
-            return [dict(i) for i in self._incidents.get(entity_id, [])]
-
-    def opened_count(self, entity_id: str | None = None) -> int:
-        """Incidents ever opened, for one entity_id or in total."""
-        with self.lock:
-            return len(self._incidents.get(entity_id, [])) if entity_id else sum(map(len, self._incidents.values()))
-
     def open_entities(self) -> set[str]:
-        with self.lock:
-            return {k for k, history in self._incidents.items() if history and history[-1]["status"] != "resolved"}
+        return self.open_keys()

@@ -41,6 +41,7 @@ from continuum_events.benchmarks.fleet import (
     SimulatedFleet,
     error_state_hex,
 )
+from continuum_events.broker import port_open
 
 TONER = {column: f"{PRT_MARKER_SUPPLIES}.{n}.1.1" for column, n in
          {"class": 4, "type": 5, "description": 6, "unit": 7, "max": 8, "level": 9}.items()}
@@ -87,14 +88,6 @@ async def client(fleet: SimulatedFleet) -> AsyncIterator[Client]:
         yield c
     finally:
         c.engine.close_dispatcher()
-
-
-def tcp_connects(ip: str, port: int) -> bool:
-    try:
-        with socket.create_connection((ip, port), timeout=1):
-            return True
-    except ConnectionRefusedError:
-        return False
 
 
 def row(fleet: SimulatedFleet, name: str) -> dict[str, Any]:
@@ -213,7 +206,7 @@ def test_raw_answers_come_back_exactly_as_given(fleet: SimulatedFleet) -> None:
 def test_an_unreachable_printer_is_silent_until_restored(fleet: SimulatedFleet) -> None:
     name = "prn-0004"
     ip, (port,) = row(fleet, name)["ip"], row(fleet, name)["tcp_ports"]
-    assert tcp_connects(ip, port)
+    assert port_open(ip, port)
 
     async def scenario() -> None:
         async with client(fleet) as snmp:
@@ -221,7 +214,7 @@ def test_an_unreachable_printer_is_silent_until_restored(fleet: SimulatedFleet) 
             fleet.make_unreachable(name)
             assert await snmp.get(name, SYS_DESCR, **SILENT) is None
             assert await snmp.get(name, TONER["level"], **SILENT) is None, "silent even for what it lacks"
-            assert not tcp_connects(ip, port), "its print port refuses too"
+            assert not port_open(ip, port), "its print port refuses too"
             assert await snmp.get("prn-0000", SYS_DESCR) is not None, "the rest of the fleet still answers"
 
             fleet.set_state(name, error_bits={"offline"})  # kept for when it comes back
@@ -232,7 +225,7 @@ def test_an_unreachable_printer_is_silent_until_restored(fleet: SimulatedFleet) 
             answer = await snmp.get(name, HR_PRINTER_ERROR_STATE)
             assert answer is not None and answer[HR_PRINTER_ERROR_STATE].asOctets() == b"\x02\x00"
             assert time.monotonic() - started < 1
-            assert tcp_connects(ip, port), "listening again on the port the inventory gives"
+            assert port_open(ip, port), "listening again on the port the inventory gives"
 
     asyncio.run(scenario())
     fleet.set_state(name)
