@@ -18,7 +18,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, defaultdict, deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partialmethod
@@ -64,11 +64,14 @@ class ContractReceiver:
                     if receiver.down:
                         scripted = (503, {"error": "down for maintenance"}, {})
                 status, answer, headers = scripted or receiver.handle_request(method, self.path, self.headers, body)
-                data = json.dumps(answer).encode() if answer is not None else b""
+                if isinstance(answer, bytes):  # an answer forwarded as it came, with its own Content-Type
+                    data = answer
+                else:
+                    data = json.dumps(answer).encode() if answer is not None else b""
+                    headers = {**headers, "Content-Type": "application/json"}
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -101,6 +104,10 @@ class ContractReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def expect(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        """The payloads a test produced, by event id: for a receiver that shows deliveries by
+        another key (a Pushgateway shows printers). These receivers see event ids."""
 
     def accept(self, event_ids: list[str]) -> None:
         with self.lock:

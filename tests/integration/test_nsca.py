@@ -11,17 +11,12 @@ closed descriptor), so every test that makes it drop packets gets a daemon of it
 from __future__ import annotations
 
 import gc
-import grp
-import os
-import pwd
-import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,7 +24,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from continuum_events.broker import EmbeddedBroker, free_port, port_open
+from continuum_events.broker import EmbeddedBroker, free_port
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry
 from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
@@ -37,76 +32,7 @@ from continuum_events.events import Event, EventType, Severity, new_event_id, no
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
-
-PASSWORD = "s3cret pass;word"
-LINE = re.compile(r"\[\d+\] PROCESS_SERVICE_CHECK_RESULT;([^;]*);([^;]*);(\d+);(.*)")
-
-
-@dataclass
-class Nsca:
-    """nsca in the foreground writing results to a plain command file."""
-
-    work: Path
-    port: int
-    password: str = PASSWORD
-    decryption: int = 1  # the server's decryption_method: 0 none, 1 XOR
-    max_packet_age: int = 30
-    mode: str = "--single"  # systemd's default; --daemon forks a reader per connection
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def command_file(self) -> Path:
-        return self.work / "nagios.cmd"
-
-    def start(self) -> Nsca:
-        binary = shutil.which("nsca") or "/usr/sbin/nsca"
-        assert Path(binary).exists(), "nsca is not installed: `make system-deps` installs it (apt-get install nsca)"
-        self.command_file.touch()
-        config = self.work / f"nsca-{self.port}.cfg"
-        config.write_text("\n".join([
-            f"server_port={self.port}", "server_address=127.0.0.1", f"command_file={self.command_file}",
-            f"alternate_dump_file={self.work / 'dump'}", "append_to_file=1", "aggregate_writes=0", "debug=0",
-            f"password={self.password}", f"decryption_method={self.decryption}", f"max_packet_age={self.max_packet_age}",
-            # nsca drops privileges to these: whoever runs the tests (root on CI)
-            f"nsca_user={pwd.getpwuid(os.getuid()).pw_name}", f"nsca_group={grp.getgrgid(os.getgid()).gr_name}",
-        ]) + "\n")
-        with open(self.work / "nsca.log", "ab") as log:
-            self.process = subprocess.Popen([binary, "-c", str(config), "-f", self.mode], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", self.port):
-            assert self.process.poll() is None and time.monotonic() < deadline, (self.work / "nsca.log").read_text()
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(2)
-            except subprocess.TimeoutExpired:  # its SIGTERM handler can deadlock (seen with 2.10.2)
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-    def results(self) -> list[tuple[str, str, int, str]]:
-        """(host, service, return code, output) of every result written so far."""
-        lines = self.command_file.read_text(errors="replace").splitlines()
-        return [(m[1], m[2], int(m[3]), m[4]) for line in lines if (m := LINE.fullmatch(line))]
-
-    def sink(self, password: str | None = PASSWORD, **options) -> NscaSink:
-        encryption = options.pop("encryption", "xor" if self.decryption else "none")
-        return NscaSink(NscaConfig("127.0.0.1", self.port, password=SecretStr(password) if password else None,
-                                   encryption=encryption, **options))
-
-    def wait_for(self, ids: list[str], copies: int = 1, timeout: float = 10) -> list[tuple[str, str, int, str]]:
-        """The results carrying these event ids, once each has ``copies`` (or at the timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.results() if any(i in r[3] for i in ids)]
-            if all(sum(i in r[3] for r in found) >= copies for i in ids) or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
-
+from tests.daemons import PASSWORD, Nsca
 
 @pytest.fixture(scope="module")
 def nsca_xor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nsca]:

@@ -3,24 +3,18 @@ Prometheus would scrape (``GET /metrics``) and the gateway's own view (``/api/v1
 
 from __future__ import annotations
 
-import contextlib
 import random
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from continuum_events.broker import EmbeddedBroker, free_port
@@ -32,58 +26,11 @@ from continuum_events.events import Event, EventType, Severity
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
+from tests.daemons import Gateway, running_gateway
 from tests.kafka_helpers import read_topic
 
 T0 = 1_795_800_000_000_000  # µs
 CONTEXT = SinkContext("pushgateway-test", KafkaSettings())
-
-
-@dataclass
-class Gateway:
-    url: str
-
-    def samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
-        """Samples of ``name`` in the scrape, whose labels include ``labels``."""
-        text = requests.get(f"{self.url}/metrics", timeout=5).text
-        return [(s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples
-                if s.name == name and labels.items() <= s.labels.items()]
-
-    def value(self, name: str, **labels: str) -> float | None:
-        found = self.samples(name, **labels)
-        assert len(found) <= 1, found
-        return found[0][1] if found else None
-
-    def counters(self, job: str) -> dict[tuple[str, str], float]:
-        return {(labels["event_type"], labels["severity"]): v
-                for labels, v in self.samples("continuum_events_total", job=job, instance="continuum-events")}
-
-    def groups(self, job: str) -> list[dict[str, str]]:
-        data = requests.get(f"{self.url}/api/v1/metrics", timeout=5).json()["data"]
-        return [g["labels"] for g in data if g["labels"].get("job") == job]
-
-
-@contextlib.contextmanager
-def running_gateway(*flags: str) -> Iterator[Gateway]:
-    binary = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
-    assert Path(binary).exists(), "prometheus-pushgateway is not installed: `make system-deps` installs it"
-    work = Path(tempfile.mkdtemp(prefix="pushgateway-"))
-    port = free_port()
-    # No persistence file: the Debian build's default is /var/lib/prometheus.
-    process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", *flags],
-                               stdout=subprocess.DEVNULL, stderr=open(work / "stderr.log", "wb"))
-    gateway, deadline = Gateway(f"http://127.0.0.1:{port}"), time.monotonic() + 15
-    try:
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, (work / "stderr.log").read_text()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{gateway.url}/-/ready", timeout=1).status_code in (200, 401):
-                    break
-            time.sleep(0.05)
-        yield gateway
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
