@@ -13,7 +13,7 @@ from continuum_events.connectors.base import ConfigError, Retry, TooLarge, parse
 
 class HttpClient:
     """``post`` and ``request`` return the response for statuses the connector classifies itself and
-    turn timeouts and failed connections into the runtime's Retry."""
+    turn timeouts, failed connections and other transport errors into the runtime's Retry."""
 
     def __init__(self, timeout_s: float, session: requests.Session | None = None) -> None:
         self.timeout_s = timeout_s
@@ -35,6 +35,9 @@ class HttpClient:
             raise Retry(f"{what}: no answer within {self.timeout_s:.0f} s") from None
         except requests.ConnectionError as exc:
             raise Retry(f"{what}: connection failed ({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            # Never the exception's text: it may carry the URL, and some URLs hold keys (VictorOps).
+            raise Retry(f"{what}: request failed ({type(exc).__name__})") from None
 
     def close(self) -> None:
         self.session.close()

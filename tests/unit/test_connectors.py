@@ -107,3 +107,20 @@ def test_build_sink_reads_secrets_from_the_environment_only() -> None:
         build_sink("fax", {}, {}, env)
     with pytest.raises(ValueError, match="expected a number"):
         build_sink("syslog", {"host": "h", "port": "five"}, {}, env)
+
+
+def test_transport_errors_never_echo_the_url_which_may_hold_keys() -> None:
+    import pytest
+    import requests
+
+    from continuum_events.connectors.base import Retry
+    from continuum_events.connectors.http import HttpClient
+
+    class Broken(requests.Session):
+        def request(self, method, url, **kwargs):  # noqa: ANN001, ANN003
+            raise requests.exceptions.ChunkedEncodingError(f"connection broken while reading {url}")
+
+    url = "https://alert.victorops.com/integrations/generic/20131114/alert/API-KEY-123/ROUTING-KEY-456"
+    with pytest.raises(Retry) as caught:
+        HttpClient(1.0, Broken()).post(url, b"{}", {}, what="VictorOps alert")
+    assert "API-KEY-123" not in str(caught.value) and "ChunkedEncodingError" in str(caught.value)
