@@ -17,7 +17,7 @@ import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry
-from continuum_events.connectors.http import HttpClient, raise_for_common
+from continuum_events.connectors.http import raise_for_common
 from continuum_events.connectors.incidents import LifecycleSink, Pending, Rejected, incidents_of
 from continuum_events.events import Event
 
@@ -47,19 +47,13 @@ def text_of(event: Event) -> str:
 
 
 class GrafanaSink(LifecycleSink):
-    def __init__(self, config: GrafanaConfig, client: HttpClient | None = None) -> None:
-        super().__init__()
-        self.config = config
-        self.client = client or HttpClient(self.limits.timeout_s)
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token.get_secret_value()}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
-        headers = {"Authorization": f"Bearer {self.config.token.get_secret_value()}",
-                   "Content-Type": "application/json"}
-        try:
-            response = self.client.session.request(method, f"{self.config.url}{path}", data=orjson.dumps(body),
-                                                    headers=headers, timeout=self.limits.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - timeouts, resets: transient
-            raise Retry(f"Grafana: {type(exc).__name__}") from None
+        response = self.client.request(method, f"{self.config.url}{path}", orjson.dumps(body), self.headers,
+                                       what="Grafana annotation")
         raise_for_common(response, what="Grafana annotation", retry={408, 429}, config={401, 403},
                          too_large=False)
         if response.status_code in (400, 413, 422):
@@ -100,17 +94,11 @@ class GrafanaSink(LifecycleSink):
             pending.keep(trigger.key, {**entry, "ref": answer.get("id"), "text": text, "tags": body["tags"]})
 
     def check(self) -> str:
-        try:
-            response = self.client.session.get(f"{self.config.url}/api/annotations?limit=1", timeout=self.limits.timeout_s,
-                                               headers={"Authorization": f"Bearer {self.config.token.get_secret_value()}"})
-        except Exception as exc:  # noqa: BLE001 - a verdict, never the token
-            raise Retry(f"Grafana unreachable ({type(exc).__name__})") from None
+        response = self.client.request("GET", f"{self.config.url}/api/annotations?limit=1", headers=self.headers,
+                                       what="Grafana")  # unreachable -> Retry
         if response.status_code in (401, 403):
             raise ConfigError(f"Grafana refuses the token (HTTP {response.status_code})")
         if response.status_code != 200:
             raise Retry(f"Grafana answered HTTP {response.status_code}")
         return f"Grafana ({self.config.url}) accepts the token"
 
-    def close(self) -> None:
-        super().close()
-        self.client.close()

@@ -27,6 +27,7 @@ crash in between re-sends a request the vendor deduplicates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry, SinkContext
+from continuum_events.connectors.http import HttpClient
 from continuum_events.events import SEVERITY_RANK, Event, EventType
 from continuum_events.follower import TopicFollower, write_keys
 from continuum_events.settings import KafkaSettings
@@ -107,6 +109,23 @@ def incidents_of(event: Event) -> list[Incident]:
     return []
 
 
+def bounded(text: str, limit: int) -> str:
+    """Text cut to a vendor's field limit."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stable_key(key: str, limit: int) -> str:
+    """The incident key, or a digest-suffixed cut of it when the vendor's field is shorter."""
+    if len(key) <= limit:
+        return key
+    return f"{key[: limit - 17]}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def group_of(event: Event) -> str | None:
+    """Where a printer problem belongs, for the vendors' grouping fields."""
+    return event.payload.get("printer_location") or event.payload.get("printer_department")
+
+
 # -- the ledger ---------------------------------------------------------------------------
 def _order(entry: Mapping[str, Any]) -> tuple[int, int, int]:
     return entry["since"], entry["state"] == "resolved", SEVERITY_RANK.get(entry.get("severity", "info"), 0)
@@ -146,7 +165,8 @@ class IncidentLedger(TopicFollower):
 
 
 class LifecycleSink:
-    """Base of the sinks that send one request per event and keep incidents in the ledger.
+    """Base of the HTTP sinks that send one request per event and keep incidents in the
+    ledger (``config`` is the vendor's config, ``client`` the shared HTTP plumbing).
 
     A subclass implements ``deliver(event, pending)``: for each incident it wants to act
     on, ``pending.entry_after(incident)`` says whether to send (the entry to record) or not;
@@ -160,7 +180,9 @@ class LifecycleSink:
     #: (events, seconds): at most that many requests in any rolling window; None = unbounded.
     rate: tuple[int, float] | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, config: Any, client: HttpClient | None = None) -> None:
+        self.config = config
+        self.client = client or HttpClient(self.limits.timeout_s)
         self.ledger: IncidentLedger | None = None
         self._sent: list[float] = []
 
@@ -210,6 +232,7 @@ class LifecycleSink:
     def close(self) -> None:
         if self.ledger is not None:
             self.ledger.stop()
+        self.client.close()
 
 
 class Rejected(Exception):

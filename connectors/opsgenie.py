@@ -16,9 +16,9 @@ import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
-from continuum_events.connectors.http import HttpClient, raise_for_common
-from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, incidents_of
-from continuum_events.connectors.pagerduty import bounded, group_of, stable_key
+from continuum_events.connectors.http import raise_for_common
+from continuum_events.connectors.incidents import (Incident, LifecycleSink, Pending, Rejected, bounded, group_of,
+                                                   incidents_of, stable_key)
 from continuum_events.events import Event
 
 PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
@@ -34,11 +34,6 @@ class OpsgenieConfig:
 
 
 class OpsgenieSink(LifecycleSink):
-    def __init__(self, config: OpsgenieConfig, client: HttpClient | None = None) -> None:
-        super().__init__()
-        self.config = config
-        self.client = client or HttpClient(self.limits.timeout_s)
-
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"GenieKey {self.config.api_key.get_secret_value()}",
@@ -78,18 +73,11 @@ class OpsgenieSink(LifecycleSink):
 
     def check(self) -> str:
         """Looks up a request id that does not exist: a good key gets 404, a bad one 401/403."""
-        try:
-            response = self.client.session.get(
-                f"{self.config.url}/v2/alerts/requests/00000000-0000-0000-0000-000000000000",
-                headers=self.headers, timeout=self.limits.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - a verdict, never the key
-            raise Retry(f"Opsgenie unreachable ({type(exc).__name__})") from None
+        response = self.client.request("GET", f"{self.config.url}/v2/alerts/requests/00000000-0000-0000-0000-000000000000",
+                                       headers=self.headers, what="Opsgenie")  # unreachable -> Retry
         if response.status_code in (401, 403):
             raise ConfigError(f"Opsgenie refuses the API key (HTTP {response.status_code})")
         if response.status_code in (200, 404):
             return f"Opsgenie ({self.config.url}) accepts the API key"
         raise Retry(f"Opsgenie answered HTTP {response.status_code}")
 
-    def close(self) -> None:
-        super().close()
-        self.client.close()

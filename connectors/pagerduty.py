@@ -17,8 +17,9 @@ import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
-from continuum_events.connectors.http import HttpClient, raise_for_common
-from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, incidents_of
+from continuum_events.connectors.http import raise_for_common
+from continuum_events.connectors.incidents import (Incident, LifecycleSink, Pending, Rejected, bounded, group_of,
+                                                   incidents_of, stable_key)
 from continuum_events.events import Event
 
 #: PagerDuty's documented ceiling per routing key, kept a little under.
@@ -33,31 +34,8 @@ class PagerDutyConfig:
     url: str = "https://events.pagerduty.com"
 
 
-def bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def stable_key(key: str, limit: int) -> str:
-    """The incident key, or a digest-suffixed cut of it when the vendor's field is shorter."""
-    if len(key) <= limit:
-        return key
-    import hashlib
-
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"{key[: limit - 17]}#{digest}"
-
-
-def group_of(event: Event) -> str | None:
-    return event.payload.get("printer_location") or event.payload.get("printer_department")
-
-
 class PagerDutySink(LifecycleSink):
     rate = RATE
-
-    def __init__(self, config: PagerDutyConfig, client: HttpClient | None = None) -> None:
-        super().__init__()
-        self.config = config
-        self.client = client or HttpClient(self.limits.timeout_s)
 
     def body(self, incident: Incident) -> dict[str, object]:
         body: dict[str, object] = {"routing_key": self.config.routing_key.get_secret_value(),
@@ -100,12 +78,6 @@ class PagerDutySink(LifecycleSink):
         and that the endpoint answers."""
         if len(self.config.routing_key.get_secret_value()) != 32:
             raise ConfigError("a PagerDuty routing key is 32 characters (Events API v2 integration key)")
-        try:
-            self.client.session.get(self.config.url, timeout=self.limits.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - a verdict, never the key
-            raise Retry(f"PagerDuty unreachable ({type(exc).__name__})") from None
+        self.client.request("GET", self.config.url, what="PagerDuty")  # unreachable -> Retry
         return f"PagerDuty ({self.config.url}) reachable; routing key well-formed (not verifiable without paging)"
 
-    def close(self) -> None:
-        super().close()
-        self.client.close()

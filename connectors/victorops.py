@@ -13,9 +13,8 @@ import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
-from continuum_events.connectors.http import HttpClient, raise_for_common
-from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, incidents_of
-from continuum_events.connectors.pagerduty import bounded
+from continuum_events.connectors.http import raise_for_common
+from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, bounded, incidents_of
 from continuum_events.events import Event
 
 MESSAGE_TYPE = {"critical": "CRITICAL", "error": "CRITICAL", "warning": "WARNING", "info": "INFO"}
@@ -29,11 +28,6 @@ class VictorOpsConfig:
 
 
 class VictorOpsSink(LifecycleSink):
-    def __init__(self, config: VictorOpsConfig, client: HttpClient | None = None) -> None:
-        super().__init__()
-        self.config = config
-        self.client = client or HttpClient(self.limits.timeout_s)
-
     @property
     def endpoint(self) -> str:
         c = self.config
@@ -82,6 +76,3 @@ class VictorOpsSink(LifecycleSink):
             raise ConfigError(str(exc)) from None
         return "VictorOps accepts the API and routing keys (an INFO entry was added to the timeline)"
 
-    def close(self) -> None:
-        super().close()
-        self.client.close()

@@ -95,6 +95,7 @@ class Poller:
         self._transports: dict[tuple[str, int], UdpTransportTarget] = {}
         self._engine: v3arch.asyncio.SnmpEngine | None = None
         self._engine_loop: asyncio.AbstractEventLoop | None = None
+        self._v3_transports: dict[tuple[str, int], v3arch.asyncio.UdpTransportTarget] = {}
 
     @property
     def dispatcher(self) -> SnmpDispatcher:
@@ -140,9 +141,13 @@ class Poller:
         loop = asyncio.get_running_loop()
         if self._engine is None or self._engine_loop is not loop:
             self._engine, self._engine_loop = v3arch.asyncio.SnmpEngine(), loop
+            self._v3_transports.clear()
         assert target.v3 is not None
-        transport = await v3arch.asyncio.UdpTransportTarget.create(
-            (target.ip, target.snmp_port), timeout=self.timing.timeout_s, retries=self.timing.retries)
+        key = (target.ip, target.snmp_port)
+        transport = self._v3_transports.get(key)
+        if transport is None:
+            transport = self._v3_transports[key] = await v3arch.asyncio.UdpTransportTarget.create(
+                key, timeout=self.timing.timeout_s, retries=self.timing.retries)
         error, status, _, binds = await v3arch.asyncio.get_cmd(
             self._engine, target.v3.user_data(), transport, v3arch.asyncio.ContextData(contextName=target.v3.context),
             *(v3arch.asyncio.ObjectType(v3arch.asyncio.ObjectIdentity(oid)) for oid in oids), lookupMib=False)
@@ -171,6 +176,7 @@ class Poller:
 
     def forget(self, target: Target) -> None:
         self._transports.pop((target.ip, target.snmp_port), None)
+        self._v3_transports.pop((target.ip, target.snmp_port), None)
 
     def close(self) -> None:
         if self._dispatcher is not None and self._loop is not None and not self._loop.is_closed():
