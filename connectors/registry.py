@@ -71,26 +71,41 @@ def _convert(name: str, kind: Any, text: str) -> Any:
 def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, str],
                environ: Mapping[str, str] = os.environ) -> Sink:
     """``secrets`` maps a config field to the environment variable holding its value."""
-    spec = VENDORS.get(vendor)
-    if spec is None:
-        raise ValueError(f"unknown vendor {vendor!r}; one of {', '.join(sorted(VENDORS))}")
+    spec = _spec(vendor)
     hints = typing.get_type_hints(spec.config)
-    fields = {f.name: f for f in dataclasses.fields(spec.config)}
-    values: dict[str, Any] = {}
-    for name, text in options.items():
-        if name not in fields:
-            raise ValueError(f"{vendor}: unknown option {name!r}; options: {', '.join(fields)}")
-        if "SecretStr" in str(hints[name]):
+    for name in options:
+        if name in hints and "SecretStr" in str(hints[name]):
             raise ValueError(f"{vendor}: {name} is a secret: give the environment variable that holds it")
-        values[name] = _convert(name, hints[name], text)
+    values: dict[str, Any] = dict(options)
     for name, variable in secrets.items():
-        if name not in fields or "SecretStr" not in str(hints[name]):
+        if name not in hints or "SecretStr" not in str(hints[name]):
             raise ValueError(f"{vendor}: {name!r} is not a secret field of {vendor}")
         if variable not in environ:
             raise ValueError(f"{vendor}: environment variable {variable} (for {name}) is not set")
         values[name] = SecretStr(environ[variable])
-    missing = [n for n, f in fields.items() if n not in values
+    return make_sink(vendor, values)
+
+
+def make_sink(vendor: str, values: Mapping[str, Any]) -> Sink:
+    """The sink from its config values; text values are converted to the field's type
+    (options given on a command line), secrets must already be ``SecretStr``."""
+    spec = _spec(vendor)
+    hints = typing.get_type_hints(spec.config)
+    fields = {f.name: f for f in dataclasses.fields(spec.config)}
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ValueError(f"{vendor}: unknown option {name!r}; options: {', '.join(fields)}")
+        converted[name] = _convert(name, hints[name], value) if isinstance(value, str) else value
+    missing = [n for n, f in fields.items() if n not in converted
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ValueError(f"{vendor}: missing {', '.join(missing)}")
-    return spec.sink(spec.config(**values))
+    return spec.sink(spec.config(**converted))
+
+
+def _spec(vendor: str) -> VendorSpec:
+    spec = VENDORS.get(vendor)
+    if spec is None:
+        raise ValueError(f"unknown vendor {vendor!r}; one of {', '.join(sorted(VENDORS))}")
+    return spec

@@ -30,7 +30,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -42,7 +42,7 @@ from continuum_events.deadletter import dead_letter_headers
 from continuum_events.events import Event
 from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
-from continuum_events.topology import Topology, category_topic, ensure_topics, integration_dlq_topic
+from continuum_events.topology import Topology, category_topic, connector_group, ensure_topics, integration_dlq_topic
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, SinkContext, Split
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class OffsetTracker:
 
     def resolved(self, topic: str, partition: int, offset: int) -> None:
         self._pending.get((topic, partition), set()).discard(offset)
+
+    def is_resolved(self, topic: str, partition: int, offset: int) -> bool:
+        return offset not in self._pending.get((topic, partition), ())
 
     def committable(self) -> dict[tuple[str, int], int]:
         """Offset to commit per partition: the lowest unresolved, or one past the last seen."""
@@ -114,6 +117,7 @@ class Health:
     delivered: int = 0
     dead_lettered: int = 0
     retried: int = 0
+    lag: int | None = None
 
 
 @dataclass
@@ -164,7 +168,7 @@ class IntegrationRunner:
             self._set_health("stopped")
             return
         consumer = Consumer(self.settings.client_config(**{
-            "group.id": f"continuum-connector-{self.name}", "enable.auto.commit": False,
+            "group.id": connector_group(self.name), "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
             "fetch.wait.max.ms": 10, **FAST_GROUP_SETTINGS,
         }))
@@ -195,6 +199,66 @@ class IntegrationRunner:
         finally:
             self._set_health("stopped")
             consumer.close()
+            self._dlq.flush(10)
+            self.sink.close()
+
+    def run_bounded(
+        self,
+        records: Iterable[Message],
+        stop: threading.Event,
+        *,
+        accept: Callable[[Message], bool] = lambda msg: True,
+        on_resolved: Callable[[list[Message]], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> bool:
+        """Deliver a bounded stretch of history (replay, dead-letter redrive) through the
+        same filters, batching, retries and dead letters as the live loop — but outside the
+        integration's consumer group, so no group position moves. ``accept`` skips records
+        (outside the time window, already redriven); ``on_resolved`` receives each batch's
+        records once every one is delivered or dead-lettered (dead letters stored).
+        Returns False when stopped before the end."""
+        ensure_topics(AdminClient(self.settings.client_config()), Topology().integration_topics(self.name))
+        if not self._open_sink(stop):
+            return False
+        self._set_health("healthy")
+        limits = self.sink.limits
+        batch: list[_Record] = []
+        batch_msgs: list[Message] = []
+        batch_bytes = 0
+
+        def flush() -> bool:
+            nonlocal batch, batch_msgs, batch_bytes
+            if batch:
+                self._deliver(batch, stop, deadline=None)
+            if stop.is_set() and any(not self.offsets.is_resolved(m.topic(), m.partition(), m.offset())
+                                     for m in batch_msgs):
+                return False
+            if self._dlq.flush(30):
+                raise RuntimeError(f"{self.dlq_topic} is not acknowledging dead letters")
+            if on_resolved and batch_msgs:
+                on_resolved(batch_msgs)
+            batch, batch_msgs, batch_bytes = [], [], 0
+            return True
+
+        try:
+            for msg in records:
+                if on_progress:
+                    on_progress(1)
+                if not accept(msg):
+                    continue
+                record = self._admit(msg)
+                batch_msgs.append(msg)
+                if record is not None:
+                    batch.append(record)
+                    batch_bytes += len(msg.value() or b"")
+                if len(batch) >= limits.max_records or batch_bytes >= limits.max_bytes or len(batch_msgs) >= 5000:
+                    if not flush():
+                        return False
+                if stop.is_set():
+                    break
+            return flush() and not stop.is_set()
+        finally:
+            self._set_health("stopped")
             self._dlq.flush(10)
             self.sink.close()
 
@@ -296,7 +360,8 @@ class IntegrationRunner:
     def _wait(self, seconds: float, stop: threading.Event, deadline: float | None) -> bool:
         """Sleep with the partitions paused, polling so the group keeps us. False: give up."""
         consumer = self._consumer
-        assert consumer is not None
+        if consumer is None:  # a bounded run: no group to keep; stopping keeps what is owed
+            return not stop.wait(seconds)
         consumer.pause(consumer.assignment())
         rewound: set[TopicPartition] = set()
         try:
@@ -374,6 +439,7 @@ class IntegrationRunner:
             if high >= 0 and tp.offset >= 0:
                 lag += max(0, high - tp.offset)
         self.metrics.lag.labels(self.name).set(lag)
+        self.health.lag = lag
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._commit(wait=True)

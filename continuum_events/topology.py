@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 EVENTS_TOPIC = "printer-events"
 EVENTS_DLQ_TOPIC = "printer-events.dlq"
 CONFIG_TOPIC = "continuum-events.config"
+STATUS_TOPIC = "continuum-events.status"
 CATEGORIES = ("logging", "monitoring", "alerting")
 
 
@@ -33,6 +34,16 @@ def category_topic(category: str) -> str:
 def integration_dlq_topic(integration: str) -> str:
     """Each integration's delivery failures go to their own dead-letter topic."""
     return f"{EVENTS_TOPIC}.dlq.{integration}"
+
+
+def connector_group(integration: str) -> str:
+    """The consumer group that holds an integration's position in its category topic."""
+    return f"continuum-connector-{integration}"
+
+
+def redrive_ledger_topic(integration: str) -> str:
+    """Which of an integration's dead letters were already sent back through delivery."""
+    return f"continuum-events.redriven.{integration}"
 
 
 def incident_ledger_topic(integration: str) -> str:
@@ -65,10 +76,14 @@ class Topology:
         # Rules and integrations: last value per key wins. The embedded broker never
         # compacts, so readers must fold the topic themselves (they do).
         specs.append(TopicSpec(CONFIG_TOPIC, 1, {"cleanup.policy": "compact"}))
+        # Each connector instance's latest health report, keyed by integration and instance.
+        specs.append(TopicSpec(STATUS_TOPIC, 1, {"cleanup.policy": "compact"}))
         return specs
 
     def integration_topics(self, integration: str) -> list[TopicSpec]:
-        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})]
+        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+                # Kept as long as the dead letters it refers to.
+                TopicSpec(redrive_ledger_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})]
 
     @staticmethod
     def ledger_topics(integration: str) -> list[TopicSpec]:

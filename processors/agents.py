@@ -53,7 +53,10 @@ def register(
                 counts["dead-lettered"] += 1
                 continue
             for out in routed:
-                await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker])
+                # The event's own record time carries over, so replay by time window reads
+                # the category topics by when events happened, not when they were routed.
+                await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker],
+                                              timestamp=msg.timestamp)
                 counts[out.category] += 1
             counts["in"] += 1
 

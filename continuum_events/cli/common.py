@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import time
+from datetime import datetime, timezone
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from continuum_events.settings import KafkaSettings
 
@@ -55,3 +60,44 @@ def key_values(items: list[str], option: str) -> dict[str, str]:
 
 def bootstrap_from_env() -> str | None:
     return os.environ.get("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End a command with a clear message (never a traceback)."""
+    console.print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def reachable(settings: KafkaSettings, timeout: float = 8.0) -> None:
+    """Fail fast, and clearly, when the cluster cannot be reached."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(settings.client_config(**{"log_level": 0})).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        fail(f"cannot reach Kafka at {settings.describe()} within {timeout:.0f} s ({exc.args[0].str()}); "
+             "check --bootstrap-servers / CONTINUUM_KAFKA_* settings")
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, option: str, now: float | None = None) -> int:
+    """``2026-11-27T08:00`` (UTC unless it has an offset), ``6h`` (ago) or ``now`` -> epoch ms."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    if text == "now":
+        return int(now * 1000)
+    age = _AGE.match(text)
+    if age:
+        return int((now - float(age.group(1)) * _UNITS[age.group(2)]) * 1000)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00, UTC unless an offset "
+                                 "is given), an age (90s, 30m, 6h, 2d, 1w) or now", param_hint=option) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

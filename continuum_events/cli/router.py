@@ -14,6 +14,7 @@ from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_rule
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
+from continuum_events.integrations import connected
 from continuum_events.rules import Rule, RuleSet, explain
 from continuum_events.processors.app import APP_ID
 from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
@@ -128,8 +129,7 @@ def test(
     else:
         store = _store(bootstrap_servers)
         ruleset = store.ruleset()
-        integrations = {k.split("/", 1)[1]: v.get("category", "") for k, v in store.values().items()
-                        if k.startswith("integration/") and isinstance(v, dict)}
+        integrations = {name: spec.topic_category for name, spec in connected(store.values()).items()}
         store.stop()
     verdicts = explain(event, ruleset, integrations)
     table = Table("category", "integration", "rule", "verdict", "why")

@@ -1,0 +1,288 @@
+"""Reading a topic's history: true end offsets, offsets by record time, and ranges.
+
+Everything here is plain Kafka protocol and correct on Apache Kafka and on the embedded
+broker, whose two shortcuts (see BROKER.md) the standard client calls trip over:
+
+* ListOffsets reports the end of a partition as the last batch's base offset + 1, so
+  ``get_watermark_offsets`` is short by the last batch's size − 1. :func:`watermarks`
+  reads one record near the end and takes the high watermark of that fetch response,
+  which is right on every broker.
+* ``offsets_for_times`` matches the broker's store time, not the records' timestamps.
+  :func:`offsets_for_time` binary-searches on the records themselves: seek, read one
+  record, compare its timestamp.
+
+All functions take an assign-only consumer from :func:`history_consumer`, which never
+joins a group and never commits, so no consumer group's position is ever moved::
+
+    consumer = history_consumer(settings, "replay")
+    try:
+        window = offsets_for_window(consumer, "printer-events", start_ms, end_ms)
+        print(count(window), "records in the window")
+        for msg in read_range(consumer, "printer-events", window):
+            if start_ms <= msg.timestamp()[1] < end_ms:   # exact filter: clocks may skew
+                handle(msg)
+    finally:
+        consumer.close()
+
+The time search assumes record timestamps are non-decreasing within a partition. That
+holds for one producer with CreateTime and always for LogAppendTime; several producers
+with slightly skewed clocks interleave out of order by that skew, so the offsets found
+are right to within the skew and callers filter records by their exact timestamp.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+from uuid import uuid4
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from continuum_events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+#: How long one read (a probe, or a stretch of a range with nothing arriving) may wait.
+DEFAULT_TIMEOUT_S = 10.0
+#: The consumer asks for records with this short a broker wait: every probe is one fetch.
+FETCH_WAIT_MS = 10
+
+
+class OffsetRange(NamedTuple):
+    """Offsets ``start <= offset < end`` of one partition (a ``(start, end)`` tuple)."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        """Offsets in the range; the record count unless offsets have gaps (transactions)."""
+        return max(0, self.end - self.start)
+
+
+def count(ranges: Mapping[int, tuple[int, int]]) -> int:
+    """Offsets covered by ``{partition: (start, end)}``: the records, unless offsets have gaps."""
+    return sum(max(0, end - start) for start, end in ranges.values())
+
+
+def history_consumer(settings: KafkaSettings, purpose: str) -> Consumer:
+    """An assign-only consumer for this module's functions.
+
+    librdkafka insists on a ``group.id``; a unique one is given, but the consumer never
+    subscribes and never commits, so no group is joined and no position moves.
+    """
+    return Consumer(settings.client_config(**{
+        "group.id": f"continuum-history-{purpose}-{uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # End-of-partition events tell a probe "no record at or after this offset".
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        "auto.offset.reset": "earliest",
+    }))
+
+
+def partitions_of(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[int]:
+    """The topic's partition ids from metadata; raises if the topic does not exist."""
+    meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if meta is None:
+        raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"topic {topic} not in metadata"))
+    if meta.error is not None:
+        raise KafkaException(meta.error)
+    return sorted(meta.partitions)
+
+
+def watermarks(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[int, OffsetRange]:
+    """Every partition's ``(low, high)``: first offset held, and offset of the next record.
+
+    ListOffsets gives the low watermark and a first guess at the high one; then every
+    partition is read at once from just below that guess, and the high watermark of the
+    fetch response that answered (the consumer's cached watermark) is taken. That costs
+    one fetch and is exact even where ListOffsets is short.
+    """
+    listed = {}
+    for partition in partitions_of(consumer, topic, timeout):
+        listed[partition] = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+    # An empty partition is probed too (at its low offset: an end-of-partition event
+    # answers at once), so a broker that under-reports one cannot hide records.
+    _first_records(consumer, topic, {p: max(low, high - 1) for p, (low, high) in listed.items()}, timeout)
+    ranges = {}
+    for partition, (low, high) in listed.items():
+        _, fetched_high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        ranges[partition] = OffsetRange(low, max(high, fetched_high))
+        if fetched_high > high:
+            log.debug("%s [%d]: ListOffsets end %d, fetched high watermark %d", topic, partition, high, fetched_high)
+    consumer.unassign()
+    return ranges
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[int, int]:
+    """Every partition's true high watermark (see :func:`watermarks`)."""
+    return {partition: r.end for partition, r in watermarks(consumer, topic, timeout).items()}
+
+
+def offsets_for_time(
+    consumer: Consumer, topic: str, timestamp_ms: int, ranges: Mapping[int, tuple[int, int]],
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[int, int]:
+    """For each partition of ``ranges``, the first offset in ``[start, end)`` whose record
+    timestamp is ``>= timestamp_ms``, or ``end`` when every record there is older.
+
+    A binary search on record timestamps, all partitions in step: each round assigns
+    every unfinished partition at its midpoint and reads one record of each, so the
+    cost is about log2(range size) fetch round trips whatever the partition count.
+    """
+    # Per partition: the answer is the first record at or after some offset in [lo, hi];
+    # hi is always such an offset, and ``found`` is the first record at or after hi (or
+    # the range's end when there is none before it).
+    bounds = {p: [start, end] for p, (start, end) in ranges.items() if start < end}
+    found = {p: end for p, (start, end) in ranges.items()}
+    rounds = 0
+    while probes := {p: (lo + hi) // 2 for p, (lo, hi) in bounds.items() if lo < hi}:
+        rounds += 1
+        for partition, record in _first_records(consumer, topic, probes, timeout).items():
+            end = ranges[partition][1]
+            if record is None or record[0] >= end or record[1] >= timestamp_ms:
+                bounds[partition][1] = probes[partition]
+                found[partition] = end if record is None else min(record[0], end)
+            else:
+                # That record, and any offsets missing before it, are all older.
+                bounds[partition][0] = min(record[0] + 1, bounds[partition][1])
+    consumer.unassign()
+    log.debug("%s: offsets for %d found in %d rounds: %s", topic, timestamp_ms, rounds, found)
+    return found
+
+
+def offset_for_time(
+    consumer: Consumer, topic: str, partition: int, timestamp_ms: int, low: int, high: int,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> int:
+    """The first offset in ``[low, high)`` of one partition whose record timestamp is
+    ``>= timestamp_ms``; ``high`` when every record is older. See :func:`offsets_for_time`."""
+    return offsets_for_time(consumer, topic, timestamp_ms, {partition: (low, high)}, timeout)[partition]
+
+
+def offsets_for_window(
+    consumer: Consumer, topic: str, start_ms: int | None, end_ms: int | None, timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict[int, OffsetRange]:
+    """Per partition, the offsets of the records timestamped in ``[start_ms, end_ms)``.
+
+    ``None`` leaves that side open: from the low watermark, or to the true high one.
+    """
+    marks = watermarks(consumer, topic, timeout)
+    starts = (
+        {p: r.start for p, r in marks.items()} if start_ms is None
+        else offsets_for_time(consumer, topic, start_ms, marks, timeout)
+    )
+    ends = (
+        {p: r.end for p, r in marks.items()} if end_ms is None
+        # The end cannot precede the start: search only from there.
+        else offsets_for_time(consumer, topic, end_ms, {p: (starts[p], r.end) for p, r in marks.items()}, timeout)
+    )
+    return {p: OffsetRange(starts[p], max(starts[p], ends[p])) for p in marks}
+
+
+def read_range(
+    consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, int]], timeout: float = DEFAULT_TIMEOUT_S,
+) -> Iterator[Message]:
+    """Every record with ``start <= offset < end`` of each partition, in fetch order.
+
+    Raises ``TimeoutError`` naming the unfinished partitions when nothing arrives for
+    ``timeout`` seconds (a range reaching beyond the partition's end, or a lost broker).
+    """
+    remaining = {p: end for p, (start, end) in ranges.items() if start < end}
+    if not remaining:
+        return
+    consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
+    try:
+        last_arrival = time.monotonic()
+        while remaining:
+            batch = _available(consumer, 0.1)
+            if batch:
+                last_arrival = time.monotonic()
+            elif time.monotonic() - last_arrival > timeout:
+                raise TimeoutError(f"{topic}: nothing read for {timeout:.1f} s; unfinished partitions "
+                                   + ", ".join(f"{p} (to offset {end})" for p, end in sorted(remaining.items())))
+            finished = []
+            for msg in batch:
+                partition, offset = msg.partition(), msg.offset()
+                if partition not in remaining or msg.topic() != topic:
+                    continue
+                if _skippable(msg):
+                    # The end of the partition counts as the end of the range when the
+                    # range ends there: offsets before it were transaction markers.
+                    if msg.error().code() == KafkaError._PARTITION_EOF and offset >= remaining[partition]:
+                        finished.append(partition)
+                        remaining.pop(partition)
+                    continue
+                if offset >= remaining[partition]:
+                    finished.append(partition)
+                    remaining.pop(partition)
+                    continue
+                yield msg
+                if offset + 1 >= remaining[partition]:
+                    finished.append(partition)
+                    remaining.pop(partition)
+            if finished and remaining:
+                consumer.incremental_unassign([TopicPartition(topic, p) for p in finished])
+    finally:
+        consumer.unassign()
+
+
+def _first_records(
+    consumer: Consumer, topic: str, starts: Mapping[int, int], timeout: float,
+) -> dict[int, tuple[int, int] | None]:
+    """Assign each partition at its start offset and read its first record: ``(offset,
+    timestamp_ms)``, or None when the partition ends before any record arrives.
+
+    Reassigning replaces librdkafka's fetch state, so nothing fetched for an earlier
+    assignment is delivered; the offset check below is a second guard.
+    """
+    consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
+    first: dict[int, tuple[int, int] | None] = {}
+    deadline = time.monotonic() + timeout
+    while len(first) < len(starts):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            missing = sorted(set(starts) - set(first))
+            raise TimeoutError(f"{topic}: no record and no end of partition within {timeout:.1f} s "
+                               f"for partitions {missing}")
+        for msg in _available(consumer, min(left, 0.1)):
+            partition = msg.partition()
+            if msg.topic() != topic or partition not in starts or partition in first:
+                continue
+            if _skippable(msg):
+                # Records come before the end of partition, so reaching it first means
+                # none at or after the start (also after a reset from beyond the end).
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    first[partition] = None
+            elif msg.offset() >= starts[partition]:
+                first[partition] = (msg.offset(), msg.timestamp()[1])
+    return first
+
+
+def _available(consumer: Consumer, wait: float) -> list[Message]:
+    """What is already fetched, else the first message within ``wait`` seconds.
+
+    ``consume(n, timeout)`` waits for all ``n`` messages or the whole timeout, which
+    would add the timeout to every probe that lands near the end of a partition.
+    """
+    batch = consumer.consume(500, 0)
+    if batch:
+        return batch
+    msg = consumer.poll(wait)
+    return [] if msg is None else [msg]
+
+
+def _skippable(msg: Message) -> bool:
+    """True for events that are not records; raises on fatal errors."""
+    error = msg.error()
+    if error is None:
+        return False
+    if error.fatal():
+        raise KafkaException(error)
+    if error.code() != KafkaError._PARTITION_EOF:
+        log.warning("%s [%s]: %s", msg.topic(), msg.partition(), error)
+    return True

@@ -1,0 +1,176 @@
+"""What each integration is doing, for the operator: healthy or not, how far behind,
+when it last delivered, what failed, how many dead letters wait.
+
+Two sources, joined by :func:`integration_status`:
+
+* **reports** — every connector host publishes, every ``interval_s``, the health of each
+  runner it holds to ``continuum-events.status`` under ``<integration>@<instance>``
+  (:class:`StatusReporter`); a report older than ``stale_s`` means that instance is gone;
+* **the broker itself** — lag is computed from the integration's committed group offsets
+  against the true end of its category topic, and the dead-letter depth from its
+  dead-letter topic minus what was redriven: both right even when no connector runs::
+
+    statuses = integration_status(settings)      # list[IntegrationStatus]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from continuum_events.follower import TopicFollower, write_keys
+from continuum_events.integrations import IntegrationSpec, connected, invalid_integrations
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import STATUS_TOPIC, category_topic, connector_group
+
+log = logging.getLogger(__name__)
+
+
+def instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StatusReporter:
+    """Publishes a host's runners' health every ``interval_s`` and once more at stop."""
+
+    def __init__(self, settings: KafkaSettings, healths: Callable[[], Mapping[str, tuple[IntegrationSpec | None, Any]]],
+                 interval_s: float = 2.0, instance: str | None = None) -> None:
+        self.settings, self.healths, self.interval_s = settings, healths, interval_s
+        self.instance = instance or instance_id()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
+        self._producer = Producer(settings.client_config(**{"acks": "all", "linger.ms": 5}))
+
+    def start(self) -> StatusReporter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.publish()
+
+    def publish(self) -> None:
+        values = {}
+        for name, (spec, health) in self.healths().items():
+            values[f"{name}@{self.instance}"] = {
+                "integration": name, "instance": self.instance, "updated": time.time(),
+                "vendor": spec.vendor if spec else None, "state": health.state, "last_error": health.last_error,
+                "last_delivery": health.last_delivery, "delivered": health.delivered, "retried": health.retried,
+                "dead_lettered": health.dead_lettered, "lag": health.lag,
+            }
+        if values:
+            try:
+                write_keys(self.settings, STATUS_TOPIC, values, self._producer, timeout=5)
+            except RuntimeError as exc:
+                log.warning("status not published: %s", exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.publish()
+
+
+class StatusBoard(TopicFollower):
+    """Follows the status topic: the latest report of every connector instance."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        super().__init__(settings, STATUS_TOPIC, name="status")
+
+    def reports(self, integration: str, stale_s: float = 15.0) -> list[dict[str, Any]]:
+        """The live instances' reports for ``integration`` (a stopped one counts as not live)."""
+        now = time.time()
+        return [r for r in self.values().values()
+                if isinstance(r, dict) and r.get("integration") == integration and r.get("state") != "stopped"
+                and now - float(r.get("updated", 0)) <= stale_s]
+
+
+@dataclass
+class IntegrationStatus:
+    name: str
+    vendor: str
+    category: str
+    connected: bool
+    state: str              # healthy, retrying, unhealthy, not running, invalid
+    instances: int
+    lag: int | None
+    last_delivery: float | None
+    delivered: int
+    retried: int
+    dead_lettered: int
+    dead_letters_waiting: int | None
+    last_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def group_lag(consumer: Consumer, group_consumer: Consumer, topic: str, ends: Mapping[int, tuple[int, int]]) -> int:
+    """Records of ``topic`` past the group's committed offsets (from the start if none)."""
+    committed = group_consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    lag = 0
+    for tp in committed:
+        low, high = ends[tp.partition]
+        position = tp.offset if tp.offset >= 0 else low
+        lag += max(0, high - position)
+    return lag
+
+
+def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board: StatusBoard,
+                       stale_s: float = 15.0) -> list[IntegrationStatus]:
+    """One status per connected integration (and per invalid entry), sorted by name."""
+    from continuum_events import deadletter
+    from continuum_events.history import history_consumer, watermarks
+
+    specs = connected(config)
+    statuses = []
+    consumer = history_consumer(settings, "status")
+    try:
+        ends_by_topic: dict[str, Mapping[int, tuple[int, int]]] = {}
+        for name, spec in sorted(specs.items()):
+            reports = board.reports(name, stale_s)
+            topic = category_topic(spec.topic_category)
+            try:
+                if topic not in ends_by_topic:
+                    ends_by_topic[topic] = {p: (r.start, r.end) for p, r in watermarks(consumer, topic).items()}
+                group = Consumer(settings.client_config(**{"group.id": connector_group(name),
+                                                           "enable.auto.commit": False}))
+                try:
+                    lag: int | None = group_lag(consumer, group, topic, ends_by_topic[topic])
+                finally:
+                    group.close()
+            except (KafkaException, TimeoutError) as exc:
+                log.warning("%s: lag unknown (%s)", name, exc)
+                lag = None
+            try:
+                waiting: int | None = deadletter.pending_count(settings, name, consumer)
+            except (KafkaException, TimeoutError) as exc:
+                log.warning("%s: dead letters unknown (%s)", name, exc)
+                waiting = None
+            states = [r["state"] for r in reports]
+            state = ("not running" if not reports else "unhealthy" if "unhealthy" in states
+                     else "retrying" if "retrying" in states else states[0])
+            errors = [r for r in reports if r.get("last_error")]
+            deliveries = [r["last_delivery"] for r in reports if r.get("last_delivery")]
+            statuses.append(IntegrationStatus(
+                name=name, vendor=spec.vendor, category=spec.topic_category, connected=spec.enabled,
+                state=state if spec.enabled else "disabled", instances=len(reports), lag=lag,
+                last_delivery=max(deliveries) if deliveries else None,
+                delivered=sum(int(r.get("delivered") or 0) for r in reports),
+                retried=sum(int(r.get("retried") or 0) for r in reports),
+                dead_lettered=sum(int(r.get("dead_lettered") or 0) for r in reports),
+                dead_letters_waiting=waiting,
+                last_error=max(errors, key=lambda r: r["updated"])["last_error"] if errors else None,
+            ))
+    finally:
+        consumer.close()
+    for name, problem in sorted(invalid_integrations(config).items()):
+        statuses.append(IntegrationStatus(name, "?", "?", False, "invalid", 0, None, None, 0, 0, 0, None, problem))
+    return statuses
