@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 
 #: How long one read (a probe, or a stretch of a range with nothing arriving) may wait.
 DEFAULT_TIMEOUT_S = 10.0
-#: The consumer asks for records with this short a broker wait: every probe is one fetch.
-FETCH_WAIT_MS = 10
+#: The broker wait of every fetch. Apache Kafka answers at once when records are there;
+#: the embedded broker holds every fetch this long even then (and answers a wait of 0
+#: with no records at all), and a time search is ~15 fetches in a row, so it is short.
+FETCH_WAIT_MS = 1
 
 
 class OffsetRange(NamedTuple):
@@ -107,14 +109,14 @@ def watermarks(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_
         listed[partition] = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
     # An empty partition is probed too (at its low offset: an end-of-partition event
     # answers at once), so a broker that under-reports one cannot hide records.
-    _first_records(consumer, topic, {p: max(low, high - 1) for p, (low, high) in listed.items()}, timeout)
+    probes = _first_records(consumer, topic, {p: max(low, high - 1) for p, (low, high) in listed.items()}, timeout)
+    consumer.unassign()
     ranges = {}
     for partition, (low, high) in listed.items():
-        _, fetched_high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        fetched_high = probes[partition].high_watermark
         ranges[partition] = OffsetRange(low, max(high, fetched_high))
         if fetched_high > high:
             log.debug("%s [%d]: ListOffsets end %d, fetched high watermark %d", topic, partition, high, fetched_high)
-    consumer.unassign()
     return ranges
 
 
@@ -142,14 +144,14 @@ def offsets_for_time(
     rounds = 0
     while probes := {p: (lo + hi) // 2 for p, (lo, hi) in bounds.items() if lo < hi}:
         rounds += 1
-        for partition, record in _first_records(consumer, topic, probes, timeout).items():
+        for partition, probe in _first_records(consumer, topic, probes, timeout).items():
             end = ranges[partition][1]
-            if record is None or record[0] >= end or record[1] >= timestamp_ms:
+            if probe.offset is None or probe.offset >= end or probe.timestamp_ms >= timestamp_ms:
                 bounds[partition][1] = probes[partition]
-                found[partition] = end if record is None else min(record[0], end)
+                found[partition] = end if probe.offset is None else min(probe.offset, end)
             else:
                 # That record, and any offsets missing before it, are all older.
-                bounds[partition][0] = min(record[0] + 1, bounds[partition][1])
+                bounds[partition][0] = min(probe.offset + 1, bounds[partition][1])
     consumer.unassign()
     log.debug("%s: offsets for %d found in %d rounds: %s", topic, timestamp_ms, rounds, found)
     return found
@@ -231,17 +233,26 @@ def read_range(
         consumer.unassign()
 
 
-def _first_records(
-    consumer: Consumer, topic: str, starts: Mapping[int, int], timeout: float,
-) -> dict[int, tuple[int, int] | None]:
-    """Assign each partition at its start offset and read its first record: ``(offset,
-    timestamp_ms)``, or None when the partition ends before any record arrives.
+class _Probe(NamedTuple):
+    """What one read of a partition found."""
+
+    #: The first record at or after the offset asked for; None if the partition ended first.
+    offset: int | None
+    timestamp_ms: int
+    #: The partition's high watermark in the fetch response that answered.
+    high_watermark: int
+
+
+def _first_records(consumer: Consumer, topic: str, starts: Mapping[int, int], timeout: float) -> dict[int, _Probe]:
+    """Assign each partition at its start offset and read its first record there.
 
     Reassigning replaces librdkafka's fetch state, so nothing fetched for an earlier
-    assignment is delivered; the offset check below is a second guard.
+    assignment is delivered; the offset check below is a second guard. A partition is
+    unassigned once answered: librdkafka then drops the rest of its fetched batch
+    itself, instead of this loop wading through it to reach the other partitions.
     """
     consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
-    first: dict[int, tuple[int, int] | None] = {}
+    first: dict[int, _Probe] = {}
     deadline = time.monotonic() + timeout
     while len(first) < len(starts):
         left = deadline - time.monotonic()
@@ -249,6 +260,7 @@ def _first_records(
             missing = sorted(set(starts) - set(first))
             raise TimeoutError(f"{topic}: no record and no end of partition within {timeout:.1f} s "
                                f"for partitions {missing}")
+        answered = []
         for msg in _available(consumer, min(left, 0.1)):
             partition = msg.partition()
             if msg.topic() != topic or partition not in starts or partition in first:
@@ -257,10 +269,19 @@ def _first_records(
                 # Records come before the end of partition, so reaching it first means
                 # none at or after the start (also after a reset from beyond the end).
                 if msg.error().code() == KafkaError._PARTITION_EOF:
-                    first[partition] = None
+                    first[partition] = _Probe(None, -1, _fetched_high(consumer, topic, partition))
+                    answered.append(partition)
             elif msg.offset() >= starts[partition]:
-                first[partition] = (msg.offset(), msg.timestamp()[1])
+                first[partition] = _Probe(msg.offset(), msg.timestamp()[1], _fetched_high(consumer, topic, partition))
+                answered.append(partition)
+        if answered and len(first) < len(starts):
+            consumer.incremental_unassign([TopicPartition(topic, p) for p in answered])
     return first
+
+
+def _fetched_high(consumer: Consumer, topic: str, partition: int) -> int:
+    """The high watermark of the partition's latest fetch response (not ListOffsets)."""
+    return consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
 
 
 def _available(consumer: Consumer, wait: float) -> list[Message]:
@@ -269,7 +290,7 @@ def _available(consumer: Consumer, wait: float) -> list[Message]:
     ``consume(n, timeout)`` waits for all ``n`` messages or the whole timeout, which
     would add the timeout to every probe that lands near the end of a partition.
     """
-    batch = consumer.consume(500, 0)
+    batch = consumer.consume(100, 0)
     if batch:
         return batch
     msg = consumer.poll(wait)

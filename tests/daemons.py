@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from continuum_events.broker import free_port, port_open
 from continuum_events.connectors.nsca import NscaConfig, NscaSink
-from tests.receivers import Answer, ContractReceiver, Received
+from continuum_events.receivers import Answer, ContractReceiver, Received
 
 
 # -- prometheus-pushgateway -------------------------------------------------------------------

@@ -27,7 +27,7 @@ from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
 from continuum_events.events import DEFAULT_SEVERITY, Event, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topology
-from tests.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
+from continuum_events.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
 
 pytestmark = pytest.mark.broker
 MINUTE = 60_000_000

@@ -36,7 +36,7 @@ from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
 from tests import daemons
 from tests.daemons import NscaReceiver, PushgatewayFront
-from tests.receivers import (Answer, DatadogReceiver, ElasticsearchReceiver, GrafanaReceiver, NewRelicReceiver,
+from continuum_events.receivers import (Answer, DatadogReceiver, ElasticsearchReceiver, GrafanaReceiver, NewRelicReceiver,
                              OpsgenieReceiver, PagerDutyReceiver, Received, SplunkReceiver, VictorOpsReceiver)
 
 pytestmark = pytest.mark.broker

@@ -24,7 +24,7 @@ from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
-from tests.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
+from continuum_events.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 REPORTS = Path(".state/reports")

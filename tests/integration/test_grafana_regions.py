@@ -15,7 +15,7 @@ from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from continuum_events.events import Event, EventType, Severity, new_event_id
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_alerting import MINUTE, printer_event
-from tests.receivers import GrafanaReceiver
+from continuum_events.receivers import GrafanaReceiver
 
 pytestmark = pytest.mark.broker
 

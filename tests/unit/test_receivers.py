@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.receivers import (
+from continuum_events.receivers import (
     ContractReceiver,
     DatadogReceiver,
     GrafanaReceiver,
