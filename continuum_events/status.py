@@ -84,12 +84,13 @@ class StatusBoard(TopicFollower):
     def __init__(self, settings: KafkaSettings) -> None:
         super().__init__(settings, STATUS_TOPIC, name="status")
 
-    def reports(self, integration: str, stale_s: float = 15.0) -> list[dict[str, Any]]:
-        """The live instances' reports for ``integration`` (a stopped one counts as not live)."""
+    def reports(self, integration: str, stale_s: float = 15.0, stopped: bool = False) -> list[dict[str, Any]]:
+        """The live instances' reports for ``integration`` (a stopped one counts as not live,
+        unless ``stopped``: then the last report of instances that stopped is included)."""
         now = time.time()
         return [r for r in self.values().values()
-                if isinstance(r, dict) and r.get("integration") == integration and r.get("state") != "stopped"
-                and now - float(r.get("updated", 0)) <= stale_s]
+                if isinstance(r, dict) and r.get("integration") == integration
+                and now - float(r.get("updated", 0)) <= stale_s and (stopped or r.get("state") != "stopped")]
 
 
 @dataclass

@@ -57,19 +57,24 @@ def test_tail_prints_decoded_events(broker) -> None:
 
 
 @pytest.mark.broker
-def test_run_starts_the_embedded_broker_and_the_demo_flows(monkeypatch, tmp_path) -> None:
+def test_run_with_nothing_configured_delivers_the_demo_to_local_receivers(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    result = runner.invoke(app, ["run", "--duration", "8", "--no-view", "--rate", "200",
-                                 "--broker-port", str(free_port()), "--spool", str(tmp_path / "spool.db")])
+    monkeypatch.chdir(tmp_path)  # no integrations.yaml here
+    result = runner.invoke(app, ["run", "--duration", "25", "--no-view", "--rate", "40", "--probe-printers", "0",
+                                 "--broker-port", str(free_port()), "--state", str(tmp_path / "state")])
     assert result.exit_code == 0, result.output
-    last = " ".join(result.output.split())
-    assert "embedded broker" in last
-    dispatched = int(last.rsplit("dispatched ", 1)[1].split(",")[0])
-    seen = int(last.rsplit("seen on printer-events ", 1)[1].split(" ")[0])
-    routed = int(last.rsplit("routed logging ", 1)[1].split(",")[0])
-    assert dispatched > 500 and seen == dispatched
-    assert routed == dispatched, "the router sends every event to logging"
-    assert "undecodable 0" in last and "refused 0" in last and "dlq 0" in last
+    last = " ".join(result.output.split()).rsplit("events: dispatched", 1)[1]
+    assert "local demo receivers" in result.output and "embedded broker" in result.output
+    dispatched = int(last.split(",")[0])
+    seen = int(last.split(f"seen on printer-events ")[1].split(" ")[0])
+    routed = {c: int(last.split(f"{c} ")[1].split(",")[0].split(";")[0]) for c in ("logging", "monitoring", "alerting")}
+    delivered = {n: int(last.split(f"{n} ")[1].split("delivered ")[1].split(" ")[0])
+                 for n in ("demo-splunk", "demo-grafana", "demo-pagerduty")}
+    assert dispatched > 500 and seen == dispatched and routed["logging"] == dispatched
+    assert delivered["demo-splunk"] == routed["logging"], "every routed event reached the logging receiver"
+    assert delivered["demo-grafana"] == routed["monitoring"] > 0
+    assert 0 < delivered["demo-pagerduty"] <= routed["alerting"]
+    assert "undecodable 0" in last and "refused 0" in last and "dlq 0" in last and "dead-lettered 0" in last
 
 
 @pytest.mark.broker

@@ -1,0 +1,89 @@
+"""End to end: `continuum-events run` on the embedded broker, with the demo source, the
+probe over a simulated fleet and integrations from a file pointing at strict receivers;
+an event dispatched by the app producer arrives at every receiver its rules name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from continuum_events.broker import free_port
+from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
+from continuum_events.producers.app import EventProducer
+from continuum_events.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
+from continuum_events.rules import DEFAULTS, explain
+from continuum_events.settings import KafkaSettings
+
+pytestmark = pytest.mark.broker
+
+
+def test_an_event_dispatched_by_the_app_reaches_every_receiver_its_rules_name(tmp_path: Path) -> None:
+    with SplunkReceiver() as splunk, GrafanaReceiver() as grafana, PagerDutyReceiver() as pagerduty:
+        receivers = {"logging": splunk, "monitoring": grafana, "alerting": pagerduty}
+        (tmp_path / "integrations.yaml").write_text(json.dumps({"integrations": [
+            {"name": "e2e-splunk", "vendor": "splunk", "options": {"url": splunk.url},
+             "secrets": {"token": {"env": "E2E_SPLUNK"}}},
+            {"name": "e2e-grafana", "vendor": "grafana", "options": {"url": grafana.url},
+             "secrets": {"token": {"file": str(_secret(tmp_path, "grafana", GrafanaReceiver.TOKEN))}}},
+            {"name": "e2e-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url},
+             "secrets": {"routing_key": {"env": "E2E_PD"}}},
+        ]}))
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_KAFKA_")}
+        env.update(E2E_SPLUNK=SplunkReceiver.TOKEN, E2E_PD=PagerDutyReceiver.ROUTING_KEY)
+        log = (tmp_path / "run.log").open("wb")
+        run = subprocess.Popen(
+            [sys.executable, "-m", "continuum_events", "run", "--no-view", "--broker-port", str(port),
+             "--rate", "10", "--probe-printers", "6", "--state", str(tmp_path / "state")],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait(lambda: b"pipeline on" in (tmp_path / "run.log").read_bytes(), 60, run, tmp_path)
+            payload = {"printer_id": "e2e-1", "printer_name": "Finance 3F", "consecutive_failures": 3,
+                       "printer_location": "HQ-3F"}
+            expected = {v.category for v in explain(Event(new_event_id(), EventType.PRINTER_OFFLINE,
+                                                          Severity.CRITICAL, now_micros(), payload), DEFAULTS)
+                        if v.matched and v.integration is None}
+            assert expected == {"logging", "monitoring", "alerting"}
+            with EventProducer(KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"),
+                               spool_path=tmp_path / "app-spool.db") as app:
+                event_id = app.dispatch(EventType.PRINTER_OFFLINE, payload, "critical")
+                assert app.flush(10) == 0
+            for category in expected:
+                _wait(lambda r=receivers[category]: event_id in r.received.event_ids, 90, run, tmp_path)
+            demo_seen = len(splunk.received.event_ids)
+            assert demo_seen > 10, "the demo source flows to the logging receiver too"
+        finally:
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(90)
+            log.close()
+        output = (tmp_path / "run.log").read_text()
+        assert code == 0, output[-3000:]
+        assert "Traceback" not in output
+        assert SplunkReceiver.TOKEN not in output and PagerDutyReceiver.ROUTING_KEY not in output
+        for name in ("router", "connectors", "probe"):
+            assert (tmp_path / "state" / f"{name}.log").exists()
+        assert "exited with" not in output, "no part crashed"
+        assert "sweep: 6 printers" in (tmp_path / "state" / "probe.log").read_text(), "the probe polled the fleet"
+
+
+def _secret(tmp_path: Path, name: str, value: str) -> Path:
+    path = tmp_path / f"{name}.secret"
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _wait(predicate, timeout: float, run: subprocess.Popen, tmp_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if run.poll() is not None:
+            pytest.fail(f"run exited with {run.returncode}: {(tmp_path / 'run.log').read_text()[-3000:]}")
+        assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+        time.sleep(0.2)
