@@ -275,3 +275,31 @@ def test_bad_files_and_names_are_clear_errors(settings, splunk, tmp_path) -> Non
     assert invoke(settings, "replay", "x", "--from", "yesterday-ish").exit_code == 2
     for result in (missing, result, unknown):
         assert "Traceback" not in result.output
+
+
+def test_the_host_follows_connects_and_disconnects_and_isolates_a_broken_integration(
+        settings, splunk, tmp_path, monkeypatch) -> None:
+    location = "L-live"
+    monkeypatch.delenv("OPS_MISSING_TOKEN", raising=False)
+    broken = splunk_entry("ops-broken", splunk, location=location)
+    broken["secrets"] = {"token": {"env": "OPS_MISSING_TOKEN"}}
+    path = write_file(tmp_path, splunk_entry("ops-live", splunk, location=location), broken)
+    with Host(settings, "ops-live", "ops-broken") as host:
+        time.sleep(1)
+        assert not host.host.runners(), "nothing connected yet"
+        result = invoke(settings, "integrations", "connect", "ops-live", "ops-broken", "-f", str(path))
+        assert result.exit_code == 0, result.output
+        first = produce(settings, tmp_path, location, 10)
+        wait_until(lambda: set(first) <= set(splunk.received.event_ids), what="delivery after a live connect")
+
+        wait_until(lambda: {r["name"]: r for r in json.loads(invoke(settings, "status", "--json").stdout)}
+                   ["ops-broken"]["state"] == "unhealthy", what="the broken one reported")
+        rows = {r["name"]: r for r in json.loads(invoke(settings, "status", "--json").stdout)}
+        assert "environment variable OPS_MISSING_TOKEN is not set" in rows["ops-broken"]["last_error"]
+        assert rows["ops-live"]["state"] == "healthy"
+
+        assert invoke(settings, "integrations", "disconnect", "ops-live").exit_code == 0
+        wait_until(lambda: "ops-live" not in host.host.running, what="the connector to stop")
+        later = produce(settings, tmp_path, location, 5)
+        time.sleep(2)
+        assert not set(later) & set(splunk.received.event_ids), "a disconnected integration receives nothing"
