@@ -106,7 +106,7 @@ def run(
         cleanup.callback(parts.stop)  # runs after the producer's flush below: nothing owed is cut off
         if router:
             parts.add("router", ["router", "--datadir", str(state / "router")])
-        if connectors and names:
+        if connectors:  # also for integrations connected while it runs
             parts.add("connectors", ["connectors"])
         if probe_printers:
             inventory = _simulated_fleet(probe_printers, state, cleanup, stop)
@@ -266,6 +266,7 @@ class Part:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    restart_at: float | None = None
 
 
 @dataclass
@@ -297,12 +298,18 @@ class Supervisor:
             )
 
     def check(self) -> None:
+        """Restart what died, waiting 1, 2, 4 … 30 s between restarts of the same part."""
+        now = time.monotonic()
         for part in self.parts:
-            if part.process is not None and part.process.poll() is not None:
-                part.restarts += 1
-                console.log(f"[red]{part.name} exited with {part.process.returncode}[/]; restarting "
-                            f"(see {self.log_path(part)})")
+            if part.restart_at is not None and now >= part.restart_at:
+                part.restart_at = None
                 self._launch(part)
+            elif part.process is not None and part.restart_at is None and part.process.poll() is not None:
+                delay = min(30.0, 2.0 ** part.restarts)
+                part.restarts += 1
+                part.restart_at = now + delay
+                console.log(f"[red]{part.name} exited with {part.process.returncode}[/]; restarting in "
+                            f"{delay:.0f} s (see {self.log_path(part)})")
 
     @property
     def status(self) -> str:
