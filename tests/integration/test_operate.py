@@ -247,7 +247,7 @@ def test_replay_redelivers_a_time_window_to_one_integration(settings, splunk, tm
 
 # -- bad input: a clear message, a non-zero exit, never a traceback ----------------------
 @pytest.mark.parametrize("args", [
-    ["status"], ["dlq", "list", "x"], ["replay", "x", "--from", "1h"],
+    ["status"], ["dlq", "list", "x"], ["replay", "x", "--from", "1h"], ["connectors"],
 ])
 def test_an_unreachable_broker_is_a_clear_error(args: list[str]) -> None:
     result = cli.invoke(app, [*args, "-b", "127.0.0.1:1"])
@@ -273,6 +273,8 @@ def test_bad_files_and_names_are_clear_errors(settings, splunk, tmp_path) -> Non
         result = invoke(settings, *args)
         assert result.exit_code == 2 and "no integration named 'no-such-thing'" in said(result), (args, result.output)
     assert invoke(settings, "replay", "x", "--from", "yesterday-ish").exit_code == 2
+    run = cli.invoke(app, ["run", "--integrations", str(bad)])
+    assert run.exit_code == 2 and "line 6, s.options.tokn" in said(run), "run refuses a bad file before starting"
     for result in (missing, result, unknown):
         assert "Traceback" not in result.output
 

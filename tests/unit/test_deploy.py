@@ -107,9 +107,8 @@ def integrations() -> dict[str, IntegrationSpec]:
 def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(``Kind/name``, the workload, its pod spec) for every workload."""
     for doc in docs:
+        assert doc["kind"] != "CronJob", "a CronJob's pod template is one level deeper: teach pod_specs"
         spec = doc.get("spec") or {}
-        if doc["kind"] == "CronJob":
-            spec = spec["jobTemplate"]["spec"]
         if "template" in spec:
             yield f"{doc['kind']}/{doc['metadata']['name']}", doc, spec["template"]["spec"]
 
@@ -807,7 +806,8 @@ def test_every_topic_named_in_deploy_exists() -> None:
         text = path.read_text()
         for match in TOPIC.finditer(text):
             topic = match.group(1)
-            if text.startswith(".<", match.end()):  # a pattern such as printer-events.dlq.<integration>
+            if re.match(r"\.[<A-Z]", text[match.end():]):  # a pattern: printer-events.dlq.<name>, ….NAME
+                assert any(t.startswith(f"{topic}.") for t in allowed), f"{path.name}: no topic like {topic}.…"
                 continue
             assert topic in allowed, f"{path.relative_to(ROOT)}: {topic} is not a topic of the topology"
 
