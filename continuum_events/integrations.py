@@ -36,7 +36,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from continuum_events.rules import Rule
+from continuum_events.rules import Rule, listify_where
 from continuum_events.topology import CATEGORIES
 
 INTEGRATION_PREFIX = "integration/"
@@ -98,9 +98,7 @@ class Filter(BaseModel):
     @field_validator("where", mode="before")
     @classmethod
     def _listify(cls, where: Any) -> Any:
-        if isinstance(where, Mapping):
-            return {k: (v,) if isinstance(v, str) else v for k, v in where.items()}
-        return where
+        return listify_where(where)
 
     @model_validator(mode="after")
     def _a_valid_rule(self) -> Filter:

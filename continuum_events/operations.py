@@ -195,20 +195,23 @@ def replay(settings: KafkaSettings, spec: IntegrationSpec, start_ms: int | None,
             result.selected += inside
             return inside
 
-        runner = _runner(settings, spec, config)
-        result.completed = runner.run_bounded(read_range(reader, topic, ranges), stop, accept=in_window,
-                                              on_progress=on_progress)
+        return _deliver_history(settings, spec, config, reader, topic, ranges, stop, result, started,
+                                accept=in_window, on_progress=on_progress)
     finally:
         reader.close()
-    _tally(result, runner, started)
-    return result
 
 
-def _tally(result: Delivery, runner: Any, started: float) -> None:
+def _deliver_history(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str, Any], reader: Consumer,
+                     topic: str, ranges: Mapping[int, tuple[int, int]], stop: threading.Event, result: Delivery,
+                     started: float, **hooks: Any) -> Delivery:
+    """Read ``ranges`` of ``topic`` and deliver them through the integration's runtime."""
+    runner = _runner(settings, spec, config)
+    result.completed = runner.run_bounded(read_range(reader, topic, ranges), stop, **hooks)
     result.delivered = runner.health.delivered
     result.dead_lettered = runner.health.dead_lettered
     result.filtered = int(runner.metrics.filtered.labels(runner.name)._value.get())
     result.seconds = time.monotonic() - started
+    return result
 
 
 def redrive(settings: KafkaSettings, spec: IntegrationSpec, stop: threading.Event, *, reason: str | None = None,
@@ -250,13 +253,10 @@ def redrive(settings: KafkaSettings, spec: IntegrationSpec, stop: threading.Even
             now = time.time()
             write_keys(settings, ledger, {f"{m.partition()}@{m.offset()}": {"redriven_at": now} for m in batch})
 
-        runner = _runner(settings, spec, config)
-        result.completed = runner.run_bounded(read_range(reader, topic, ranges), stop, accept=selected,
-                                              on_resolved=record)
+        return _deliver_history(settings, spec, config, reader, topic, ranges, stop, result, started,
+                                accept=selected, on_resolved=record)
     finally:
         reader.close()
-    _tally(result, runner, started)
-    return result
 
 
 def _matches(letter: DeadLetter, reason: str | None, event_type: str | None, codec: EventCodec) -> bool:

@@ -57,6 +57,13 @@ def _check_field(name: str) -> str:
     )
 
 
+def listify_where(where: Any) -> Any:
+    """``{"printer_department": "Finance"}`` -> ``{"printer_department": ("Finance",)}``."""
+    if isinstance(where, Mapping):
+        return {k: (v,) if isinstance(v, str) else v for k, v in where.items()}
+    return where
+
+
 class Rule(BaseModel):
     """One routing rule (``integration`` unset) or one integration's filter (set)."""
 
@@ -86,9 +93,7 @@ class Rule(BaseModel):
     @field_validator("where", mode="before")
     @classmethod
     def _listify(cls, where: Any) -> Any:
-        if isinstance(where, Mapping):
-            return {k: (v,) if isinstance(v, str) else v for k, v in where.items()}
-        return where
+        return listify_where(where)
 
     @model_validator(mode="after")
     def _fields_exist(self) -> Rule:
