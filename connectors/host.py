@@ -52,10 +52,10 @@ class ConnectorHost:
     """Runs the connected integrations (or ``only`` those) until stopped."""
 
     def __init__(self, settings: KafkaSettings, *, only: Collection[str] = (), metrics_port: int | None = None,
-                 retry_s: float = 30.0, sink_factory: Callable[[IntegrationSpec], Sink] | None = None) -> None:
+                 metrics_address: str = "127.0.0.1", retry_s: float = 30.0, sink_factory: Callable[[IntegrationSpec], Sink] | None = None) -> None:
         self.settings, self.only, self.retry_s = settings, set(only), retry_s
         self.metrics = Metrics()
-        self.metrics_port = metrics_port
+        self.metrics_port, self.metrics_address = metrics_port, metrics_address
         self.sink_factory = sink_factory or (lambda spec: spec.build_sink())
         self.running: dict[str, _Running] = {}
         self.store = ConfigStore(settings)
@@ -63,8 +63,8 @@ class ConnectorHost:
     def run(self, stop: threading.Event, static: Sequence[Integration] = ()) -> None:
         """Blocks until ``stop``; ``static`` integrations run as well as the connected ones."""
         if self.metrics_port is not None:
-            start_http_server(self.metrics_port, addr="127.0.0.1", registry=self.metrics.registry)
-            log.info("metrics on http://127.0.0.1:%d/metrics", self.metrics_port)
+            start_http_server(self.metrics_port, addr=self.metrics_address, registry=self.metrics.registry)
+            log.info("metrics on http://%s:%d/metrics", self.metrics_address, self.metrics_port)
         self.store.start()
         self.store.wait_ready(15)
         reporter = StatusReporter(self.settings, self.healths).start()

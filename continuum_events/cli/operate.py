@@ -169,7 +169,8 @@ def test_integration(
 
 def connectors(
     only: list[str] = typer.Option([], "--only", help="Run only this integration; repeat for several."),
-    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port."),
+    metrics_address: str = typer.Option("127.0.0.1", help="Address for the metrics (0.0.0.0 in a container)."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
     """Run the connected integrations' connectors (following connects and disconnects live)."""
@@ -181,7 +182,7 @@ def connectors(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     console.print(f"connectors running on {settings.describe()}"
                   f"{' for ' + ', '.join(only) if only else ''}; Ctrl-C stops them after the batches in hand")
-    ConnectorHost(settings, only=only, metrics_port=metrics_port).run(stop)
+    ConnectorHost(settings, only=only, metrics_port=metrics_port, metrics_address=metrics_address).run(stop)
 
 
 # -- status -----------------------------------------------------------------------------

@@ -581,6 +581,8 @@ def test_pods_run_hardened_as_the_image_user() -> None:
 class Invocation:
     where: str
     argv: tuple[str, ...]
+    #: Why the command line could not be read from the files (a test failure, not a collection error).
+    error: str | None = None
 
     def __str__(self) -> str:
         return self.where
@@ -606,18 +608,23 @@ def _expand(arg: str, container: dict[str, Any], docs: list[dict[str, Any]]) -> 
 
 
 def invocations() -> list[Invocation]:
+    """Every continuum-events command line in compose and the manifests (after $(VAR) expansion)."""
     found = []
-    for name, service in continuum_services().items():
-        found.append(Invocation(f"compose:{name}", tuple(service["command"])))
-    docs = k8s_docs()
-    for where, _, pod in pod_specs(docs):
-        for container in containers(pod):
-            command = container.get("command", ["continuum-events"])
-            if command[0] in HELPER_COMMANDS:
-                continue
-            assert command == ["continuum-events"], f"{where}: command {command}"
-            found.append(Invocation(f"k8s:{where}:{container['name']}",
-                                    tuple(_expand(a, container, docs) for a in container.get("args", []))))
+    try:
+        for name, service in continuum_services().items():
+            assert isinstance(service["command"], list), f"compose {name}: give command as a list"
+            found.append(Invocation(f"compose:{name}", tuple(service["command"])))
+        docs = k8s_docs()
+        for where, _, pod in pod_specs(docs):
+            for container in containers(pod):
+                command = container.get("command", ["continuum-events"])
+                if command[0] in HELPER_COMMANDS:
+                    continue
+                assert command == ["continuum-events"], f"{where}: command {command}"
+                found.append(Invocation(f"k8s:{where}:{container['name']}",
+                                        tuple(_expand(a, container, docs) for a in container.get("args", []))))
+    except Exception as exc:  # noqa: BLE001 -- collected at import: fail the tests, not the whole session
+        return [Invocation("unreadable", (), f"{type(exc).__name__}: {str(exc).splitlines()[0]}")]
     return found
 
 
@@ -671,6 +678,7 @@ def command_path(argv: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize("invocation", INVOCATIONS, ids=str)
 def test_each_command_used_exists(invocation: Invocation, keep_logging: None) -> None:
+    assert invocation.error is None, invocation.error
     path = command_path(invocation.argv)
     result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0, f"continuum-events {' '.join(path)} --help: {result.output}"
@@ -678,6 +686,7 @@ def test_each_command_used_exists(invocation: Invocation, keep_logging: None) ->
 
 @pytest.mark.parametrize("invocation", INVOCATIONS, ids=str)
 def test_each_command_line_parses(invocation: Invocation) -> None:
+    assert invocation.error is None, invocation.error
     assert parse_problem(invocation.argv) is None, f"{invocation}: {parse_problem(invocation.argv)}"
 
 
