@@ -25,8 +25,8 @@ run: $(STAMP) ## Run the pipeline on the embedded broker with the demo source an
 broker: $(STAMP) ## Run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/continuum-events broker
 
-# Real receivers the integration tests talk to (Debian packages).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway nsca
+# Real receivers the integration tests talk to, and the browser the admin page's test drives (Debian packages).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway nsca chromium chromium-driver
 
 system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS, Pushgateway, NSCA), if missing
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

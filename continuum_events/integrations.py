@@ -123,6 +123,10 @@ class IntegrationSpec(BaseModel):
     filters: tuple[Filter, ...] = ()
     start_from: Literal["latest", "earliest"] = "latest"
     enabled: bool = True
+    #: The vendor address may be private (an on-premises receiver): an explicit choice.
+    allow_private_network: bool = False
+    #: The vendor address may be plain http: an explicit choice.
+    allow_insecure_http: bool = False
 
     @field_validator("name")
     @classmethod
@@ -187,6 +191,23 @@ class IntegrationSpec(BaseModel):
                  priority=i, **f.model_dump())
             for i, f in enumerate(self.filters)
         ]
+
+    def check_targets(self, resolver: Any = None) -> None:
+        """Apply the server-side request forgery rules to the addresses this integration
+        would send to (:mod:`continuum_events.netguard`); raises ``UnsafeTarget`` naming
+        the option."""
+        from continuum_events import netguard
+
+        kwargs = {"resolver": resolver} if resolver else {}
+        for name, value in self.options.items():
+            try:
+                if name == "url" and isinstance(value, str):
+                    netguard.check_url(value, allow_http=self.allow_insecure_http,
+                                       allow_private=self.allow_private_network, **kwargs)
+                elif name == "host" and isinstance(value, str):
+                    netguard.check_host(value, allow_private=self.allow_private_network, **kwargs)
+            except netguard.UnsafeTarget as exc:
+                raise netguard.UnsafeTarget(f"options.{name}: {exc}") from None
 
     def build_sink(self, environ: Mapping[str, str] = os.environ) -> Any:
         """The vendor sink, with secrets resolved here (the delivering process)."""

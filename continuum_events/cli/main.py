@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from continuum_events import __version__
-from continuum_events.cli import bench, broker, connector, events, operate, probe, router, run
+from continuum_events.cli import admin, bench, broker, connector, events, operate, probe, router, run
 from continuum_events.cli.common import configure_logging
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command()(probe.probe)
 app.command()(operate.connectors)
 app.command()(operate.status)
 app.command()(operate.replay)
+app.command()(admin.admin)
 app.add_typer(operate.integrations_app, name="integrations")
 app.add_typer(operate.dlq_app, name="dlq")
 app.add_typer(router.rules_app, name="rules")

@@ -1,0 +1,205 @@
+"""The admin HTTP API and the Admin → Integrations page, as a Flask blueprint.
+
+Continuum mounts it in its own app, protected by its own login; or
+``continuum-events admin`` serves it alone, protected by a bearer token. It is never
+open: building it without a token or an ``authorize`` function is an error::
+
+    app.register_blueprint(admin_blueprint(service, authorize=lambda request: current_user.is_admin),
+                           url_prefix="/admin/integrations")
+    # standalone:
+    create_app(service, token=os.environ["CONTINUUM_ADMIN_TOKEN"]).run(port=8080)
+
+Requests that change something must be JSON (``Content-Type: application/json``),
+carry ``X-Requested-With: continuum-admin``, and, when the browser sends an
+``Origin``, come from this server's origin: a cross-site page can send none of those
+without a CORS preflight, which this API never grants (cross-site request forgery).
+Errors are problem documents (``application/problem+json``) with field-level messages.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from continuum_events.admin.openapi import openapi_document
+from continuum_events.admin.service import AdminService, Problem
+
+CSRF_HEADER = "X-Requested-With"
+CSRF_VALUE = "continuum-admin"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def admin_blueprint(service: AdminService, *, token: str | None = None,
+                    authorize: Callable[[Any], bool] | None = None, name: str = "continuum_admin") -> Blueprint:
+    if not token and authorize is None:
+        raise ValueError("the admin API is never open: give a token or an authorize function")
+    bp = Blueprint(name, __name__)
+
+    @bp.before_request
+    def _guard() -> Response | None:
+        if request.endpoint and request.endpoint.endswith((".page", ".asset", ".openapi")):
+            return None  # the page and its code hold no data; every call they make is checked
+        if not _authorized(request, token, authorize):
+            return _problem(Problem(401, "Unauthorized", "a valid admin token is required"),
+                            {"WWW-Authenticate": 'Bearer realm="continuum-events"'})
+        if request.method in UNSAFE:
+            origin = request.headers.get("Origin")
+            if origin and _origin(origin) != _origin(request.host_url):
+                return _problem(Problem(403, "Forbidden", "cross-site request refused"))
+            if request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+                return _problem(Problem(403, "Forbidden", f"state-changing calls need the {CSRF_HEADER} header"))
+            if request.content_length and not request.is_json:
+                return _problem(Problem(415, "Unsupported media type", "send application/json"))
+        return None
+
+    @bp.errorhandler(Problem)
+    def _on_problem(problem: Problem) -> Response:
+        return _problem(problem)
+
+    def body() -> Any:
+        if not request.content_length:
+            return {}
+        data = request.get_json(silent=True)
+        if data is None:
+            raise Problem(400, "Bad request", "the body is not valid JSON")
+        return data
+
+    # -- the page --------------------------------------------------------------------------
+    @bp.get("/")
+    def page() -> Response:
+        return _static("index.html", "text/html; charset=utf-8")
+
+    @bp.get("/static/<string:filename>")
+    def asset(filename: str) -> Response:
+        kinds = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+        if filename not in kinds:
+            raise Problem(404, "Not found")
+        return _static(filename, kinds[filename])
+
+    @bp.get("/api/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document())
+
+    # -- the API ---------------------------------------------------------------------------
+    @bp.get("/api/vendors")
+    def vendors() -> Response:
+        return jsonify(service.vendors())
+
+    @bp.get("/api/integrations")
+    def integrations() -> Response:
+        return jsonify(service.integrations())
+
+    @bp.post("/api/integrations")
+    def connect() -> tuple[Response, int]:
+        return jsonify(service.connect(body())), 201
+
+    @bp.get("/api/integrations/<string:name>")
+    def integration(name: str) -> Response:
+        return jsonify(service.integration(name))
+
+    @bp.delete("/api/integrations/<string:name>")
+    def disconnect(name: str) -> tuple[str, int]:
+        service.disconnect(name)
+        return "", 204
+
+    @bp.post("/api/integrations/<string:name>/test")
+    def test(name: str) -> Response:
+        return jsonify(service.test(name))
+
+    @bp.put("/api/integrations/<string:name>/filters")
+    def filters(name: str) -> Response:
+        data = body()
+        return jsonify(service.set_filters(name, data.get("filters") if isinstance(data, dict) else None))
+
+    @bp.get("/api/integrations/<string:name>/dead-letters")
+    def dead_letters(name: str) -> Response:
+        return jsonify(service.dead_letters(name))
+
+    @bp.post("/api/integrations/<string:name>/dead-letters/redrive")
+    def redrive(name: str) -> tuple[Response, int]:
+        return jsonify(service.start_redrive(name, body()).as_json()), 202
+
+    @bp.post("/api/integrations/<string:name>/replay")
+    def replay(name: str) -> tuple[Response, int]:
+        return jsonify(service.start_replay(name, body()).as_json()), 202
+
+    @bp.get("/api/jobs/<string:job_id>")
+    def job(job_id: str) -> Response:
+        return jsonify(service.job(job_id).as_json())
+
+    @bp.get("/api/rules")
+    def rules() -> Response:
+        return jsonify(service.rules())
+
+    @bp.put("/api/rules/<string:name>")
+    def set_rule(name: str) -> Response:
+        return jsonify(service.set_rule(name, body()))
+
+    @bp.delete("/api/rules/<string:name>")
+    def delete_rule(name: str) -> tuple[str, int]:
+        service.delete_rule(name)
+        return "", 204
+
+    return bp
+
+
+def create_app(service: AdminService, *, token: str) -> Flask:
+    """The standalone server's app: the blueprint at /, bearer-token protected."""
+    app = Flask("continuum_events.admin")
+    app.register_blueprint(admin_blueprint(service, token=token))
+
+    @app.errorhandler(404)
+    def _not_found(_: Exception) -> Response:
+        return _problem(Problem(404, "Not found"))
+
+    @app.errorhandler(405)
+    def _not_allowed(_: Exception) -> Response:
+        return _problem(Problem(405, "Method not allowed"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        app.logger.error("admin API: %s: %s", type(exc).__name__, exc)
+        return _problem(Problem(500, "Internal error", f"{type(exc).__name__}; see the server log"))
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _authorized(req: Any, token: str | None, authorize: Callable[[Any], bool] | None) -> bool:
+    if authorize is not None and authorize(req):
+        return True
+    if token:
+        scheme, _, given = (req.headers.get("Authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return False
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _problem(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(problem.body())
+    response.status_code = problem.status
+    response.mimetype = "application/problem+json"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _static(filename: str, kind: str) -> Response:
+    text = resources.files("continuum_events.admin").joinpath("static", filename).read_text(encoding="utf-8")
+    return Response(text, content_type=kind)

@@ -1,0 +1,358 @@
+"""What the admin API does, over :mod:`continuum_events.operations` (the CLI's functions).
+
+One :class:`AdminService` per process: it follows the config topic and the status topic
+once (no re-reading per request), keeps the secret store, and runs replays and redrives
+as background jobs with progress. Every method returns plain JSON-ready data and raises
+:class:`Problem` for anything the caller did wrong::
+
+    service = AdminService(settings, secrets_dir=Path(".state/secrets"))
+    service.connect({"name": "splunk-main", "vendor": "splunk", "options": {...}, "secrets": {"token": "…"}})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+import typing
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from continuum_events import operations
+from continuum_events.codec import EventCodec
+from continuum_events.config import ConfigStore
+from continuum_events.connectors.registry import VENDORS
+from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, connected
+from continuum_events.netguard import UnsafeTarget
+from continuum_events.rules import Rule
+from continuum_events.settings import KafkaSettings
+from continuum_events.status import StatusBoard, integration_status
+from continuum_events.topology import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+#: What the page shows for each vendor: the field labels an operator knows.
+LABELS = {
+    "url": "URL", "token": "Token", "index": "Index", "api_key": "API key", "site": "Site", "host": "Host",
+    "port": "Port", "routing_key": "Routing key", "license_key": "License key", "account_id": "Account ID",
+    "password": "Password", "username": "User name", "job": "Job", "region": "Region",
+}
+TITLES = {
+    "splunk": "Splunk", "datadog": "Datadog", "elasticsearch": "Elastic", "syslog": "Syslog",
+    "pushgateway": "Prometheus", "grafana": "Grafana", "newrelic": "New Relic", "nsca": "Nagios",
+    "pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "victorops": "VictorOps",
+}
+
+
+class Problem(Exception):
+    """An RFC 9457 problem: status, title, detail, and field errors for a form."""
+
+    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass
+class Job:
+    """A replay or redrive running in the background."""
+
+    id: str
+    kind: str
+    integration: str
+    state: str = "running"  # running, done, failed, stopped
+    total: int | None = None
+    done: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "stop"}
+
+
+class AdminService:
+    def __init__(self, settings: KafkaSettings, secrets_dir: Path, status_ttl_s: float = 1.5,
+                 resolver: Any = None) -> None:
+        self.settings, self.secrets_dir, self.status_ttl_s = settings, secrets_dir, status_ttl_s
+        self.resolver = resolver  # tests name where hosts resolve; None: the system resolver
+        self.store = ConfigStore(settings).start()
+        self.board = StatusBoard(settings).start()
+        self.jobs: dict[str, Job] = {}
+        self._status: tuple[float, dict[str, Any]] = (0.0, {})
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        for job in self.jobs.values():
+            job.stop.set()
+        self.store.stop()
+        self.board.stop()
+
+    # -- reading -------------------------------------------------------------------------
+    def config(self) -> Mapping[str, Any]:
+        if not self.store.wait_ready(15):
+            raise Problem(503, "Kafka unavailable", "the config topic could not be read")
+        return self.store.values()
+
+    def vendors(self) -> list[dict[str, Any]]:
+        """Every vendor, its category and its form fields (secrets flagged, never valued)."""
+        out = []
+        for vendor, spec in VENDORS.items():
+            hints = typing.get_type_hints(spec.config)
+            fields = []
+            for f in dataclasses.fields(spec.config):
+                kind = str(hints[f.name])
+                required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                choices = list(typing.get_args(hints[f.name])) if "Literal" in kind else None
+                fields.append({
+                    "name": f.name, "label": LABELS.get(f.name, f.name.replace("_", " ").capitalize()),
+                    "secret": "SecretStr" in kind, "required": required,
+                    "type": "boolean" if kind.endswith("bool'>") else "number" if ("int" in kind or "float" in kind)
+                    and "Literal" not in kind else "string",
+                    "default": None if required or "SecretStr" in kind else f.default,
+                    **({"choices": choices} if choices else {}),
+                })
+            out.append({"vendor": vendor, "title": TITLES.get(vendor, vendor), "category": spec.category,
+                        "fields": fields})
+        return out
+
+    def statuses(self) -> dict[str, Any]:
+        """Live status per integration, computed at most every ``status_ttl_s``."""
+        with self._lock:
+            at, cached = self._status
+            if time.monotonic() - at < self.status_ttl_s:
+                return cached
+            fresh = {s.name: s.as_json() for s in integration_status(self.settings, self.config(), self.board)}
+            self._status = (time.monotonic(), fresh)
+            return fresh
+
+    def integrations(self) -> list[dict[str, Any]]:
+        statuses = self.statuses()
+        out = []
+        for name, spec in sorted(connected(self.config()).items()):
+            status = statuses.get(name) or {}
+            out.append({**self._describe(spec), "status": status, "badge": self._badge(status)})
+        return out
+
+    def integration(self, name: str) -> dict[str, Any]:
+        spec = self._spec(name)
+        status = self.statuses().get(name) or {}
+        return {**self._describe(spec), "status": status, "badge": self._badge(status)}
+
+    @staticmethod
+    def _badge(status: Mapping[str, Any]) -> str:
+        if not status:
+            return "Connected"
+        if status.get("state") in ("unhealthy", "retrying", "invalid"):
+            return "Failing"
+        return "Connected"
+
+    @staticmethod
+    def _describe(spec: IntegrationSpec) -> dict[str, Any]:
+        return {"name": spec.name, "vendor": spec.vendor, "category": spec.topic_category,
+                "options": spec.options, "secrets": {k: {"set": True, "reference": ref.describe()}
+                                                     for k, ref in spec.secrets.items()},
+                "filters": [f.model_dump(mode="json") for f in spec.filters], "start_from": spec.start_from,
+                "allow_private_network": spec.allow_private_network,
+                "allow_insecure_http": spec.allow_insecure_http}
+
+    def _spec(self, name: str) -> IntegrationSpec:
+        spec = connected(self.config()).get(name)
+        if spec is None:
+            raise Problem(404, "No such integration", f"no integration named {name!r} is connected")
+        return spec
+
+    # -- changing --------------------------------------------------------------------------
+    def connect(self, body: Any) -> dict[str, Any]:
+        """Validate the form, store raw secrets in the secret store (0600 files), apply the
+        address rules, connect. The response describes references, never values."""
+        if not isinstance(body, dict):
+            raise Problem(400, "Bad request", "expected a JSON object")
+        secrets = body.get("secrets") or {}
+        if not isinstance(secrets, dict):
+            raise Problem(422, "Invalid integration", errors=[{"field": "secrets", "message": "expected an object"}])
+        name = body.get("name")
+        existing = connected(self.config()).get(name) if isinstance(name, str) else None
+        references, raw = {}, {}
+        for field_name, value in secrets.items():
+            if isinstance(value, str) and value:
+                raw[field_name] = value
+                references[field_name] = {"file": "(secret store)"}
+            elif (value in ("", None)) and existing is not None and field_name in existing.secrets:
+                references[field_name] = existing.secrets[field_name].model_dump(mode="json")  # keep the stored one
+            elif isinstance(value, dict):
+                references[field_name] = value
+            elif value not in ("", None):
+                raise Problem(422, "Invalid integration",
+                              errors=[{"field": f"secrets.{field_name}", "message": "expected text"}])
+        spec = self._validate({**body, "secrets": references})
+        try:
+            spec.check_targets(self.resolver)
+        except UnsafeTarget as exc:
+            field_name, _, message = str(exc).partition(": ")
+            raise Problem(422, "Address not allowed", errors=[{"field": field_name, "message": message}]) from None
+        if raw:
+            stored = {k: SecretRef(file=str(self._store_secret(spec.name, k, v))) for k, v in raw.items()}
+            spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}})
+        try:
+            done = operations.connect(self.settings, spec, self.config())
+        except IntegrationError as exc:
+            raise Problem(422, "Cannot connect", str(exc)) from None
+        self._wait_for(lambda: connected(self.store.values()).get(spec.name) == spec)
+        self._status = (0.0, {})
+        return {**self._describe(spec), "positioned": done.positioned, "default_rule_written": done.default_rule_written}
+
+    def _validate(self, body: Mapping[str, Any]) -> IntegrationSpec:
+        try:
+            return IntegrationSpec.model_validate(body)
+        except ValidationError as exc:
+            errors = []
+            for e in exc.errors():
+                field_name = ".".join(str(p) for p in e["loc"]) or "integration"
+                message = e["msg"].removeprefix("Value error, ")
+                if not e["loc"] and message.startswith(("options.", "secrets.")):
+                    field_name, _, message = message.partition(": ")
+                errors.append({"field": field_name, "message": message})
+            raise Problem(422, "Invalid integration", errors=errors) from None
+
+    def _store_secret(self, name: str, field_name: str, value: str) -> Path:
+        folder = self.secrets_dir / name
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / field_name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value)
+        path.chmod(0o600)
+        return path.resolve()
+
+    def disconnect(self, name: str) -> None:
+        self._spec(name)
+        operations.disconnect(self.settings, name, self.config())
+        self._wait_for(lambda: name not in connected(self.store.values()))
+        self._status = (0.0, {})
+
+    def test(self, name: str) -> dict[str, Any]:
+        try:
+            return {"ok": True, "verdict": operations.test_connection(self._spec(name))}
+        except operations.ConnectionFailed as exc:
+            return {"ok": False, "kind": exc.kind, "verdict": str(exc)}
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json") for r in self.store.ruleset().rules]
+
+    def set_filters(self, name: str, filters: Any) -> dict[str, Any]:
+        spec = self._spec(name)
+        if not isinstance(filters, list):
+            raise Problem(422, "Invalid filters", errors=[{"field": "filters", "message": "expected a list"}])
+        updated = self._validate({**spec.model_dump(mode="json"), "filters": filters})
+        operations.connect(self.settings, updated, self.config())
+        self._wait_for(lambda: connected(self.store.values()).get(name) == updated)
+        return self._describe(updated)
+
+    def set_rule(self, name: str, body: Any) -> dict[str, Any]:
+        from continuum_events.config import write_rule
+
+        if not isinstance(body, dict):
+            raise Problem(400, "Bad request", "expected a JSON object")
+        try:
+            rule = Rule.model_validate({**body, "name": name})
+        except ValidationError as exc:
+            raise Problem(422, "Invalid rule", errors=[{"field": ".".join(map(str, e["loc"])) or "rule",
+                                                         "message": e["msg"].removeprefix("Value error, ")}
+                                                        for e in exc.errors()]) from None
+        if rule.category not in CATEGORIES:
+            raise Problem(422, "Invalid rule", errors=[{"field": "category", "message": "unknown category"}])
+        write_rule(self.settings, rule)
+        return rule.model_dump(mode="json")
+
+    def delete_rule(self, name: str) -> None:
+        from continuum_events.config import delete_rule
+
+        if f"rule/{name}" not in self.config():
+            raise Problem(404, "No such rule", f"no rule named {name!r}")
+        delete_rule(self.settings, name)
+
+    def dead_letters(self, name: str) -> dict[str, Any]:
+        self._spec(name)
+        letters = operations.list_dead_letters(self.settings, name)
+        groups = operations.summarize_dead_letters(letters, EventCodec(self.settings.schema_registry()))
+        return {"waiting": sum(not d.redriven for d in letters), "retained": len(letters),
+                "groups": [{"reason": g.reason, "stage": g.stage, "count": g.count, "waiting": g.waiting,
+                            "event_types": dict(g.event_types), "first_ms": g.first_ms, "last_ms": g.last_ms}
+                           for g in groups]}
+
+    # -- jobs ------------------------------------------------------------------------------
+    def start_redrive(self, name: str, body: Any) -> Job:
+        spec = self._spec(name)
+        body = body if isinstance(body, dict) else {}
+        reason, event_type = body.get("filter"), body.get("event_type")
+        return self._start("redrive", spec, lambda job, plan, advance: operations.redrive(
+            self.settings, spec, job.stop, reason=reason, event_type=event_type, config=self.config(),
+            on_plan=plan, on_progress=advance))
+
+    def start_replay(self, name: str, body: Any) -> Job:
+        from continuum_events.cli.common import parse_time
+
+        spec = self._spec(name)
+        if not isinstance(body, dict) or not body.get("from"):
+            raise Problem(422, "Invalid replay", errors=[{"field": "from", "message": "a start time is required"}])
+        try:
+            start_ms = parse_time(str(body["from"]), "from")
+            end_ms = parse_time(str(body["to"]), "to") if body.get("to") else None
+        except Exception as exc:  # typer.BadParameter: its message is the explanation
+            raise Problem(422, "Invalid replay", errors=[{"field": "from/to", "message": str(exc)}]) from None
+        if end_ms is not None and end_ms <= start_ms:
+            raise Problem(422, "Invalid replay", errors=[{"field": "to", "message": "must be later than from"}])
+        return self._start("replay", spec, lambda job, plan, advance: operations.replay(
+            self.settings, spec, start_ms, end_ms, job.stop, config=self.config(), on_plan=plan,
+            on_progress=advance))
+
+    def _start(self, kind: str, spec: IntegrationSpec, work: Any) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kind, spec.name)
+        self.jobs[job.id] = job
+
+        def plan(total: int) -> None:
+            job.total = total
+
+        def advance(n: int) -> None:
+            job.done += n
+
+        def run() -> None:
+            try:
+                result = work(job, plan, advance)
+                job.result = dataclasses.asdict(result)
+                job.state = "done" if result.completed else "stopped"
+            except Exception as exc:  # noqa: BLE001 - reported on the job, never a dead thread
+                log.exception("%s of %s failed", kind, spec.name)
+                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            self._status = (0.0, {})
+
+        threading.Thread(target=run, name=f"{kind}-{spec.name}", daemon=True).start()
+        return job
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise Problem(404, "No such job", f"no job {job_id!r}")
+        return job
+
+    def _wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
