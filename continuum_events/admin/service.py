@@ -83,7 +83,7 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "stop"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "stop"}
 
 
 class AdminService:
@@ -278,7 +278,9 @@ class AdminService:
         if rule.category not in CATEGORIES:
             raise Problem(422, "Invalid rule", errors=[{"field": "category", "message": "unknown category"}])
         write_rule(self.settings, rule)
-        return rule.model_dump(mode="json")
+        stored = rule.model_dump(mode="json")
+        self._wait_for(lambda: self.store.values().get(rule.key) == stored)  # read-your-writes for the next call
+        return stored
 
     def delete_rule(self, name: str) -> None:
         from continuum_events.config import delete_rule
@@ -286,6 +288,7 @@ class AdminService:
         if f"rule/{name}" not in self.config():
             raise Problem(404, "No such rule", f"no rule named {name!r}")
         delete_rule(self.settings, name)
+        self._wait_for(lambda: f"rule/{name}" not in self.store.values())
 
     def dead_letters(self, name: str) -> dict[str, Any]:
         self._spec(name)

@@ -1,0 +1,292 @@
+"""The admin API against the real broker and a strict Splunk receiver: every endpoint,
+bad input, auth and cross-site refusals, and no secret in any response."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from openapi_spec_validator import validate
+
+from continuum_events.admin import AdminService, admin_blueprint, create_app
+from continuum_events.broker import EmbeddedBroker
+from continuum_events.connectors.host import ConnectorHost
+from continuum_events.events import EventType
+from continuum_events.producers.app import EventProducer
+from continuum_events.receivers import SplunkReceiver
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import category_topic
+
+pytestmark = pytest.mark.broker
+TOKEN = "admin-token-" + uuid.uuid4().hex
+WRITE = {"Authorization": f"Bearer {TOKEN}", "X-Requested-With": "continuum-admin"}
+READ = {"Authorization": f"Bearer {TOKEN}"}
+#: Host names the tests resolve (the service takes a resolver, as it takes the system's in production).
+HOSTS = {"127.0.0.1": ["127.0.0.1"], "metadata.internal": ["169.254.169.254"], "mapped.example": ["::ffff:10.0.0.1"]}
+
+
+class Responses:
+    """Every response body the tests saw, to prove no secret was ever in one."""
+
+    bodies: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    """This module's own broker: replay by time needs timestamps in order per partition."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def service(broker, tmp_path_factory) -> Iterator[AdminService]:
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    service = AdminService(settings, tmp_path_factory.mktemp("secrets"), status_ttl_s=0.2,
+                           resolver=lambda host: HOSTS[host])
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    app = create_app(service, token=TOKEN)
+    app.testing = True
+    client = app.test_client()
+    original = client.open
+
+    def recording(*args, **kwargs):
+        response = original(*args, **kwargs)
+        Responses.bodies.append(response.get_data(as_text=True))
+        return response
+
+    client.open = recording
+    return client
+
+
+@pytest.fixture(scope="module")
+def splunk() -> Iterator[SplunkReceiver]:
+    with SplunkReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def host(broker) -> Iterator[ConnectorHost]:
+    """The connectors, following what the API connects (only this module's integrations)."""
+    stop = threading.Event()
+    host = ConnectorHost(KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
+                         only={"api-splunk", "api-replay"})
+    thread = threading.Thread(target=host.run, args=(stop,), daemon=True)
+    thread.start()
+    yield host
+    stop.set()
+    thread.join(30)
+
+
+def splunk_form(name: str, receiver: SplunkReceiver, **extra) -> dict:
+    return {"name": name, "vendor": "splunk", "options": {"url": receiver.url, "index": "printers"},
+            "secrets": {"token": SplunkReceiver.TOKEN}, "allow_private_network": True, "allow_insecure_http": True,
+            "filters": [{"where": {"printer_location": name}}], **extra}
+
+
+def produce(broker, location: str, n: int, tmp: Path) -> list[str]:
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    with EventProducer(settings, topic=category_topic("logging"), spool_path=tmp / f"{uuid.uuid4().hex}.db") as p:
+        ids = [p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"{location}-{i}", "printer_location": location})
+               for i in range(n)]
+        assert p.flush(10) == 0
+    return ids
+
+
+def wait_until(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+# -- auth and cross-site refusals ----------------------------------------------------------
+def test_it_is_never_open(service) -> None:
+    with pytest.raises(ValueError, match="never open"):
+        admin_blueprint(service)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}])
+def test_calls_without_the_token_are_unauthorized(client, headers) -> None:
+    for method, path in (("GET", "/api/integrations"), ("GET", "/api/vendors"), ("POST", "/api/integrations"),
+                         ("DELETE", "/api/integrations/x"), ("GET", "/api/jobs/x")):
+        response = client.open(path, method=method, headers={**headers, "X-Requested-With": "continuum-admin"})
+        assert response.status_code == 401 and response.mimetype == "application/problem+json", (method, path)
+        assert response.json["title"] == "Unauthorized" and "Bearer" in response.headers["WWW-Authenticate"]
+
+
+def test_the_page_is_served_without_data_and_with_a_strict_policy(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "Admin → Integrations" in page.get_data(as_text=True)
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/../service.py").status_code == 404
+
+
+def test_cross_site_and_form_posts_are_refused(client, splunk) -> None:
+    body = json.dumps(splunk_form("api-csrf", splunk))
+    no_header = client.post("/api/integrations", data=body, headers={**READ, "Content-Type": "application/json"})
+    assert no_header.status_code == 403 and "X-Requested-With" in no_header.json["detail"]
+    evil = client.post("/api/integrations", data=body,
+                       headers={**WRITE, "Content-Type": "application/json", "Origin": "https://evil.example"})
+    assert evil.status_code == 403 and evil.json["detail"] == "cross-site request refused"
+    form = client.post("/api/integrations", data="name=x", headers={**WRITE,
+                                                                      "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+
+
+def test_a_host_app_mounts_it_behind_its_own_auth(service) -> None:
+    app = Flask("continuum")
+    app.register_blueprint(admin_blueprint(service, authorize=lambda req: req.headers.get("X-User") == "admin"),
+                           url_prefix="/admin/integrations")
+    client = app.test_client()
+    assert client.get("/admin/integrations/api/vendors").status_code == 401
+    assert client.get("/admin/integrations/api/vendors", headers={"X-User": "admin"}).status_code == 200
+
+
+# -- reading ----------------------------------------------------------------------------------
+def test_vendors_describe_every_form(client) -> None:
+    vendors = {v["vendor"]: v for v in client.get("/api/vendors", headers=READ).json}
+    assert len(vendors) == 11 and {v["category"] for v in vendors.values()} == {"logging", "monitoring", "alerting"}
+    fields = {f["name"]: f for f in vendors["splunk"]["fields"]}
+    assert fields["url"]["required"] and fields["token"]["secret"] and not fields["index"]["required"]
+    assert {f["name"] for f in vendors["datadog"]["fields"]} >= {"site", "api_key"}
+    assert [f["name"] for f in vendors["pagerduty"]["fields"] if f["secret"]] == ["routing_key"]
+
+
+def test_the_openapi_description_is_valid(client) -> None:
+    document = client.get("/api/openapi.json").json
+    validate(document)
+    assert "/api/integrations/{name}/dead-letters/redrive" in document["paths"]
+
+
+# -- connecting -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"vendor": "fax"}, "vendor", "unknown vendor"),
+    ({"name": "Bad Name"}, "name", "cannot name an integration"),
+    ({"options": {"index": "printers"}}, "integration", "splunk needs url"),
+    ({"options": {"url": "http://127.0.0.1:1", "tokn": "x"}}, "options.tokn", "no option 'tokn'"),
+    ({"allow_insecure_http": False}, "options.url", "plain http"),
+    ({"allow_private_network": False}, "options.url", "loopback"),
+    ({"options": {"url": "https://metadata.internal"}, "allow_private_network": False}, "options.url", "link-local"),
+    ({"options": {"url": "https://mapped.example"}, "allow_private_network": False}, "options.url",
+     "inside an IPv6 address"),
+    ({"start_from": "yesterday"}, "start_from", "'latest' or 'earliest'"),
+    ({"filters": [{"event_types": ["printer.explode"]}]}, "filters.0", "matches no event type"),
+])
+def test_bad_forms_get_field_level_messages(client, splunk, service, change, field, message) -> None:
+    form = {**splunk_form("api-bad", splunk), **change}
+    response = client.post("/api/integrations", json=form, headers=WRITE)
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    errors = {e["field"]: e["message"] for e in response.json["errors"]}
+    assert field in errors and message in errors[field], errors
+    assert not (service.secrets_dir / "api-bad").exists(), "no secret stored for a refused form"
+
+
+def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, broker, tmp_path) -> None:
+    response = client.post("/api/integrations", json=splunk_form("api-splunk", splunk), headers=WRITE)
+    assert response.status_code == 201, response.json
+    assert response.json["secrets"]["token"]["set"] is True
+    stored = Path(response.json["secrets"]["token"]["reference"].removeprefix("file "))
+    assert stored.read_text() == SplunkReceiver.TOKEN and stat.S_IMODE(stored.stat().st_mode) == 0o600
+
+    ids = produce(broker, "api-splunk", 20, tmp_path)
+    wait_until(lambda: set(ids) <= set(splunk.received.event_ids))
+
+    def status() -> dict:
+        return client.get("/api/integrations/api-splunk", headers=READ).json
+
+    wait_until(lambda: status()["status"].get("delivered", 0) >= 20)
+    row = status()
+    assert row["badge"] == "Connected" and row["status"]["state"] == "healthy" and row["status"]["lag"] == 0
+    assert any(i["name"] == "api-splunk" for i in client.get("/api/integrations", headers=READ).json)
+
+    verdict = client.post("/api/integrations/api-splunk/test", headers=WRITE).json
+    assert verdict["ok"] is True
+    splunk.auth_broken = True
+    try:
+        verdict = client.post("/api/integrations/api-splunk/test", headers=WRITE).json
+        assert verdict == {"ok": False, "kind": "configuration", "verdict": verdict["verdict"]}
+    finally:
+        splunk.auth_broken = False
+
+    # Editing without retyping the secret keeps the stored one.
+    again = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "secrets": {"token": ""}},
+                        headers=WRITE)
+    assert again.status_code == 201 and again.json["secrets"]["token"]["reference"] == f"file {stored}"
+
+
+def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:
+    assert client.post("/api/integrations", json=splunk_form("api-rules", splunk), headers=WRITE).status_code == 201
+    bad = client.put("/api/integrations/api-rules/filters", json={"filters": [{"drop": ["nope"]}]}, headers=WRITE)
+    assert bad.status_code == 422 and "unknown field 'nope'" in bad.json["errors"][0]["message"]
+    ok = client.put("/api/integrations/api-rules/filters",
+                    json={"filters": [{"event_types": ["printer.*"], "mask": ["printer_ip"]}]}, headers=WRITE)
+    assert ok.status_code == 200 and ok.json["filters"][0]["mask"] == ["printer_ip"]
+    rules = client.get("/api/rules", headers=READ).json
+    assert any(r["name"] == "api-rules.filter.0" and r["mask"] == ["printer_ip"] for r in rules)
+
+    rule = client.put("/api/rules/api-alerting-finance", headers=WRITE,
+                      json={"category": "alerting", "event_types": ["printer.offline"], "priority": 5,
+                            "where": {"printer_department": "Finance-API"}})
+    assert rule.status_code == 200
+    assert client.put("/api/rules/x", json={"category": "nowhere"}, headers=WRITE).status_code == 422
+    assert client.delete("/api/rules/api-alerting-finance", headers=WRITE).status_code == 204
+    assert client.delete("/api/rules/api-alerting-finance", headers=WRITE).status_code == 404
+    assert client.delete("/api/integrations/api-rules", headers=WRITE).status_code == 204
+    assert client.get("/api/integrations/api-rules", headers=READ).status_code == 404
+    assert client.delete("/api/integrations/api-rules", headers=WRITE).status_code == 404
+
+
+def test_dead_letters_redrive_and_replay_as_jobs(client, splunk, host, broker, tmp_path) -> None:
+    form = splunk_form("api-replay", splunk, start_from="earliest")
+    assert client.post("/api/integrations", json=form, headers=WRITE).status_code == 201
+    ids = produce(broker, "api-replay", 12, tmp_path)
+    refused = set(ids[:3])
+    splunk.refuse_ids |= refused
+    wait_until(lambda: set(ids) - refused <= set(splunk.received.event_ids))
+    wait_until(lambda: client.get("/api/integrations/api-replay/dead-letters", headers=READ).json["waiting"] == 3)
+    letters = client.get("/api/integrations/api-replay/dead-letters", headers=READ).json
+    assert letters["groups"][0]["event_types"] == {"printer.offline": 3}
+
+    splunk.refuse_ids -= refused
+    job = client.post("/api/integrations/api-replay/dead-letters/redrive", json={}, headers=WRITE)
+    assert job.status_code == 202
+    done = _finish(client, job.json["id"])
+    assert done["state"] == "done" and done["result"]["delivered"] == 3
+    assert {i: splunk.received.event_ids[i] for i in ids} == {i: 1 for i in ids}
+
+    bad = client.post("/api/integrations/api-replay/replay", json={"from": "last tuesday"}, headers=WRITE)
+    assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "from/to"
+    replay = client.post("/api/integrations/api-replay/replay", json={"from": "1h"}, headers=WRITE)
+    done = _finish(client, replay.json["id"])
+    assert done["state"] == "done" and done["result"]["delivered"] == len(ids)
+    assert all(splunk.received.event_ids[i] == 2 for i in ids)
+    assert client.get("/api/jobs/nope", headers=READ).status_code == 404
+    assert client.post("/api/integrations/nope/replay", json={"from": "1h"}, headers=WRITE).status_code == 404
+
+
+def _finish(client, job_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(f"/api/jobs/{job_id}", headers=READ).json
+        if job["state"] != "running" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def test_no_response_ever_held_a_secret() -> None:
+    assert Responses.bodies, "the other tests ran first"
+    leaked = [b for b in Responses.bodies if SplunkReceiver.TOKEN in b]
+    assert not leaked
