@@ -290,3 +290,17 @@ def test_no_response_ever_held_a_secret() -> None:
     assert Responses.bodies, "the other tests ran first"
     leaked = [b for b in Responses.bodies if SplunkReceiver.TOKEN in b]
     assert not leaked
+
+
+def test_the_standalone_command_refuses_to_run_open_or_without_kafka(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from continuum_events.cli.main import app
+
+    monkeypatch.delenv("CONTINUUM_ADMIN_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["admin", "-b", "127.0.0.1:1"])
+    assert result.exit_code == 2 and "never open" in " ".join(result.output.split())
+    monkeypatch.setenv("CONTINUUM_ADMIN_TOKEN", TOKEN)
+    result = CliRunner().invoke(app, ["admin", "-b", "127.0.0.1:1"])
+    assert result.exit_code == 1 and "cannot reach Kafka" in " ".join(result.output.split())
+    assert TOKEN not in result.output
