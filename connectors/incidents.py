@@ -10,6 +10,8 @@ incident; the event that clears the problem resolves it::
     printer.error    p-7  ->  trigger  printer/p-7/error
     redirect.failed  r-2  ->  trigger  redirect/r-2/failed;   redirect.removed resolves it
     system.error|critical db -> trigger system/db/error;      system.info for db resolves it
+    printer.flapping p-7  ->  trigger / resolve (details.state stable) printer/p-7/flapping
+    group.outage location:HQ-3F -> trigger / resolve (details.state resolved) group/location:HQ-3F/outage
 
 Any other event routed to alerting with severity warning or above opens an incident of
 its own kind (``printer/p-7/printer.jam``) that a person resolves.
@@ -99,6 +101,22 @@ def incidents_of(event: Event) -> list[Incident]:
         if kind is EventType.SYSTEM_INFO:
             return [Incident(key, "resolve", event, f"{subject}: {message}".rstrip(": "), subject)]
         return [Incident(key, "trigger", event, f"{subject}: {message}".rstrip(": "), subject)]
+    if kind is EventType.PRINTER_FLAPPING:  # the router's flap suppression (continuum_events.hygiene)
+        subject = _printer(p)
+        key = f"printer/{p['printer_id']}/flapping"
+        if event.details.get("state") == "stable":
+            return [Incident(key, "resolve", event, f"Printer {subject} is stable again", subject)]
+        return [Incident(key, "trigger", event, f"Printer {subject} is flapping: {event.details.get('changes', '?')} "
+                                                f"offline/online changes in {event.details.get('window_s', '?')} s",
+                         subject)]
+    if kind is EventType.GROUP_OUTAGE:  # the router's outage grouping
+        subject = f"{event.details.get('dimension', 'group')} {p.get('group_name') or p['group_id']}"
+        key = f"group/{p['group_id']}/outage"
+        if event.details.get("state") == "resolved":
+            return [Incident(key, "resolve", event, f"Outage of {subject} is over ({event.details.get('still_offline', 0)}"
+                                                    " printers still offline are paged on their own)", subject)]
+        return [Incident(key, "trigger", event, f"{subject}: {event.details.get('count', '?')} printers offline",
+                         subject)]
     if SEVERITY_RANK[event.severity.value] >= SEVERITY_RANK["warning"]:
         subject = (p.get("printer_name") or p.get("printer_id") or p.get("group_name") or p.get("job_id")
                    or event.source)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from continuum_events.follower import TopicFollower, write_keys
 
+from continuum_events.hygiene import HYGIENE_KEY, HygienePolicy
 from continuum_events.rules import Rule, RuleSet
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import CONFIG_TOPIC
@@ -37,11 +38,26 @@ class ConfigStore(TopicFollower):
                  on_change: Callable[[ConfigStore], None] | None = None) -> None:
         super().__init__(settings, topic, name="config", on_change=on_change)
         self._ruleset: RuleSet | None = None
+        self._hygiene: tuple[HygienePolicy | None] | None = None  # None: not read since the last change
         self.invalid: dict[str, str] = {}
 
     def changed(self, changes: Mapping[str, Any]) -> None:
         self.invalid = {k: v for k, v in self.invalid.items() if k not in changes}
         self._ruleset = None
+        self._hygiene = None
+
+    def hygiene(self) -> HygienePolicy | None:
+        """The alert-hygiene policy, or None: not configured (pages go straight to alerting)."""
+        cached = self._hygiene
+        if cached is None:
+            value, policy = self._values.get(HYGIENE_KEY), None
+            if value is not None:
+                try:
+                    policy = HygienePolicy.model_validate(value)
+                except ValidationError as exc:
+                    self.invalid[HYGIENE_KEY] = str(exc)
+            cached = self._hygiene = (policy,)
+        return cached[0]
 
     def ruleset(self) -> RuleSet:
         ruleset = self._ruleset
@@ -68,6 +84,11 @@ def write_rule(settings: KafkaSettings, rule: Rule) -> None:
 
 def delete_rule(settings: KafkaSettings, name: str) -> None:
     write_config(settings, {f"rule/{name}": None})
+
+
+def write_hygiene(settings: KafkaSettings, policy: HygienePolicy | None) -> None:
+    """Set (or, with None, switch off) alert hygiene; routers apply it to the next pages."""
+    write_config(settings, {HYGIENE_KEY: None if policy is None else policy.model_dump(mode="json")})
 
 
 def wait_for(store: ConfigStore, predicate: Callable[[ConfigStore], bool], timeout: float = 10.0) -> bool:

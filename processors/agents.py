@@ -22,6 +22,8 @@ from continuum_events.codec import EventCodec
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.rules import RuleSet
 from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
+from continuum_events.hygiene import HygienePolicy
+from continuum_events.processors.hygiene import group_key, register_hygiene, takes
 from continuum_events.processors.routing import route_record
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 def register(
     app: faust.App, rules: Callable[[], RuleSet], codec: EventCodec, ready: Callable[[float], bool],
     source_topic: str = EVENTS_TOPIC, worker_id: str = "",
+    hygiene: Callable[[], HygienePolicy | None] = lambda: None, hygiene_partitions: int | None = None,
 ) -> Counter[str]:
     """Add the router's agent and its summary timer to ``app``; returns its live counters."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -38,6 +41,7 @@ def register(
     dead_letters = app.topic(EVENTS_DLQ_TOPIC, **raw)
     counts: Counter[str] = Counter()
     worker = ("continuum.router", (worker_id or f"{socket.gethostname()}-{os.getpid()}").encode())
+    pages = register_hygiene(app, hygiene, codec, hygiene_partitions, counts) if hygiene_partitions else None
 
     @app.agent(source, name="route")
     async def route(stream: faust.Stream) -> None:
@@ -52,7 +56,15 @@ def register(
                                         headers=dead_letter_headers("router", exc, msg.topic, msg.partition, msg.offset))
                 counts["dead-lettered"] += 1
                 continue
+            policy = hygiene() if pages is not None else None
             for out in routed:
+                if pages is not None and takes(out.event, out.category, policy):
+                    # An alerting page goes through alert hygiene first, grouped by location.
+                    await pages.send(key=group_key(out.event, policy).encode(), value=out.value,
+                                     headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
+                                     timestamp=msg.timestamp)
+                    counts["to-hygiene"] += 1
+                    continue
                 # The event's own record time carries over, so replay by time window reads
                 # the category topics by when events happened, not when they were routed.
                 await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker],

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from continuum_events.codec import EventCodec
+from continuum_events.events import Event
 from continuum_events.rules import RuleSet, route
 from continuum_events.topology import category_topic
 
@@ -24,6 +25,7 @@ class Output:
     topic: str
     value: bytes
     headers: list[tuple[str, bytes]]
+    event: Event  # as routed (transformed, if a transform applied)
 
 
 def route_record(
@@ -40,5 +42,5 @@ def route_record(
             ("continuum.category", decision.category.encode()),
             ("continuum.event_type", event.event_type.value.encode()),
             ("continuum.source", f"{topic}[{partition}]@{offset}".encode()),
-        ]))
+        ], decision.event))
     return outputs

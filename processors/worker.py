@@ -16,7 +16,7 @@ from continuum_events.config import ConfigStore
 from continuum_events.settings import KafkaSettings
 from continuum_events.processors.agents import register
 from continuum_events.processors.app import APP_ID, create_app
-from continuum_events.topology import EVENTS_TOPIC
+from continuum_events.topology import EVENTS_TOPIC, HYGIENE_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,25 @@ def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: st
     store = ConfigStore(settings)
     app = create_app(settings, datadir=datadir, app_id=app_id)
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
-    register(app, store.ruleset, codec, store.wait_ready, source_topic=source_topic)
+    register(app, store.ruleset, codec, store.wait_ready, source_topic=source_topic, hygiene=store.hygiene,
+             hygiene_partitions=_partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None)
     return app, store
+
+
+def _partitions(settings: KafkaSettings, topic: str) -> int | None:
+    """The hygiene stage's partition count, as the topology created it (its table must match)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        meta = AdminClient(settings.client_config()).list_topics(topic, timeout=10).topics.get(topic)
+    except KafkaException as exc:
+        log.warning("cannot read %s's partitions (%s): alert hygiene is off in this worker", topic, exc)
+        return None
+    if meta is None or meta.error is not None or not meta.partitions:
+        log.warning("%s does not exist (run `continuum-events topics`): alert hygiene is off in this worker", topic)
+        return None
+    return len(meta.partitions)
 
 
 def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",

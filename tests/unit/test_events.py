@@ -11,8 +11,12 @@ printer.jam redirect.created redirect.removed redirect.failed job.started job.co
 group.updated group.deleted system.error system.warning system.info system.critical""".split()
 
 
+#: What the router itself emits (alert hygiene): a flapping printer, a site's outage.
+ROUTER_TYPES = ["printer.flapping", "group.outage"]
+
+
 def test_every_event_type_continuum_sends_is_in_the_schema() -> None:
-    assert sorted(t.value for t in EventType if t is not EventType.UNKNOWN) == sorted(ISSUE_TYPES)
+    assert sorted(t.value for t in EventType if t is not EventType.UNKNOWN) == sorted(ISSUE_TYPES + ROUTER_TYPES)
 
 
 def test_event_type_members_read_like_continuums_calls() -> None:

@@ -1,0 +1,170 @@
+"""The router's alert-hygiene stage: flap suppression and outage grouping with their
+state in a Faust table (the decisions are pure: :mod:`continuum_events.hygiene`).
+
+When a hygiene policy is configured (``hygiene/alerting`` in the config topic), the
+routing agent sends a printer's offline/online *alerting* output here instead of to
+``printer-events.alerting`` — through ``printer-events.hygiene``, keyed by the printer's
+location (or department), so one group's pages meet in one partition, in order. This
+agent keeps, in the table ``hygiene`` (changelog ``continuum-router-hygiene-changelog``),
+``flap:<printer>`` and ``group:<location>`` state, and writes to alerting what the
+decisions say: the page itself, a synthesized ``printer.flapping`` / ``group.outage``,
+or nothing (suppressed, counted).
+
+Time-driven decisions (a hold that ends, a flapping printer that has been quiet) need a
+clock that the table can be written from: every worker sends a tick to every partition
+of the hygiene topic each second, and the worker that owns the partition handles it in
+stream context, so its table writes land in the right changelog partition.
+
+Crash safety: every alerting write is acknowledged before the state that records it is
+written; a crash in between re-sends on recovery what the connectors' incident ledgers
+and deterministic event ids deduplicate. Recovery reads the changelog to its true end
+(:func:`processors.app.exact_highwaters`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from continuum_events.codec import EventCodec
+from continuum_events.events import Event, EventType
+from continuum_events.hygiene import (
+    Action,
+    Emit,
+    HygienePolicy,
+    Record,
+    Send,
+    Suppress,
+    flap_event,
+    flap_tick,
+    group_event,
+    group_tick,
+)
+from continuum_events.topology import HYGIENE_TOPIC, category_topic
+
+log = logging.getLogger(__name__)
+
+TICK = b"tick"
+PAGES = (EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE)
+
+
+def group_key(event: Event, policy: HygienePolicy) -> str:
+    """Where a page goes in the hygiene topic: its group, or the printer alone."""
+    if policy.grouping.enabled:
+        value = event.payload.get(f"printer_{policy.grouping.by}")
+        if value:
+            return f"group:{value}"
+    return f"printer:{event.payload.get('printer_id')}"
+
+
+def takes(event: Event, category: str, policy: HygienePolicy | None) -> bool:
+    """Whether this output goes through hygiene rather than straight to its topic."""
+    return policy is not None and policy.active and category == "alerting" and event.event_type in PAGES
+
+
+def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None], codec: EventCodec,
+                     partitions: int, counts: Counter[str]) -> faust.Topic:
+    """Add the hygiene agent, its table and its clock to ``app``; returns the topic the
+    routing agent sends pages to (key: :func:`group_key`)."""
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    pages = app.topic(HYGIENE_TOPIC, partitions=partitions, **raw)
+    alerting = app.topic(category_topic("alerting"), **raw)
+    table = app.Table("hygiene", default=None, partitions=partitions)
+
+    async def deliver(actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                headers = [*action.record.headers, ("continuum.hygiene", action.why.encode())]
+                await (await alerting.send(key=action.record.key, value=action.record.value, headers=headers))
+                counts["hygiene-sent"] += 1
+            elif isinstance(action, Emit):
+                event = action.event
+                headers = [("continuum.rule", b"hygiene"), ("continuum.category", b"alerting"),
+                           ("continuum.event_type", event.event_type.value.encode()),
+                           ("continuum.hygiene", action.why.encode())]
+                await (await alerting.send(key=event.key.encode(), value=codec.encode(event, alerting.get_topic_name()),
+                                           headers=headers, timestamp=event.timestamp_us / 1_000_000))
+                counts[f"hygiene-{event.event_type.value}"] += 1
+                log.info("hygiene: %s %s (%s)", event.event_type.value, event.details.get("state"), action.why)
+            elif isinstance(action, Suppress):
+                counts["hygiene-suppressed"] += 1
+
+    def store(key: str, state: dict[str, Any] | None, partition: int) -> None:
+        if state is None:
+            if table.get(key) is not None:
+                del table[key]
+        else:
+            table[key] = {**state, "p": partition}
+
+    def record_of(msg: Any) -> Record:
+        headers = list(msg.headers or [])
+        return Record(dict(headers).get("continuum.key"), msg.value,
+                      tuple((k, v) for k, v in headers if k != "continuum.key"))
+
+    async def on_page(msg: Any, rules: HygienePolicy) -> None:
+        event = codec.decode(msg.value, msg.topic, msg.partition, msg.offset)
+        record = record_of(msg)
+        kind = "offline" if event.event_type is EventType.PRINTER_OFFLINE else "online"
+        printer_id = str(event.payload.get("printer_id"))
+        ts, now = event.timestamp_us / 1_000_000, time.time()
+        actions: list[Action] = [Send(record, "hygiene off")]
+        if rules.flapping.enabled:
+            flap_key = f"flap:{printer_id}"
+            state, actions = flap_event(table.get(flap_key), kind, ts, record, dict(event.payload), rules.flapping)
+            passed = [a for a in actions if not isinstance(a, Send)]
+            await deliver(passed)
+            store(flap_key, state, msg.partition)
+            actions = [a for a in actions if isinstance(a, Send)]
+        name = event.payload.get(f"printer_{rules.grouping.by}")
+        if actions and rules.grouping.enabled and name:
+            group = f"group:{name}"
+            state, actions = group_event(table.get(group), str(name), printer_id, kind, ts, now, record,
+                                         rules.grouping)
+            await deliver(actions)
+            store(group, state, msg.partition)
+        else:
+            await deliver(actions)
+
+    async def on_tick(partition: int, rules: HygienePolicy) -> None:
+        now = time.time()
+        for key, state in list(table.items()):
+            if not isinstance(state, dict) or state.get("p") != partition:
+                continue
+            if key.startswith("flap:"):
+                new, actions = flap_tick(state, now, rules.flapping)
+            else:
+                new, actions = group_tick(state, now, key.removeprefix("group:"), rules.grouping)
+            if actions or new != state:
+                await deliver(actions)
+                store(key, None if new is None else {k: v for k, v in new.items() if k != "p"}, partition)
+
+    @app.agent(pages, name="hygiene")
+    async def hygiene(stream: faust.Stream) -> None:
+        async for event in stream.events():
+            msg = event.message
+            rules = policy() or HygienePolicy()  # switched off meanwhile: what is in flight still completes
+            try:
+                if msg.value == TICK:
+                    await on_tick(msg.partition, rules)
+                else:
+                    await on_page(msg, rules)
+            except Exception as exc:  # noqa: BLE001 - one page must not stop the stage, nor vanish
+                log.exception("hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
+                              msg.topic, msg.partition, msg.offset)
+                counts["hygiene-errors"] += 1
+                if msg.value != TICK:
+                    await deliver([Send(record_of(msg), f"hygiene failed ({type(exc).__name__}): sent as it is")])
+
+    @app.timer(1.0)
+    async def clock() -> None:
+        if policy() is None:
+            return
+        for partition in range(partitions):
+            await pages.send(key=None, value=TICK, partition=partition)
+
+    return pages
