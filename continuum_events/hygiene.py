@@ -287,3 +287,67 @@ def _outage(name: str, phase: str, ts: float, ids: list[str], count: int, policy
         Severity.ERROR if phase == "open" else Severity.INFO, _micros(ts),
         {"group_id": f"{policy.by}:{name}", "group_name": name, "printer_ids": ids}, "continuum-router", details,
     )
+
+
+def simulate(events: list[Event], policy: HygienePolicy) -> list[tuple[Event, list[str]]]:
+    """Run alerting pages through the decisions in event time (the clock is each event's
+    timestamp): what happens to each page, and why. For ``rules test`` and reasoning."""
+    flaps: dict[str, State] = {}
+    groups: dict[str, State] = {}
+    out: list[tuple[Event, list[str]]] = []
+    for event in events:
+        now = event.timestamp_us / 1_000_000
+        notes: list[str] = []
+        for name, state in list(groups.items()):
+            new, actions = group_tick(state, now, name, policy.grouping)
+            notes += [f"meanwhile, an earlier page was {_describe(a)}" for a in actions if isinstance(a, Send)]
+            if new is None:
+                groups.pop(name)
+            else:
+                groups[name] = new
+        for pid, state in list(flaps.items()):
+            new, actions = flap_tick(state, now, policy.flapping)
+            notes += [f"meanwhile, {_describe(a)}" for a in actions if not isinstance(a, Suppress)]
+            if new is None:
+                flaps.pop(pid)
+            else:
+                flaps[pid] = new
+        if event.event_type not in (EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE):
+            out.append((event, notes + ["not a page: alert hygiene does not apply"]))
+            continue
+        kind = "offline" if event.event_type is EventType.PRINTER_OFFLINE else "online"
+        pid = str(event.payload.get("printer_id"))
+        record = Record(pid.encode(), event.event_id.encode())
+        actions: list[Action] = [Send(record, "hygiene off")]
+        if policy.flapping.enabled:
+            flaps[pid], actions = flap_event(flaps.get(pid), kind, now, record, dict(event.payload), policy.flapping)
+            notes += [_describe(a) for a in actions if not isinstance(a, Send)]
+            actions = [a for a in actions if isinstance(a, Send)]
+        name = event.payload.get(f"printer_{policy.grouping.by}")
+        if actions and policy.grouping.enabled and name:
+            groups[str(name)], actions = group_event(groups.get(str(name)), str(name), pid, kind, now, now, record,
+                                                     policy.grouping)
+        notes += [_describe(a) for a in actions]
+        out.append((event, notes))
+    return out
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, Send):
+        return f"sent to alerting: {action.why}"
+    if isinstance(action, Emit):
+        return f"alerting gets {action.event.event_type.value} ({action.event.details.get('state')}): {action.why}"
+    return f"suppressed: {action.why}"
+
+
+def drain(key: str, state: State, now: float, policy: HygienePolicy) -> list[Action]:
+    """Hygiene switched off: settle a flapping printer, end an outage, release what is held."""
+    if key.startswith("flap:"):
+        if not state["flapping"]:
+            return []
+        return flap_tick({**state, "last_change": now - policy.flapping.quiet_s}, now, policy.flapping)[1]
+    name, actions = key.removeprefix("group:"), []
+    if state["open"]:
+        state, actions = _resolve_group(state, name, now, policy.grouping)
+    return actions + release_due({**state, "window": {p: {**e, "release_at": now} for p, e in
+                                                      state["window"].items()}}, now, name, policy.grouping)[1]

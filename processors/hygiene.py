@@ -40,6 +40,7 @@ from continuum_events.hygiene import (
     Record,
     Send,
     Suppress,
+    drain,
     flap_event,
     flap_tick,
     group_event,
@@ -130,10 +131,14 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
         else:
             await deliver(actions)
 
-    async def on_tick(partition: int, rules: HygienePolicy) -> None:
+    async def on_tick(partition: int, rules: HygienePolicy | None) -> None:
         now = time.time()
         for key, state in list(table.items()):
             if not isinstance(state, dict) or state.get("p") != partition:
+                continue
+            if rules is None:  # switched off: nothing stays held
+                await deliver(drain(key, state, now, HygienePolicy()))
+                store(key, None, partition)
                 continue
             if key.startswith("flap:"):
                 new, actions = flap_tick(state, now, rules.flapping)
@@ -147,12 +152,12 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
     async def hygiene(stream: faust.Stream) -> None:
         async for event in stream.events():
             msg = event.message
-            rules = policy() or HygienePolicy()  # switched off meanwhile: what is in flight still completes
+            rules = policy()
             try:
                 if msg.value == TICK:
                     await on_tick(msg.partition, rules)
-                else:
-                    await on_page(msg, rules)
+                else:  # switched off meanwhile: a page in flight is decided by the defaults
+                    await on_page(msg, rules or HygienePolicy())
             except Exception as exc:  # noqa: BLE001 - one page must not stop the stage, nor vanish
                 log.exception("hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
                               msg.topic, msg.partition, msg.offset)
@@ -162,8 +167,8 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
 
     @app.timer(1.0)
     async def clock() -> None:
-        if policy() is None:
-            return
+        if policy() is None and not any(True for _ in table.keys()):
+            return  # off, and nothing held here
         for partition in range(partitions):
             await pages.send(key=None, value=TICK, partition=partition)
 

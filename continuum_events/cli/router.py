@@ -10,12 +10,13 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from continuum_events.avro import SchemaViolation
-from continuum_events.cli.common import BootstrapOption, console, kafka_settings, key_values, out
+from continuum_events.cli.common import BootstrapOption, console, kafka_settings, key_values, out, parse_time
 from continuum_events.codec import EventCodec
-from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_rule
+from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_hygiene, write_rule
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
 from continuum_events.integrations import connected
-from continuum_events.rules import Rule, RuleSet, explain
+from continuum_events.hygiene import FlapPolicy, GroupPolicy, HygienePolicy, simulate
+from continuum_events.rules import Rule, RuleSet, explain, route
 from continuum_events.processors.app import APP_ID
 from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
 
@@ -117,18 +118,25 @@ def defaults(category: str = typer.Argument(..., help="logging, monitoring or al
 @rules_app.command("test")
 def test(
     event_json: str = typer.Argument(..., help='{"event_type": "printer.offline", "severity": "warning", '
-                                               '"payload": {"printer_id": "p-1", ...}}'),
+                                               '"payload": {"printer_id": "p-1", ...}, "at": "2m"}'),
+    after: Path | None = typer.Option(None, "--after", help="Earlier events, one JSON per line (same form, with "
+                                                              '"at": an ISO time or an age such as 5m), to see alert '
+                                                              "hygiene decide in context."),
     offline: bool = typer.Option(False, "--offline", help="Use the built-in defaults; do not read the cluster."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
-    """Which categories and integrations an event reaches, and why (like `amtool config routes test`)."""
+    """Which categories and integrations an event reaches, and why (like `amtool config routes test`);
+    for an alerting page, what alert hygiene does with it and why."""
     event = _parse_event(event_json)
+    history = _history(after) if after else []
     integrations: dict[str, str] = {}
+    policy = None
     if offline:
         ruleset = RuleSet.of([])
     else:
         store = _store(bootstrap_servers)
         ruleset = store.ruleset()
+        policy = store.hygiene()
         integrations = {name: spec.topic_category for name, spec in connected(store.values()).items()}
         store.stop()
     verdicts = explain(event, ruleset, integrations)
@@ -139,16 +147,84 @@ def test(
     out.print(table)
     reached = [c for c in CATEGORIES if any(v.matched and v.category == c and v.integration is None for v in verdicts)]
     typer.echo(f"reaches: {', '.join(reached) or 'nothing'}")
+    if "alerting" in reached and event.event_type in (EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE):
+        if policy is None:
+            typer.echo("alert hygiene: not configured (`continuum-events rules hygiene set`): the page goes out as is")
+            return
+        pages = [e for e in history if any(d.category == "alerting" for d in route(e, ruleset))]
+        for line in simulate([*pages, event], policy)[-1][1]:
+            typer.echo(f"alert hygiene: {line}")
+
+
+def _history(path: Path) -> list[Event]:
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--after") from None
+    events = [_parse_event(line) for line in lines]
+    return sorted(events, key=lambda e: e.timestamp_us)
 
 
 def _parse_event(text: str) -> Event:
     try:
         raw = json.loads(text)
         event_type = EventType(raw["event_type"])
+        at = parse_time(str(raw["at"]), "at") * 1000 if raw.get("at") else now_micros()
         event = Event(raw.get("event_id") or new_event_id(), event_type,
-                      Severity(raw.get("severity", "info")), now_micros(), raw.get("payload", {}),
+                      Severity(raw.get("severity", "info")), at, raw.get("payload", {}),
                       raw.get("source", "continuum"), raw.get("details", {}))
         EventCodec().encode(event, "printer-events")  # the same validation as dispatch_event
         return event
     except (ValueError, KeyError, TypeError, SchemaViolation) as exc:
         raise typer.BadParameter(f"not a valid event: {exc}", param_hint="EVENT_JSON") from None
+
+
+hygiene_app = typer.Typer(help="Alert hygiene: flap suppression and outage grouping for alerting pages.",
+                          no_args_is_help=True)
+rules_app.add_typer(hygiene_app, name="hygiene")
+
+
+@hygiene_app.command("show")
+def hygiene_show(bootstrap_servers: str | None = BootstrapOption) -> None:
+    """The policy in effect (or that none is)."""
+    store = _store(bootstrap_servers)
+    policy = store.hygiene()
+    store.stop()
+    if policy is None:
+        typer.echo("alert hygiene: not configured; alerting pages go out as routed")
+        return
+    typer.echo(json.dumps(policy.model_dump(mode="json"), indent=2))
+
+
+@hygiene_app.command("set")
+def hygiene_set(
+    flap_changes: int = typer.Option(4, help="More than this many offline/online changes ..."),
+    flap_window: float = typer.Option(600, help="... within this many seconds: flapping."),
+    quiet: float = typer.Option(600, help="Stable this many seconds: the flapping alert resolves."),
+    group_by: str = typer.Option("location", help="location or department."),
+    group_threshold: int = typer.Option(10, help="More than this many printers offline ..."),
+    group_window: float = typer.Option(120, help="... within this many seconds: one outage incident."),
+    hold: float = typer.Option(30, help="Seconds an offline page waits for an outage to show (the group wait)."),
+    resolve_ratio: float = typer.Option(0.8, help="The outage resolves when this share of its printers is back."),
+    no_flapping: bool = typer.Option(False, "--no-flapping", help="Switch flap suppression off."),
+    no_grouping: bool = typer.Option(False, "--no-grouping", help="Switch outage grouping off."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
+    """Set the policy; routers apply it to the next pages, no restart."""
+    try:
+        policy = HygienePolicy(
+            flapping=FlapPolicy(enabled=not no_flapping, changes=flap_changes, window_s=flap_window, quiet_s=quiet),
+            grouping=GroupPolicy(enabled=not no_grouping, by=group_by, threshold=group_threshold,
+                                 window_s=group_window, hold_s=hold, resolve_ratio=resolve_ratio))
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) \
+            from None
+    write_hygiene(kafka_settings(bootstrap_servers), policy)
+    console.print("alert hygiene set")
+
+
+@hygiene_app.command("off")
+def hygiene_off(bootstrap_servers: str | None = BootstrapOption) -> None:
+    """Switch alert hygiene off: pages go to alerting as routed (held pages are still released)."""
+    write_hygiene(kafka_settings(bootstrap_servers), None)
+    console.print("alert hygiene off")

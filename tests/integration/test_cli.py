@@ -123,3 +123,35 @@ def test_rules_defaults_writes_a_categorys_default_rule_once(broker) -> None:
         assert bad.exit_code == 2
     finally:
         runner.invoke(app, ["rules", "delete", "monitoring-default", *b])
+
+
+@pytest.mark.broker
+def test_rules_test_explains_what_alert_hygiene_does_with_a_page(broker, tmp_path) -> None:
+    b = ["-b", broker.bootstrap_servers]
+    page = json.dumps({"event_type": "printer.offline", "severity": "warning",
+                       "payload": {"printer_id": "h-9", "printer_location": "HQ-2F"}})
+    assert "alert hygiene: not configured" in runner.invoke(app, ["rules", "test", page, *b]).stdout
+    assert runner.invoke(app, ["rules", "hygiene", "set", "--group-threshold", "2", "--hold", "20",
+                               "--flap-changes", "2", *b]).exit_code == 0
+    try:
+        shown = json.loads(runner.invoke(app, ["rules", "hygiene", "show", *b]).stdout)
+        assert shown["grouping"]["threshold"] == 2 and shown["grouping"]["hold_s"] == 20
+        alone = runner.invoke(app, ["rules", "test", page, *b])
+        assert "alert hygiene: suppressed: held up to 20 s for an outage of location HQ-2F to show" in alone.stdout
+        history = tmp_path / "before.jsonl"
+        history.write_text("\n".join(json.dumps({"event_type": "printer.offline", "at": f"{10 - n}s",
+                                                 "payload": {"printer_id": f"h-{n}", "printer_location": "HQ-2F"}})
+                                     for n in range(2)))
+        grouped = runner.invoke(app, ["rules", "test", page, "--after", str(history), *b])
+        assert "group.outage (open): more than 2 printers of location HQ-2F offline" in grouped.stdout, grouped.stdout
+        flapping = tmp_path / "flapping.jsonl"
+        flapping.write_text("\n".join(json.dumps({"event_type": "printer.offline" if n % 2 == 0 else "printer.online",
+                                                  "at": f"{60 - n * 10}s", "payload": {"printer_id": "h-9"}})
+                                      for n in range(4)))
+        flapped = runner.invoke(app, ["rules", "test", page, "--after", str(flapping), *b])
+        assert "alert hygiene: suppressed: flapping: 5 changes in 600 s; held until stable" in flapped.stdout
+        bad = runner.invoke(app, ["rules", "hygiene", "set", "--resolve-ratio", "2", *b])
+        assert bad.exit_code == 2 and "resolve_ratio" in bad.output
+    finally:
+        assert runner.invoke(app, ["rules", "hygiene", "off", *b]).exit_code == 0
+    assert "not configured" in runner.invoke(app, ["rules", "hygiene", "show", *b]).stdout

@@ -120,3 +120,34 @@ def test_a_repeated_offline_inside_an_outage_is_suppressed_once_more() -> None:
     state, actions = group_event(state, "HQ", "p-0", "offline", 105, 1005, rec(0), GROUP)
     assert kinds(actions) == ["Suppress"] and not any(isinstance(a, Emit) for a in actions)
     assert all(isinstance(a, Suppress) for a in actions)
+
+
+def test_switching_off_releases_everything_held() -> None:
+    from continuum_events.hygiene import HygienePolicy, drain
+
+    policy = HygienePolicy(flapping=FLAP, grouping=GROUP)
+    state = None
+    for n in range(6):
+        state, _ = group_event(state, "HQ", f"p-{n}", "offline", 100 + n, 1000 + n, rec(n), GROUP)
+    actions = drain("group:HQ", state, 1010, policy)
+    assert [a.event.details["state"] for a in actions if isinstance(a, Emit)] == ["resolved"]
+    assert sorted(a.record.value for a in actions if isinstance(a, Send)) == sorted(rec(n).value for n in range(6))
+    held, _ = group_event(None, "HQ", "p-9", "offline", 100, 1000, rec(9), GROUP)
+    assert [a.record for a in drain("group:HQ", held, 1001, policy)] == [rec(9)]
+    flap = None
+    for i in range(6):
+        flap, _ = flap_event(flap, "offline" if i % 2 == 0 else "online", 10 + i, rec(i), PRINTER, FLAP)
+    assert kinds(drain("flap:p-1", flap, 20, policy)) == ["Emit", "Send"]
+
+
+def test_simulate_explains_each_page() -> None:
+    from continuum_events.events import Event, Severity
+    from continuum_events.hygiene import HygienePolicy, simulate
+
+    policy = HygienePolicy(flapping=FLAP, grouping=GROUP)
+    events = [Event(f"id-{n}", EventType.PRINTER_OFFLINE, Severity.WARNING, (1000 + n) * 1_000_000,
+                    {"printer_id": f"p-{n}", "printer_location": "HQ"}) for n in range(5)]
+    notes = simulate(events, policy)
+    assert any("held up to 10 s" in line for line in notes[0][1])
+    assert any("group.outage (open)" in line for line in notes[3][1]), notes[3][1]
+    assert notes[4][1] == ["suppressed: part of the location HQ outage (5 printers)"]
