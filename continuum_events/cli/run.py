@@ -153,6 +153,8 @@ def run(
 def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack, demo: bool) -> list[str]:
     """Connect the file's integrations; with none anywhere and on the embedded broker,
     demo integrations delivering to local contract receivers. Returns the names."""
+    from continuum_events.config import write_hygiene
+    from continuum_events.hygiene import HYGIENE_KEY, GroupPolicy, HygienePolicy
     from continuum_events.integrations import connected
     from continuum_events.operations import connect, read_config
 
@@ -166,6 +168,8 @@ def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack
     for spec in _demo_integrations(cleanup):
         connect(settings, spec, config)
         names.append(spec.name)
+    if HYGIENE_KEY not in config:  # show alert hygiene at work, with a short group wait
+        write_hygiene(settings, HygienePolicy(grouping=GroupPolicy(hold_s=5)))
     console.print(f"no integrations configured: delivering to local demo receivers ({', '.join(names)}); "
                   "see integrations.example.yaml to connect real ones")
     return names
