@@ -100,5 +100,15 @@ def read_dead_letters(consumer: Consumer, integration: str, timeout: float = 10.
 
 
 def pending_count(settings: Any, integration: str, consumer: Consumer, timeout: float = 10.0) -> int:
-    """Dead letters of ``integration`` not yet redriven."""
-    return sum(1 for letter in read_dead_letters(consumer, integration, timeout) if not letter.redriven)
+    """Dead letters of ``integration`` not yet redriven: the retained count minus the
+    redrive ledger's entries within it (the dead letters themselves are not read)."""
+    from continuum_events.history import watermarks
+    from continuum_events.topology import integration_dlq_topic, redrive_ledger_topic
+
+    ranges = watermarks(consumer, integration_dlq_topic(integration), timeout)
+    redriven = 0
+    for ref in read_keyed(consumer, redrive_ledger_topic(integration), timeout):
+        partition, _, offset = ref.partition("@")
+        retained = ranges.get(int(partition)) if partition.isdigit() and offset.isdigit() else None
+        redriven += retained is not None and retained.start <= int(offset) < retained.end
+    return sum(r.end - r.start for r in ranges.values()) - redriven

@@ -215,6 +215,8 @@ def test_status_dead_letters_and_redrive_once(settings, splunk, tmp_path) -> Non
     assert "0 selected" in again.stdout, "a dead letter is redriven once"
     assert {i: splunk.received.event_ids[i] for i in ids} == {i: 1 for i in ids}, "nothing lost, nothing doubled"
     assert "no dead letters waiting" in invoke(settings, "dlq", "list", "ops-dlq").stdout
+    row = next(r for r in json.loads(invoke(settings, "status", "--json").stdout) if r["name"] == "ops-dlq")
+    assert row["dead_letters_waiting"] == 0, "status counts what the redrive ledger holds"
 
 
 def test_replay_redelivers_a_time_window_to_one_integration(settings, splunk, tmp_path) -> None:
