@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -70,7 +71,19 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(browser: WebDriver, predicate, timeout: float = 60.0, what: str = "the page"):
-    return WebDriverWait(browser, timeout, poll_frequency=0.2).until(lambda b: predicate(b), f"timed out: {what}")
+    """The page rebuilds its cards every 2 s: an element found a moment ago may be gone."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda b: predicate(b), f"timed out: {what}")
+
+
+def click(browser: WebDriver, element_id: str) -> None:
+    """Click a control by id, again if a refresh replaced it in between."""
+    def clicked(b: WebDriver) -> bool:
+        b.find_element(By.ID, element_id).click()
+        return True
+
+    wait(browser, clicked, 15, f"clicking {element_id}")
 
 
 def badge(browser: WebDriver, vendor: str) -> str:
@@ -99,12 +112,12 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         token.send_keys(TOKEN)
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
         wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card")) == 11, what="eleven vendor cards")
-        assert badge(browser, "splunk") == "Not connected"
+        wait(browser, lambda b: badge(b, "splunk") == "Not connected", what="the Not connected badge")
         assert {h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2")} >= {"Logging", "Monitoring",
                                                                                      "Alerting"}
 
         # Connect through the form; a refused field shows its message next to it.
-        browser.find_element(By.CSS_SELECTOR, "#card-splunk .actions button").click()
+        click(browser, "connect-splunk")
         wait(browser, lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is not None)
         name = browser.find_element(By.ID, "field-name")
         name.clear()
@@ -124,7 +137,7 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         assert SplunkReceiver.TOKEN not in browser.page_source
 
         # Test Connection: the verdict inline.
-        browser.find_element(By.XPATH, '//div[@data-name="splunk-page"]//button[text()="Test Connection"]').click()
+        click(browser, "test-splunk-page")
         wait(browser, lambda b: b.find_element(By.ID, "verdict-splunk-page").text.startswith("OK"), what="verdict")
 
         # Events flow: the delivered count rises.

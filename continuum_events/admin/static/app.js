@@ -66,11 +66,14 @@ function ago(seconds) {
 }
 
 function render() {
+  // Rebuilt on every refresh: keep the keyboard focus where it was.
+  const focused = document.activeElement && document.activeElement.id;
   for (const category of ["logging", "monitoring", "alerting"]) {
     const box = document.getElementById("cards-" + category);
     const cards = state.vendors.filter(v => v.category === category).map(card);
     box.replaceChildren(...cards);
   }
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
 }
 
 function card(vendor) {
@@ -81,7 +84,8 @@ function card(vendor) {
       el("span", { class: "badge " + badge.toLowerCase().replace(" ", "-"), "data-badge": badge }, badge)),
     mine.map(integration),
     el("div", { class: "actions" },
-      el("button", { type: "button", class: mine.length ? "secondary" : "", onclick: () => openConnect(vendor) },
+      el("button", { type: "button", id: "connect-" + vendor.vendor, class: mine.length ? "secondary" : "",
+                     onclick: () => openConnect(vendor) },
         mine.length ? "Connect another" : "Connect")));
   return node;
 }
@@ -104,10 +108,11 @@ function integration(i) {
       state[`verdict:${i.name}`] || ""),
     state.open === i.name ? letters(i.name) : null,
     el("div", { class: "actions" },
-      el("button", { type: "button", onclick: () => testConnection(i.name) }, "Test Connection"),
-      el("button", { type: "button", class: "secondary", onclick: () => toggleLetters(i.name) },
+      el("button", { type: "button", id: "test-" + i.name, onclick: () => testConnection(i.name) }, "Test Connection"),
+      el("button", { type: "button", id: "letters-" + i.name, class: "secondary", onclick: () => toggleLetters(i.name) },
         state.open === i.name ? "Hide dead letters" : "Dead letters"),
-      el("button", { type: "button", class: "secondary", onclick: () => disconnect(i.name) }, "Disconnect")));
+      el("button", { type: "button", id: "disconnect-" + i.name, class: "secondary", onclick: () => disconnect(i.name) },
+        "Disconnect")));
   return box;
 }
 
@@ -145,7 +150,7 @@ function letters(name) {
   return el("div", { class: "dead-letters" },
     el("ul", { class: "letters" }, data.groups.map(g =>
       el("li", {}, `${g.waiting} waiting of ${g.count}: ${g.reason} (${Object.keys(g.event_types).join(", ")})`))),
-    el("button", { type: "button", disabled: data.waiting === 0, onclick: () => redrive(name) },
+    el("button", { type: "button", id: "redrive-" + name, disabled: data.waiting === 0, onclick: () => redrive(name) },
       `Redrive ${data.waiting} waiting`));
 }
 
