@@ -26,8 +26,8 @@ from tests.kafka_helpers import Received, read_topic
 from tests.router_helpers import RouterProcess
 
 pytestmark = pytest.mark.broker
-POLICY = HygienePolicy(flapping=FlapPolicy(changes=4, window_s=300, quiet_s=8),
-                       grouping=GroupPolicy(threshold=10, window_s=60, hold_s=6, resolve_ratio=1.0))
+POLICY = HygienePolicy(flapping=FlapPolicy(changes=4, window_s=300, quiet_s=15),
+                       grouping=GroupPolicy(threshold=10, window_s=60, hold_s=10, resolve_ratio=1.0))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     site = "Finance-3F"
     printers = [f"fin-{n:03d}" for n in range(200)]
     dispatch(settings, tmp_path, [("printer.offline", p, site, None) for p in printers[:100]])
-    time.sleep(3)
+    alerting(settings, until=lambda rs: any(r.event.event_type is EventType.GROUP_OUTAGE for r in rs))
     router.kill()  # in the middle: the group is open, half the site still to come
     router.start()
     dispatch(settings, tmp_path, [("printer.offline", p, site, None) for p in printers[100:]])
@@ -110,12 +110,15 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
 def test_a_flapping_printer_is_one_incident_and_one_resolve_across_a_router_kill(settings, router, tmp_path) -> None:
     pid, toggles = "lab-7", 10
     kinds = ["printer.offline" if n % 2 == 0 else "printer.online" for n in range(toggles)]
-    ages = [(toggles - 1 - n) * 30 for n in range(toggles)]  # ten changes in five minutes, the last one now
-    dispatch(settings, tmp_path, [(k, pid, "Lab", a) for k, a in zip(kinds[:6], ages[:6], strict=True)])
-    time.sleep(3)
-    router.kill()
+    for kind in kinds[:6]:  # ten changes within the five-minute window, as they happen
+        dispatch(settings, tmp_path, [(kind, pid, "Lab", None)])
+        time.sleep(0.3)
+    alerting(settings, until=lambda rs: any(r.event.event_type is EventType.PRINTER_FLAPPING for r in rs))
+    router.kill()  # in the middle: flapping, pages held
     router.start()
-    dispatch(settings, tmp_path, [(k, pid, "Lab", a) for k, a in zip(kinds[6:], ages[6:], strict=True)])
+    for kind in kinds[6:]:
+        dispatch(settings, tmp_path, [(kind, pid, "Lab", None)])
+        time.sleep(0.3)
     records = alerting(settings, timeout=120, until=lambda rs: any(
         r.event.event_type is EventType.PRINTER_FLAPPING and r.event.details.get("state") == "stable"
         and r.event.payload.get("printer_id") == pid for r in rs))
