@@ -24,9 +24,9 @@ EVENTS_DLQ_TOPIC = "printer-events.dlq"
 CONFIG_TOPIC = "continuum-events.config"
 STATUS_TOPIC = "continuum-events.status"
 #: The router's internal topic of alerting pages on their way through alert hygiene,
-#: keyed by location, and the changelog of its state table (Faust's naming).
+#: keyed by location, and the topic of its state (folded by every router worker).
 HYGIENE_TOPIC = f"{EVENTS_TOPIC}.hygiene"
-HYGIENE_CHANGELOG = "continuum-router-hygiene-changelog"
+HYGIENE_STATE = "continuum-router-hygiene-state"
 CATEGORIES = ("logging", "monitoring", "alerting")
 
 
@@ -80,9 +80,9 @@ class Topology:
         # Rules and integrations: last value per key wins. The embedded broker never
         # compacts, so readers must fold the topic themselves (they do).
         specs.append(TopicSpec(CONFIG_TOPIC, 1, {"cleanup.policy": "compact"}))
-        # Alert hygiene: pages by location, and the table's changelog (co-partitioned).
+        # Alert hygiene: pages by location, and the state every router worker folds.
         specs.append(TopicSpec(HYGIENE_TOPIC, self.partitions, {"retention.ms": str(24 * 3600 * 1000)}))
-        specs.append(TopicSpec(HYGIENE_CHANGELOG, self.partitions, {"cleanup.policy": "compact"}))
+        specs.append(TopicSpec(HYGIENE_STATE, 1, {"cleanup.policy": "compact"}))
         # Each connector instance's latest health report, keyed by integration and instance.
         specs.append(TopicSpec(STATUS_TOPIC, 1, {"cleanup.policy": "compact"}))
         return specs

@@ -23,7 +23,7 @@ from continuum_events.deadletter import dead_letter_headers
 from continuum_events.rules import RuleSet
 from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
 from continuum_events.hygiene import HygienePolicy
-from continuum_events.processors.hygiene import group_key, register_hygiene, takes
+from continuum_events.processors.hygiene import HygieneState, group_key, register_hygiene, takes
 from continuum_events.processors.routing import route_record
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def register(
     app: faust.App, rules: Callable[[], RuleSet], codec: EventCodec, ready: Callable[[float], bool],
     source_topic: str = EVENTS_TOPIC, worker_id: str = "",
     hygiene: Callable[[], HygienePolicy | None] = lambda: None, hygiene_partitions: int | None = None,
+    hygiene_state: HygieneState | None = None,
 ) -> Counter[str]:
     """Add the router's agent and its summary timer to ``app``; returns its live counters."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -41,7 +42,8 @@ def register(
     dead_letters = app.topic(EVENTS_DLQ_TOPIC, **raw)
     counts: Counter[str] = Counter()
     worker = ("continuum.router", (worker_id or f"{socket.gethostname()}-{os.getpid()}").encode())
-    pages = register_hygiene(app, hygiene, codec, hygiene_partitions, counts) if hygiene_partitions else None
+    pages = (register_hygiene(app, hygiene, codec, hygiene_partitions, counts, hygiene_state)
+             if hygiene_partitions and hygiene_state is not None else None)
 
     @app.agent(source, name="route")
     async def route(stream: faust.Stream) -> None:

@@ -4,8 +4,8 @@ Settings chosen for the embedded broker and sane on Apache Kafka: a 6 s session 
 worker joins in ~3 s (Tansu waits session/2), no leader-election topic, no topic
 declaration (the topology creates topics with their partition counts), acks=all,
 at-least-once (exactly-once is unavailable on Tansu and not needed: consumers
-deduplicate on event_id), memory store (the alert-hygiene table is recovered from its changelog at start, read to
-its true end).
+deduplicate on event_id), memory store and no Faust tables (see processors/hygiene.py for why the alert-hygiene
+state is not one).
 """
 
 from __future__ import annotations
@@ -86,47 +86,4 @@ def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: 
     }
     conf.update(overrides)
     _bound_fetch_wait()
-    _exact_highwaters()
-    app = faust.App(app_id, **conf)
-    app.continuum_settings = settings  # read by the recovery patch below
-    return app
-
-
-def true_end_offsets(settings: KafkaSettings, partitions: list[Any]) -> dict[Any, int]:
-    """The true end of each (Faust) topic partition, from fetched watermarks."""
-    from continuum_events.history import history_consumer, watermarks
-
-    consumer = history_consumer(settings, "router-recovery")
-    try:
-        ends: dict[Any, int] = {}
-        for topic in {tp.topic for tp in partitions}:
-            marks = watermarks(consumer, topic)
-            ends.update({tp: marks[tp.partition].end for tp in partitions if tp.topic == topic})
-        return ends
-    finally:
-        consumer.close()
-
-
-def _exact_highwaters() -> None:
-    """Table recovery reads each changelog partition up to its end offset, which Faust
-    takes from ListOffsets — too low on the embedded broker by the last batch's size
-    minus one (measured: 4,953 of 5,000 records recovered). Take the true end from a
-    fetch instead (equal to ListOffsets on Apache Kafka, so harmless there)."""
-    from faust.transport.drivers import aiokafka as driver
-
-    original = driver.AIOKafkaConsumerThread._highwaters
-    if getattr(original, "_continuum_exact", False):
-        return
-
-    async def highwaters(self: Any, partitions: list[Any]) -> Any:
-        listed = dict(await original(self, partitions))
-        settings = getattr(self.transport.app, "continuum_settings", None)
-        if settings is None or not partitions:
-            return listed
-        import asyncio
-
-        true = await asyncio.get_running_loop().run_in_executor(None, true_end_offsets, settings, list(partitions))
-        return {tp: max(listed.get(tp, 0) or 0, true.get(tp, 0)) for tp in listed}
-
-    highwaters._continuum_exact = True  # type: ignore[attr-defined]
-    driver.AIOKafkaConsumerThread._highwaters = highwaters
+    return faust.App(app_id, **conf)

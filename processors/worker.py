@@ -15,6 +15,7 @@ from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore
 from continuum_events.settings import KafkaSettings
 from continuum_events.processors.agents import register
+from continuum_events.processors.hygiene import HygieneState
 from continuum_events.processors.app import APP_ID, create_app
 from continuum_events.topology import EVENTS_TOPIC, HYGIENE_TOPIC
 
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: str = EVENTS_TOPIC,
-          app_id: str = APP_ID) -> tuple[faust.App, ConfigStore]:
+          app_id: str = APP_ID) -> tuple[faust.App, ConfigStore, HygieneState | None]:
     store = ConfigStore(settings)
     app = create_app(settings, datadir=datadir, app_id=app_id)
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
+    partitions = _partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None
+    state = HygieneState(settings) if partitions else None
     register(app, store.ruleset, codec, store.wait_ready, source_topic=source_topic, hygiene=store.hygiene,
-             hygiene_partitions=_partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None)
-    return app, store
+             hygiene_partitions=partitions, hygiene_state=state)
+    return app, store, state
 
 
 def _partitions(settings: KafkaSettings, topic: str) -> int | None:
@@ -49,11 +52,15 @@ def _partitions(settings: KafkaSettings, topic: str) -> int | None:
 
 def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",
                source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID) -> None:
-    app, store = build(settings, datadir, source_topic, app_id)
+    app, store, state = build(settings, datadir, source_topic, app_id)
     store.start()
+    if state is not None:
+        state.start()
     log.info("router on %s", settings.describe())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
         store.stop()
+        if state is not None:
+            state.stop()

@@ -1,7 +1,7 @@
 """Alert hygiene in the real router, on the embedded broker: a site's outage is one
 incident, a flapping printer one flapping incident and one resolve, and a router
 SIGKILLed in the middle of both neither pages again nor loses a resolve. Table
-recovery is exact (every held page of 1,500 is released after a SIGKILL)."""
+state recovery is exact (every held page of 1,500 is released after a SIGKILL)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from continuum_events.broker import EmbeddedBroker
 from continuum_events.config import write_hygiene
@@ -21,7 +20,7 @@ from continuum_events.history import history_consumer, watermarks
 from continuum_events.hygiene import FlapPolicy, GroupPolicy, HygienePolicy
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
-from continuum_events.topology import HYGIENE_CHANGELOG, category_topic
+from continuum_events.topology import HYGIENE_STATE, category_topic
 from tests.kafka_helpers import Received, read_topic
 from tests.router_helpers import RouterProcess
 
@@ -128,74 +127,29 @@ def test_a_flapping_printer_is_one_incident_and_one_resolve_across_a_router_kill
     assert own.get((f"printer/{pid}/offline", "trigger"), 0) == 0, "no offline page: held, then flapping"
 
 
-def test_table_recovery_is_exact_after_a_kill(settings, router, tmp_path) -> None:
-    """1,500 pages of 1,500 locations are held; the router is killed once they are in its
-    table; after the restart every one is released once its hold ends: none lost."""
+def test_state_recovery_is_exact_after_a_kill(settings, router, tmp_path) -> None:
+    """1,500 pages of 1,500 locations are held; the router is killed once their state is
+    written; after the restart every one is released once its hold ends: none lost."""
     count = 1_500
     ids = dispatch(settings, tmp_path, [("printer.offline", f"rec-{n}", f"Site-{n}", None) for n in range(count)])
-    changelog_end = _wait_for_changelog(settings, count)
-    time.sleep(2.5)  # past a commit: the pages will not be read again, their state lives in the changelog only
+    _wait_for_state(settings, count)
+    time.sleep(2.5)  # past a commit: the pages will not be read again, their state lives in the topic only
     router.kill()
-    listed = _listed_ends(settings)
-    print(f"\nhygiene changelog: true end {changelog_end}, ListOffsets end {listed}")
     router.start()
     records = alerting(settings, timeout=120, until=lambda rs: len({r.event.event_id for r in rs} & set(ids)) >= count)
     released = Counter(r.event.event_id for r in records if r.event.event_id in set(ids))
     assert len(released) == count, f"{count - len(released)} held pages lost in recovery"
 
 
-def _wait_for_changelog(settings: KafkaSettings, count: int, timeout: float = 90) -> int:
-    """The changelog's true record count, once it holds at least ``count`` records."""
+def _wait_for_state(settings: KafkaSettings, count: int, timeout: float = 90) -> int:
+    """The state topic's record count, once it holds at least ``count`` records."""
     deadline = time.monotonic() + timeout
     while True:
         consumer = history_consumer(settings, "test")
         try:
-            total = sum(r.end for r in watermarks(consumer, HYGIENE_CHANGELOG).values())
+            total = sum(r.end for r in watermarks(consumer, HYGIENE_STATE).values())
         finally:
             consumer.close()
         if total >= count or time.monotonic() > deadline:
             return total
         time.sleep(0.5)
-
-
-def _listed_ends(settings: KafkaSettings) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "t"})
-    try:
-        parts = consumer.list_topics(HYGIENE_CHANGELOG, timeout=10).topics[HYGIENE_CHANGELOG].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(HYGIENE_CHANGELOG, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
-
-
-def test_recovery_reads_the_changelog_to_its_true_end(settings, tmp_path) -> None:
-    """What Faust's recovery asks (aiokafka's end_offsets, i.e. ListOffsets) against what the
-    router now uses, on a partition whose last batch holds many records."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer, TopicPartition as AioTP
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient
-
-    from continuum_events.processors.app import true_end_offsets
-    from continuum_events.topology import TopicSpec, ensure_topics
-
-    topic = f"changelog-probe-{time.time_ns()}"
-    ensure_topics(AdminClient(settings.client_config()), [TopicSpec(topic, 1)])
-    producer = Producer(settings.client_config(**{"linger.ms": 200}))
-    for n in range(500):
-        producer.produce(topic, f"v{n}".encode(), f"k{n}".encode(), partition=0)
-    assert producer.flush(10) == 0
-
-    async def listed() -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-        await consumer.start()
-        try:
-            return (await consumer.end_offsets([AioTP(topic, 0)]))[AioTP(topic, 0)]
-        finally:
-            await consumer.stop()
-
-    faust_would_read = asyncio.run(listed())
-    router_reads = true_end_offsets(settings, [AioTP(topic, 0)])[AioTP(topic, 0)]
-    print(f"\nchangelog of 500 records in big batches: ListOffsets end {faust_would_read}, true end {router_reads}")
-    assert router_reads == 500
-    assert faust_would_read < 500, "the embedded broker's gap: recovery through ListOffsets would stop short"
