@@ -99,7 +99,7 @@ def read_dead_letters(consumer: Consumer, integration: str, timeout: float = 10.
     ]
 
 
-def pending_count(settings: Any, integration: str, consumer: Consumer, timeout: float = 10.0) -> int:
+def pending_count(integration: str, consumer: Consumer, timeout: float = 10.0) -> int:
     """Dead letters of ``integration`` not yet redriven: the retained count minus the
     redrive ledger's entries within it (the dead letters themselves are not read)."""
     from continuum_events.history import watermarks

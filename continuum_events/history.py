@@ -33,7 +33,9 @@ are right to within the skew and callers filter records by their exact timestamp
 from __future__ import annotations
 
 import logging
+import re
 import time
+from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 from uuid import uuid4
@@ -307,3 +309,27 @@ def _skippable(msg: Message) -> bool:
     if error.code() != KafkaError._PARTITION_EOF:
         log.warning("%s [%s]: %s", msg.topic(), msg.partition(), error)
     return True
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, now: float | None = None) -> int:
+    """``2026-11-27T08:00`` (UTC unless it has an offset), ``6h`` (ago) or ``now`` -> epoch ms;
+    anything else raises ``ValueError`` saying what is accepted."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    if text == "now":
+        return int(now * 1000)
+    age = _AGE.match(text)
+    if age:
+        return int((now - float(age.group(1)) * _UNITS[age.group(2)]) * 1000)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00, UTC unless an offset is given), "
+                         "an age (90s, 30m, 6h, 2d, 1w) or now") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

@@ -113,7 +113,25 @@ class IntegrationStatus:
         return asdict(self)
 
 
-def group_lag(consumer: Consumer, group_consumer: Consumer, topic: str, ends: Mapping[int, tuple[int, int]]) -> int:
+def combine(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One integration's instance reports as one: the worst state, summed counts, the
+    latest error and delivery. Empty reports: ``{}``."""
+    if not reports:
+        return {}
+    states = [r["state"] for r in reports]
+    errors = [r for r in reports if r.get("last_error")]
+    deliveries = [r["last_delivery"] for r in reports if r.get("last_delivery")]
+    return {
+        "state": "unhealthy" if "unhealthy" in states else "retrying" if "retrying" in states else states[0],
+        "instances": len(reports),
+        "lag": sum(r.get("lag") or 0 for r in reports),
+        **{k: sum(int(r.get(k) or 0) for r in reports) for k in ("delivered", "retried", "dead_lettered")},
+        "last_error": max(errors, key=lambda r: r["updated"])["last_error"] if errors else None,
+        "last_delivery": max(deliveries) if deliveries else None,
+    }
+
+
+def group_lag(group_consumer: Consumer, topic: str, ends: Mapping[int, tuple[int, int]]) -> int:
     """Records of ``topic`` past the group's committed offsets (from the start if none)."""
     committed = group_consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
     lag = 0
@@ -144,31 +162,24 @@ def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board
                 group = Consumer(settings.client_config(**{"group.id": connector_group(name),
                                                            "enable.auto.commit": False}))
                 try:
-                    lag: int | None = group_lag(consumer, group, topic, ends_by_topic[topic])
+                    lag: int | None = group_lag(group, topic, ends_by_topic[topic])
                 finally:
                     group.close()
             except (KafkaException, TimeoutError) as exc:
                 log.warning("%s: lag unknown (%s)", name, exc)
                 lag = None
             try:
-                waiting: int | None = deadletter.pending_count(settings, name, consumer)
+                waiting: int | None = deadletter.pending_count(name, consumer)
             except (KafkaException, TimeoutError) as exc:
                 log.warning("%s: dead letters unknown (%s)", name, exc)
                 waiting = None
-            states = [r["state"] for r in reports]
-            state = ("not running" if not reports else "unhealthy" if "unhealthy" in states
-                     else "retrying" if "retrying" in states else states[0])
-            errors = [r for r in reports if r.get("last_error")]
-            deliveries = [r["last_delivery"] for r in reports if r.get("last_delivery")]
+            seen = combine(reports)
             statuses.append(IntegrationStatus(
                 name=name, vendor=spec.vendor, category=spec.topic_category, connected=spec.enabled,
-                state=state if spec.enabled else "disabled", instances=len(reports), lag=lag,
-                last_delivery=max(deliveries) if deliveries else None,
-                delivered=sum(int(r.get("delivered") or 0) for r in reports),
-                retried=sum(int(r.get("retried") or 0) for r in reports),
-                dead_lettered=sum(int(r.get("dead_lettered") or 0) for r in reports),
-                dead_letters_waiting=waiting,
-                last_error=max(errors, key=lambda r: r["updated"])["last_error"] if errors else None,
+                state=seen.get("state", "not running") if spec.enabled else "disabled", instances=len(reports),
+                lag=lag, last_delivery=seen.get("last_delivery"), delivered=seen.get("delivered", 0),
+                retried=seen.get("retried", 0), dead_lettered=seen.get("dead_lettered", 0),
+                dead_letters_waiting=waiting, last_error=seen.get("last_error"),
             ))
     finally:
         consumer.close()

@@ -309,15 +309,15 @@ class AdminService:
             on_plan=plan, on_progress=advance))
 
     def start_replay(self, name: str, body: Any) -> Job:
-        from continuum_events.cli.common import parse_time
+        from continuum_events.history import parse_time
 
         spec = self._spec(name)
         if not isinstance(body, dict) or not body.get("from"):
             raise Problem(422, "Invalid replay", errors=[{"field": "from", "message": "a start time is required"}])
         try:
-            start_ms = parse_time(str(body["from"]), "from")
-            end_ms = parse_time(str(body["to"]), "to") if body.get("to") else None
-        except Exception as exc:  # typer.BadParameter: its message is the explanation
+            start_ms = parse_time(str(body["from"]))
+            end_ms = parse_time(str(body["to"])) if body.get("to") else None
+        except ValueError as exc:
             raise Problem(422, "Invalid replay", errors=[{"field": "from/to", "message": str(exc)}]) from None
         if end_ms is not None and end_ms <= start_ms:
             raise Problem(422, "Invalid replay", errors=[{"field": "to", "message": "must be later than from"}])

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
-import time
-from datetime import datetime, timezone
 from typing import NoReturn
 
 import typer
@@ -80,24 +77,11 @@ def reachable(settings: KafkaSettings, timeout: float = 8.0) -> None:
              "check --bootstrap-servers / CONTINUUM_KAFKA_* settings")
 
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_time(text: str, option: str, now: float | None = None) -> int:
-    """``2026-11-27T08:00`` (UTC unless it has an offset), ``6h`` (ago) or ``now`` -> epoch ms."""
-    now = time.time() if now is None else now
-    text = text.strip()
-    if text == "now":
-        return int(now * 1000)
-    age = _AGE.match(text)
-    if age:
-        return int((now - float(age.group(1)) * _UNITS[age.group(2)]) * 1000)
+    """:func:`continuum_events.history.parse_time`, its error shown as a usage error of ``option``."""
+    from continuum_events.history import parse_time as parse
+
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00, UTC unless an offset "
-                                 "is given), an age (90s, 30m, 6h, 2d, 1w) or now", param_hint=option) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+        return parse(text, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None

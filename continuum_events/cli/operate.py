@@ -55,7 +55,7 @@ def _settings(bootstrap_servers: str | None) -> KafkaSettings:
     return settings
 
 
-def _spec(name: str, settings: KafkaSettings, path: Path | None, config: Any) -> IntegrationSpec:
+def _spec(name: str, path: Path | None, config: Any) -> IntegrationSpec:
     """The integration as connected (or, with --file, as the file has it)."""
     spec = _from_file(path).get(name) if path else connected(config).get(name)
     if spec is None:
@@ -158,7 +158,7 @@ def test_integration(
     """Test the connection with the vendor's real check and print the verdict (exit 1 if it fails)."""
     with _operating():
         config = {} if file else operations.read_config(_settings(bootstrap_servers))
-        spec = _spec(name, kafka_settings(bootstrap_servers), file, config)
+        spec = _spec(name, file, config)
     try:
         verdict = operations.test_connection(spec)
     except operations.ConnectionFailed as exc:
@@ -271,7 +271,7 @@ def replay(
     with _operating():
         settings = _settings(bootstrap_servers)
         config = operations.read_config(settings)
-        spec = _spec(name, settings, None, config)
+        spec = _spec(name, None, config)
         result = _run_delivery(f"replay to {name}", lambda stop, plan, advance: operations.replay(
             settings, spec, start_ms, end_ms, stop, config=config, on_plan=plan, on_progress=advance))
     _report(f"replayed to {name}", result)
@@ -321,7 +321,7 @@ def dlq_redrive(
     with _operating():
         settings = _settings(bootstrap_servers)
         config = operations.read_config(settings)
-        spec = _spec(name, settings, None, config)
+        spec = _spec(name, None, config)
         result = _run_delivery(f"redrive to {name}", lambda stop, plan, advance: operations.redrive(
             settings, spec, stop, reason=filter_, event_type=event_type, config=config, on_plan=plan,
             on_progress=advance))

@@ -237,18 +237,10 @@ def _fleet_weather(fleet, stop: threading.Event) -> None:
 
 def _reports(board, names: list[str], final: bool = False) -> dict[str, dict]:
     """Each integration's latest report (summed over live instances; ``final``: also those just stopped)."""
-    reports = {}
-    for name in names:
-        live = board.reports(name, stale_s=15, stopped=final)
-        if live:
-            reports[name] = {"state": live[0]["state"], "lag": sum(r.get("lag") or 0 for r in live),
-                             **{k: sum(int(r.get(k) or 0) for r in live)
-                                for k in ("delivered", "retried", "dead_lettered")},
-                             "last_error": next((r["last_error"] for r in live if r.get("last_error")), None)}
-        else:
-            reports[name] = {"state": "starting", "lag": None, "delivered": 0, "retried": 0, "dead_lettered": 0,
-                             "last_error": None}
-    return reports
+    from continuum_events.status import combine
+
+    starting = {"state": "starting", "lag": None, "delivered": 0, "retried": 0, "dead_lettered": 0, "last_error": None}
+    return {name: combine(board.reports(name, stale_s=15, stopped=final)) or starting for name in names}
 
 
 def _done(started: float, duration: float, stop: threading.Event, tick: float = 0.25) -> bool:
