@@ -86,11 +86,8 @@ class DatadogSink:
     def check(self) -> str:
         """Datadog's key validation endpoint: {"valid": true} for a good key, 403 otherwise."""
         api = self.config.url or f"https://api.{self.config.site}"
-        try:
-            response = self.client.session.get(f"{api}/api/v1/validate", timeout=self.limits.timeout_s,
-                                               headers={"DD-API-KEY": self.config.api_key.get_secret_value()})
-        except Exception as exc:  # noqa: BLE001 - reported as a verdict, never with the key
-            raise Retry(f"Datadog unreachable ({type(exc).__name__})") from None
+        response = self.client.request("GET", f"{api}/api/v1/validate", what="Datadog key validation",
+                                       headers={"DD-API-KEY": self.config.api_key.get_secret_value()})
         raise_for_common(response, what="Datadog key validation", retry={408, 429}, config={401, 403})
         if response.status_code == 200 and response.json().get("valid"):
             return f"Datadog ({self.config.site}) accepts the API key"

@@ -78,7 +78,7 @@ class ElasticsearchSink:
         return BatchResult(rejected=rejected, retry=retry)
 
     def check(self) -> str:
-        response = self.client.session.get(self.config.url, headers=self._headers(), timeout=self.limits.timeout_s)
+        response = self.client.request("GET", self.config.url, headers=self._headers(), what="Elasticsearch")
         if response.status_code in (401, 403):
             raise ConfigError(f"Elasticsearch refused the credentials (HTTP {response.status_code})")
         if response.status_code != 200:

@@ -1,23 +1,134 @@
-"""HTTP plumbing shared by the HTTP connectors: one session, timeouts, gzip, and error
-text that never carries a credential (headers and URLs are not echoed)."""
+"""HTTP plumbing shared by the HTTP connectors: one session, a hard deadline per request,
+no redirects, the address rules at every connection, gzip, and error text that never
+carries a credential (headers and URLs are not echoed).
+
+* **Deadline.** ``requests``' timeout bounds each socket operation, so a receiver that
+  trickles one byte a second never times out. Here ``timeout_s`` bounds the whole
+  request — connect, send, wait, read: a watchdog shuts the socket down when it passes.
+* **Redirects are refused**: a vendor endpoint that redirects is misconfigured, and
+  following one would send the credentials wherever it points.
+* **Address rules** (:class:`~continuum_events.netguard.TargetPolicy`), when given: the
+  host is resolved at each new connection, every address checked, and the socket
+  connected to the checked address (TLS still verifies the certificate for the name).
+"""
 
 from __future__ import annotations
 
 import gzip
+import socket
+import threading
 from collections.abc import Mapping
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from continuum_events.connectors.base import ConfigError, Retry, TooLarge, parse_retry_after
+from continuum_events.faults import crash_point
+from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget
+
+_inflight = threading.local()
+
+
+class _Watch:
+    """The connection one request uses, so the watchdog can cut it at the deadline."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connection: HTTPConnection | None = None
+        self.expired = False
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self.lock:
+            self.connection = connection
+            if self.expired:
+                raise TimeoutError("deadline passed")
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            sock = self.connection.sock if self.connection is not None else None
+        if sock is not None:
+            try:  # the plain socket's shutdown, even under TLS: it wakes a blocked send or recv
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _guarded(base: type[HTTPConnection], policy: TargetPolicy | None) -> type[HTTPConnection]:
+    class Guarded(base):  # type: ignore[valid-type, misc]
+        def _new_conn(self) -> socket.socket:
+            watch = getattr(_inflight, "watch", None)
+            if watch is not None:
+                watch.attach(self)
+            if policy is None:
+                return super()._new_conn()
+            name, last = self._dns_host, None
+            for address in policy.addresses(self.host):
+                # urllib3 connects to ``_dns_host`` and names the server (Host header, TLS
+                # SNI and certificate check) after it too: the address only while connecting.
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except Exception as exc:  # noqa: BLE001 - urllib3's connection errors; try the next address
+                    last = exc
+                finally:
+                    self._dns_host = name
+            assert last is not None
+            raise last
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            watch = getattr(_inflight, "watch", None)
+            if watch is not None:
+                watch.attach(self)  # a reused keep-alive connection
+            super().request(*args, **kwargs)
+
+    return Guarded
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A transport adapter whose connections follow ``policy`` and can be cut at a deadline."""
+
+    def __init__(self, policy: TargetPolicy | None = None, **kwargs: Any) -> None:
+        self.policy = policy
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http = type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, self.policy)})
+        https = type("GuardedHTTPSPool", (HTTPSConnectionPool,),
+                     {"ConnectionCls": _guarded(HTTPSConnection, self.policy)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.policy is not None:
+            self.policy.check_scheme((request.url or "").partition(":")[0])
+        return super().send(request, *args, **kwargs)
+
+
+def guarded_session(policy: TargetPolicy | None = None) -> requests.Session:
+    """A session for vendor traffic: guarded connections, no proxy or netrc from the
+    environment (a proxy would be the host the rules check). :class:`HttpClient` never
+    follows a redirect."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = GuardedAdapter(policy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class HttpClient:
     """``post`` and ``request`` return the response for statuses the connector classifies itself and
-    turn timeouts, failed connections and other transport errors into the runtime's Retry."""
+    turn timeouts, failed connections and other transport errors into the runtime's Retry; a
+    refused address or a redirect is the integration's configuration problem (ConfigError)."""
 
-    def __init__(self, timeout_s: float, session: requests.Session | None = None) -> None:
+    def __init__(self, timeout_s: float, session: requests.Session | None = None, *,
+                 policy: TargetPolicy | None = None) -> None:
         self.timeout_s = timeout_s
-        self.session = session or requests.Session()
+        self.session = session or guarded_session(policy)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, gzip_body: bool = False,
              what: str = "request") -> requests.Response:
@@ -28,16 +139,41 @@ class HttpClient:
 
     def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
                 *, what: str = "request") -> requests.Response:
-        """Any method; a timeout or a failed connection becomes :class:`Retry`."""
+        """Any method, within ``timeout_s`` in all; see the module docstring for the rules."""
+        watch = _Watch()
+        watchdog = threading.Timer(self.timeout_s, watch.expire)
+        watchdog.daemon = True
+        _inflight.watch = watch
+        watchdog.start()
         try:
-            return self.session.request(method, url, data=body, headers=dict(headers or {}), timeout=self.timeout_s)
-        except requests.Timeout:
-            raise Retry(f"{what}: no answer within {self.timeout_s:.0f} s") from None
-        except requests.ConnectionError as exc:
-            raise Retry(f"{what}: connection failed ({type(exc).__name__})") from None
+            response = self.session.request(method, url, data=body, headers=dict(headers or {}),
+                                            timeout=self.timeout_s, allow_redirects=False)
+        except Unresolvable as exc:
+            raise Retry(f"{what}: {exc}") from None
+        except UnsafeTarget as exc:
+            raise ConfigError(f"{what}: address refused: {exc}") from None
         except requests.RequestException as exc:
+            if watch.expired or isinstance(exc, requests.Timeout):
+                raise Retry(f"{what}: no answer within {self.timeout_s:g} s") from None
+            if isinstance(exc, requests.ConnectionError):
+                raise Retry(f"{what}: connection failed ({type(exc).__name__})") from None
             # Never the exception's text: it may carry the URL, and some URLs hold keys (VictorOps).
             raise Retry(f"{what}: request failed ({type(exc).__name__})") from None
+        except OSError as exc:
+            if watch.expired:
+                raise Retry(f"{what}: no answer within {self.timeout_s:g} s") from None
+            raise Retry(f"{what}: connection failed ({type(exc).__name__})") from None
+        finally:
+            watchdog.cancel()
+            _inflight.watch = None
+        if watch.expired:  # the watchdog fired as the answer completed: an answer cut short is no answer
+            response.close()
+            raise Retry(f"{what}: no answer within {self.timeout_s:g} s")
+        crash_point("connector.request-answered")
+        if response.is_redirect or 300 <= response.status_code < 400:
+            raise ConfigError(f"{what}: the endpoint answered with a redirect (HTTP {response.status_code}); "
+                              "redirects are refused — configure the final address")
+        return response
 
     def close(self) -> None:
         self.session.close()

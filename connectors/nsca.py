@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry
 from continuum_events.events import Event, EventType
+from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget, connect
 
 #: 1,000 results are ~4.3 MB on the wire; each batch also waits confirm_s for the verdict,
 #: so batches are large (measured: 652 results a second to a local nsca at the default).
@@ -216,12 +217,13 @@ def check_result(event: Event, output_size: int = OUTPUT_SIZE["2.9"], escape: bo
 class NscaSink:
     limits = LIMITS
 
-    def __init__(self, config: NscaConfig) -> None:
+    def __init__(self, config: NscaConfig, *, policy: TargetPolicy | None = None) -> None:
         if config.encryption not in ("none", "xor") or config.packet not in OUTPUT_SIZE:
             raise ValueError("nsca: encryption is 'none' or 'xor' (the others need libmcrypt); packet '2.9' or 'legacy'")
         self.config = config
         self.output_size = OUTPUT_SIZE[config.packet]
         self.server = f"nsca {config.host}:{config.port}"
+        self.policy = policy  # the address rules of a user-configured integration
 
     def write(self, events: Sequence[Event]) -> BatchResult:
         self.send([check_result(e, self.output_size, self.config.escape) for e in events])
@@ -239,7 +241,11 @@ class NscaSink:
         """Deliver ``results`` on one connection, or raise Retry / ConfigError."""
         c = self.config
         try:
-            sock = socket.create_connection((c.host, c.port), timeout=c.timeout_s)
+            sock = connect(c.host, c.port, c.timeout_s, self.policy)
+        except Unresolvable as exc:
+            raise Retry(f"{self.server}: {exc}") from None
+        except UnsafeTarget as exc:
+            raise ConfigError(f"{self.server}: address refused: {exc}") from None
         except OSError as exc:
             raise Retry(f"{self.server}: {exc.strerror or exc}") from None
         with sock:

@@ -2,6 +2,10 @@
 options and secrets held in environment variables (never passed as values)::
 
     sink = build_sink("splunk", {"url": "https://splunk:8088", "index": "printers"}, {"token": "SPLUNK_HEC_TOKEN"})
+
+A sink built here — from what a user configured — sends under a
+:class:`~continuum_events.netguard.TargetPolicy`: public https addresses only, unless
+private targets or plain http are allowed explicitly, checked at every connection.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import Sink
+from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
@@ -27,24 +32,27 @@ from continuum_events.connectors.pushgateway import PushgatewayConfig, Pushgatew
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+from continuum_events.netguard import TargetPolicy
 
 
 @dataclass(frozen=True)
 class VendorSpec:
     category: str
     config: type
-    sink: Callable[[Any], Sink]
+    sink: Callable[..., Sink]
+    #: "http": the sink takes an HttpClient (``client=``); "tcp": its own sockets (``policy=``).
+    transport: str = "http"
 
 
 VENDORS: dict[str, VendorSpec] = {
     "splunk": VendorSpec("logging", SplunkConfig, SplunkHecSink),
     "datadog": VendorSpec("logging", DatadogConfig, DatadogSink),
     "elasticsearch": VendorSpec("logging", ElasticsearchConfig, ElasticsearchSink),
-    "syslog": VendorSpec("logging", SyslogConfig, SyslogSink),
+    "syslog": VendorSpec("logging", SyslogConfig, SyslogSink, "tcp"),
     "pushgateway": VendorSpec("monitoring", PushgatewayConfig, PushgatewaySink),
     "grafana": VendorSpec("monitoring", GrafanaConfig, GrafanaSink),
     "newrelic": VendorSpec("monitoring", NewRelicConfig, NewRelicSink),
-    "nsca": VendorSpec("monitoring", NscaConfig, NscaSink),
+    "nsca": VendorSpec("monitoring", NscaConfig, NscaSink, "tcp"),
     "pagerduty": VendorSpec("alerting", PagerDutyConfig, PagerDutySink),
     "opsgenie": VendorSpec("alerting", OpsgenieConfig, OpsgenieSink),
     "victorops": VendorSpec("alerting", VictorOpsConfig, VictorOpsSink),
@@ -69,7 +77,7 @@ def _convert(name: str, kind: Any, text: str) -> Any:
 
 
 def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, str],
-               environ: Mapping[str, str] = os.environ) -> Sink:
+               environ: Mapping[str, str] = os.environ, *, policy: TargetPolicy = TargetPolicy()) -> Sink:
     """``secrets`` maps a config field to the environment variable holding its value."""
     spec = _spec(vendor)
     hints = typing.get_type_hints(spec.config)
@@ -83,12 +91,14 @@ def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, st
         if variable not in environ:
             raise ValueError(f"{vendor}: environment variable {variable} (for {name}) is not set")
         values[name] = SecretStr(environ[variable])
-    return make_sink(vendor, values)
+    return make_sink(vendor, values, policy=policy)
 
 
-def make_sink(vendor: str, values: Mapping[str, Any]) -> Sink:
+def make_sink(vendor: str, values: Mapping[str, Any], *, policy: TargetPolicy = TargetPolicy(),
+              timeout_s: float | None = None) -> Sink:
     """The sink from its config values; text values are converted to the field's type
-    (options given on a command line), secrets must already be ``SecretStr``."""
+    (options given on a command line), secrets must already be ``SecretStr``. Its sends
+    follow ``policy``; ``timeout_s`` bounds each HTTP request (default: the vendor's)."""
     spec = _spec(vendor)
     hints = typing.get_type_hints(spec.config)
     fields = {f.name: f for f in dataclasses.fields(spec.config)}
@@ -101,7 +111,10 @@ def make_sink(vendor: str, values: Mapping[str, Any]) -> Sink:
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ValueError(f"{vendor}: missing {', '.join(missing)}")
-    return spec.sink(spec.config(**converted))
+    config = spec.config(**converted)
+    if spec.transport == "tcp":
+        return spec.sink(config, policy=policy)
+    return spec.sink(config, client=HttpClient(timeout_s or spec.sink.limits.timeout_s, policy=policy))
 
 
 def _spec(vendor: str) -> VendorSpec:

@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from continuum_events.codec import EventCodec
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.events import Event
+from continuum_events.faults import crash_point
 from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
 from continuum_events.topology import Topology, category_topic, connector_group, ensure_topics, integration_dlq_topic
@@ -188,6 +189,8 @@ class IntegrationRunner:
                             opened = time.monotonic()
                         batch.append(record)
                         batch_bytes += len(msg.value() or b"")
+                if batch:
+                    crash_point("connector.mid-batch")
                 full = len(batch) >= limits.max_records or batch_bytes >= limits.max_bytes
                 if batch and (full or time.monotonic() - opened >= limits.linger_s):
                     self._deliver(batch, stop)
@@ -354,6 +357,7 @@ class IntegrationRunner:
                 self._set_health("healthy")
         log.info("%s: batch of %d resolved (%d delivered so far, %d dead-lettered)", self.name, len(batch),
                  self.health.delivered, self.health.dead_lettered)
+        crash_point("connector.delivered")
         if self.on_batch:
             self.on_batch("delivered")
 
@@ -388,6 +392,7 @@ class IntegrationRunner:
     def _dead_letter(self, msg: Message, error: BaseException | str) -> None:
         headers = dead_letter_headers(f"connector:{self.name}", error, msg.topic(), msg.partition(), msg.offset())
         self._dlq.produce(self.dlq_topic, msg.value(), msg.key(), headers=headers)
+        crash_point("connector.dead-letter")
         self._dlq.poll(0)
         self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
         self.metrics.dead_lettered.labels(self.name).inc()
@@ -425,6 +430,7 @@ class IntegrationRunner:
             log.warning("%s: commit failed (%s); records will be redelivered", self.name, exc.args[0])
             return
         self._committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        crash_point("connector.committed")
         if self.on_batch:
             self.on_batch("committed")
         self._update_lag(consumer)

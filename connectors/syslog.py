@@ -16,6 +16,7 @@ from typing import Literal
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry
 from continuum_events.events import Event
+from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget, connect
 
 #: Our severities as syslog severities (RFC 5424 table 2).
 SEVERITY = {"critical": 2, "error": 3, "warning": 4, "info": 6}
@@ -64,10 +65,11 @@ def _text(event: Event) -> str:
 class SyslogSink:
     limits = LIMITS
 
-    def __init__(self, config: SyslogConfig) -> None:
+    def __init__(self, config: SyslogConfig, *, policy: TargetPolicy | None = None) -> None:
         if config.transport == "tls" and config.framing != "octet-counting":
             raise ValueError("syslog over TLS uses octet counting (RFC 5425)")
         self.config = config
+        self.policy = policy  # the address rules of a user-configured integration
         self.local_host = socket.gethostname()
         self._sock: socket.socket | None = None
 
@@ -107,13 +109,18 @@ class SyslogSink:
         c = self.config
         try:
             if c.transport == "udp":
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sock.connect((c.host, c.port))
+                address = self.policy.addresses(c.host)[0] if self.policy else c.host
+                sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+                sock.connect((address, c.port))
             else:
-                sock = socket.create_connection((c.host, c.port), timeout=self.limits.timeout_s)
+                sock = connect(c.host, c.port, self.limits.timeout_s, self.policy)
                 if c.transport == "tls":
                     context = ssl.create_default_context(cafile=c.ca_file)
                     sock = context.wrap_socket(sock, server_hostname=c.host)
+        except Unresolvable as exc:
+            raise Retry(f"syslog: {exc}") from None
+        except UnsafeTarget as exc:
+            raise ConfigError(f"syslog: address refused: {exc}") from None
         except ssl.SSLCertVerificationError as exc:
             raise ConfigError(f"syslog TLS: the server's certificate is not trusted ({exc.verify_message})") from None
         except OSError as exc:

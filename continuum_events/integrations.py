@@ -127,6 +127,8 @@ class IntegrationSpec(BaseModel):
     allow_private_network: bool = False
     #: The vendor address may be plain http: an explicit choice.
     allow_insecure_http: bool = False
+    #: Each vendor request ends within this many seconds, answered or not (default: the vendor's).
+    timeout_s: float | None = Field(None, gt=0, le=300)
 
     @field_validator("name")
     @classmethod
@@ -219,8 +221,11 @@ class IntegrationSpec(BaseModel):
                 values[field_name] = ref.resolve(environ)
             except IntegrationError as exc:
                 raise IntegrationError(f"{self.name}: secret {field_name}: {exc}") from None
+        from continuum_events.netguard import TargetPolicy
+
+        policy = TargetPolicy(allow_private=self.allow_private_network, allow_http=self.allow_insecure_http)
         try:
-            return make_sink(self.vendor, values)
+            return make_sink(self.vendor, values, policy=policy, timeout_s=self.timeout_s)
         except (TypeError, ValueError) as exc:
             raise IntegrationError(f"{self.name}: {exc}") from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str], list[str]]
@@ -25,11 +26,16 @@ class UnsafeTarget(ValueError):
     """The address may not be used; the message says why and what would allow it."""
 
 
+class Unresolvable(UnsafeTarget):
+    """The host name does not resolve (now): a form error when typed in, a transient
+    failure (retried) when met at connection time."""
+
+
 def resolve(host: str) -> list[str]:
     try:
         return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeTarget(f"cannot resolve {host!r} ({exc})") from None
+        raise Unresolvable(f"cannot resolve {host!r} ({exc})") from None
 
 
 def classify(address: str) -> str | None:
@@ -56,7 +62,7 @@ def check_host(host: str, *, allow_private: bool = False, resolver: Resolver = r
         raise UnsafeTarget("no host given")
     addresses = resolver(host)
     if not addresses:
-        raise UnsafeTarget(f"{host!r} resolves to no address")
+        raise Unresolvable(f"{host!r} resolves to no address")
     if not allow_private:
         for address in addresses:
             kind = classify(address)
@@ -82,3 +88,39 @@ def check_url(url: str, *, allow_http: bool = False, allow_private: bool = False
     if parts.username or parts.password:
         raise UnsafeTarget("credentials do not belong in the URL: use the secret fields")
     return check_host(parts.hostname, allow_private=allow_private, resolver=resolver)
+
+
+# -- at connection time ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetPolicy:
+    """What an integration's sends may reach, applied at every connection (not only when
+    the address is typed in): the host is resolved, each address checked, and the
+    connection made to a checked address — so a DNS answer that changes after the check
+    (rebinding) cannot steer a send to loopback or the metadata service."""
+
+    allow_private: bool = False
+    allow_http: bool = False
+    resolver: Resolver = field(default=resolve, compare=False, repr=False)
+
+    def check_scheme(self, scheme: str) -> None:
+        if scheme == "http" and not self.allow_http:
+            raise UnsafeTarget("plain http sends credentials unencrypted: use https, or allow http explicitly "
+                               "for an on-premises receiver")
+
+    def addresses(self, host: str) -> list[str]:
+        """The checked addresses to connect to, in resolver order; raises :class:`UnsafeTarget`."""
+        return check_host(host, allow_private=self.allow_private, resolver=self.resolver)
+
+
+def connect(host: str, port: int, timeout: float, policy: TargetPolicy | None) -> socket.socket:
+    """A TCP connection to ``host``:``port`` through ``policy`` (None: no address rules)."""
+    if policy is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    last: OSError | None = None
+    for address in policy.addresses(host):
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            last = exc
+    assert last is not None
+    raise last

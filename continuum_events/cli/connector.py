@@ -10,6 +10,7 @@ import typer
 from continuum_events.cli.common import BootstrapOption, console, kafka_settings, key_values
 from continuum_events.connectors.base import ConfigError, Retry
 from continuum_events.connectors.registry import VENDORS, build_sink
+from continuum_events.netguard import TargetPolicy
 
 
 def connector(
@@ -20,11 +21,15 @@ def connector(
     secret: list[str] = typer.Option([], help="Secret KEY=ENV_VAR: read from that environment variable."),
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
     check: bool = typer.Option(False, "--check", help="Test the connection, print the verdict and exit."),
+    allow_private_network: bool = typer.Option(
+        False, help="The receiver may be on a private, loopback or link-local address (an on-premises receiver)."),
+    allow_insecure_http: bool = typer.Option(False, help="The receiver may be plain http (no TLS)."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
     """Deliver a category topic to a vendor, with retries, dead letters and commits after delivery."""
     try:
-        sink = build_sink(vendor, key_values(option, "--set"), key_values(secret, "--secret"))
+        policy = TargetPolicy(allow_private=allow_private_network, allow_http=allow_insecure_http)
+        sink = build_sink(vendor, key_values(option, "--set"), key_values(secret, "--secret"), policy=policy)
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if check:

@@ -186,13 +186,15 @@ def _demo_integrations(cleanup: contextlib.ExitStack) -> list:
     os.environ.update({"CONTINUUM_DEMO_SPLUNK_TOKEN": SplunkReceiver.TOKEN,
                        "CONTINUUM_DEMO_GRAFANA_TOKEN": GrafanaReceiver.TOKEN,
                        "CONTINUUM_DEMO_PAGERDUTY_KEY": PagerDutyReceiver.ROUTING_KEY})
+    # The demo receivers listen on loopback, plain http: allowed explicitly, as a user would.
+    LOCAL = {"allow_private_network": True, "allow_insecure_http": True}
     return [
         IntegrationSpec(name="demo-splunk", vendor="splunk", options={"url": splunk.url, "index": "printers"},
-                        secrets={"token": {"env": "CONTINUUM_DEMO_SPLUNK_TOKEN"}}),
+                        secrets={"token": {"env": "CONTINUUM_DEMO_SPLUNK_TOKEN"}}, **LOCAL),
         IntegrationSpec(name="demo-grafana", vendor="grafana", options={"url": grafana.url},
-                        secrets={"token": {"env": "CONTINUUM_DEMO_GRAFANA_TOKEN"}}),
+                        secrets={"token": {"env": "CONTINUUM_DEMO_GRAFANA_TOKEN"}}, **LOCAL),
         IntegrationSpec(name="demo-pagerduty", vendor="pagerduty", options={"url": pagerduty.url},
-                        secrets={"routing_key": {"env": "CONTINUUM_DEMO_PAGERDUTY_KEY"}}),
+                        secrets={"routing_key": {"env": "CONTINUUM_DEMO_PAGERDUTY_KEY"}}, **LOCAL),
     ]
 
 

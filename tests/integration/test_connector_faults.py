@@ -46,7 +46,7 @@ def stream(settings: KafkaSettings, n: int, rate: float, ids: list[str], done: t
 class ConnectorProcess:
     def __init__(self, bootstrap: str, name: str, args: list[str], env: dict[str, str]) -> None:
         self.cmd = [sys.executable, "-m", "continuum_events", "--log-level", "warning", "connector", name,
-                    "-b", bootstrap, *args]
+                    "-b", bootstrap, "--allow-private-network", "--allow-insecure-http", *args]
         self.env = {**os.environ, **env}
         self.log = Path(tempfile.mkdtemp(prefix=f"{name}-")) / "connector.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -59,7 +59,7 @@ def write_file(tmp_path: Path, *entries: dict) -> Path:
 
 def splunk_entry(name: str, receiver: SplunkReceiver, **extra) -> dict:
     return {"name": name, "vendor": "splunk", "options": {"url": receiver.url, "index": "printers"},
-            "secrets": {"token": {"env": "OPS_SPLUNK_TOKEN"}},
+            "secrets": {"token": {"env": "OPS_SPLUNK_TOKEN"}}, "allow_private_network": True, "allow_insecure_http": True,
             "filters": [{"where": {"printer_location": extra.pop("location")}}], **extra}
 
 

@@ -27,12 +27,13 @@ pytestmark = pytest.mark.broker
 def test_an_event_dispatched_by_the_app_reaches_every_receiver_its_rules_name(tmp_path: Path) -> None:
     with SplunkReceiver() as splunk, GrafanaReceiver() as grafana, PagerDutyReceiver() as pagerduty:
         receivers = {"logging": splunk, "monitoring": grafana, "alerting": pagerduty}
+        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}  # noqa: N806 - loopback receivers
         (tmp_path / "integrations.yaml").write_text(json.dumps({"integrations": [
-            {"name": "e2e-splunk", "vendor": "splunk", "options": {"url": splunk.url},
+            {"name": "e2e-splunk", "vendor": "splunk", "options": {"url": splunk.url}, **LOCAL,
              "secrets": {"token": {"env": "E2E_SPLUNK"}}},
-            {"name": "e2e-grafana", "vendor": "grafana", "options": {"url": grafana.url},
+            {"name": "e2e-grafana", "vendor": "grafana", "options": {"url": grafana.url}, **LOCAL,
              "secrets": {"token": {"file": str(_secret(tmp_path, "grafana", GrafanaReceiver.TOKEN))}}},
-            {"name": "e2e-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url},
+            {"name": "e2e-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url}, **LOCAL,
              "secrets": {"routing_key": {"env": "E2E_PD"}}},
         ]}))
         port = free_port()
