@@ -19,6 +19,13 @@ returns to the direct path, so a printer's events keep their order. Events still
 inside librdkafka when it gives up (or when the app closes) are moved to the spool
 too. What is *not* covered: an app killed with SIGKILL loses the events librdkafka
 held in memory at that instant (at most ``linger`` worth while the broker is up).
+
+An event the spool cannot take — its bound reached, or its disk full — is refused,
+never silently: it is counted in ``stats().dropped``, logged at ERROR (a line every
+few seconds, not one per event), and ``dispatch_async`` raises :class:`SpoolFull`
+(:class:`SpoolUnavailable` when the disk refused it). Nothing is acknowledged that is
+not on disk or acknowledged by the brokers; the spool takes events again as soon as
+its disk has room.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC
-from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, default_spool_path
+from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable, default_spool_path
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +85,9 @@ _SEVERITIES = {s.value for s in Severity}
 
 @dataclass(frozen=True)
 class ProducerStats:
-    """A snapshot; ``spooled`` is what waits on disk now, ``dropped`` what the full spool refused."""
+    """A snapshot; ``spooled`` is what waits on disk now, ``dropped`` what the spool refused
+    (full, or its disk was); ``spool_error`` says why the spool's last write failed, None
+    once a write succeeds again."""
 
     mode: str
     dispatched: int
@@ -89,6 +98,7 @@ class ProducerStats:
     spool_max_bytes: int
     spooled_total: int
     dropped: int
+    spool_error: str | None = None
 
 
 class EventProducer:
@@ -137,7 +147,8 @@ class EventProducer:
         self._stale = self._fatal = False
         self._closed = False
         self._dispatched = self._delivered = self._spooled_total = self._dropped = 0
-        self._last_drop_log = 0.0
+        self._last_logged: dict[str, float] = {}  # per kind of refusal, for rate-limited errors
+        self._spool_error: SpoolUnavailable | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="continuum-producer-poll", daemon=True)
@@ -181,7 +192,10 @@ class EventProducer:
                 future.set_exception(error) if error else future.set_result(event_id)
 
         def resolve(error: BaseException | None, event_id: str) -> None:
-            loop.call_soon_threadsafe(settle, error, event_id)
+            try:
+                loop.call_soon_threadsafe(settle, error, event_id)
+            except RuntimeError:
+                pass  # the caller's loop is closed: nobody waits, and librdkafka's thread must go on
 
         self._dispatch(event_type, data, severity, source, details, timestamp_us, resolve)
         return await future
@@ -248,9 +262,9 @@ class EventProducer:
             except KafkaException as exc:
                 log.warning("producer unusable (%s); spooling new events", exc.args[0])
                 self._enter_spooling()
-        accepted = self._to_spool([SpooledRecord(seq, self.topic, key, value, ts_ms)])
+        refused = self._to_spool([SpooledRecord(seq, self.topic, key, value, ts_ms)])
         if resolve:
-            resolve(None if accepted else _spool_full(), event_id)
+            resolve(refused, event_id)
 
     def _on_delivery(
         self, seq: int, event_id: str, resolve: Callable[[BaseException | None, str], None] | None,
@@ -267,25 +281,50 @@ class EventProducer:
         if err.code() != KafkaError._PURGE_QUEUE:
             log.debug("delivery of %s failed (%s); spooling", event_id, err)
         self._enter_spooling()
-        accepted = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1])])
+        refused = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1])])
         if resolve:
-            resolve(None if accepted else _spool_full(), event_id)
+            resolve(refused, event_id)
 
-    def _to_spool(self, records: list[SpooledRecord]) -> bool:
-        """True when every record is on disk; a refusal is counted and logged, never silent."""
-        accepted = self.spool.append(records)
+    def _to_spool(self, records: list[SpooledRecord]) -> SpoolFull | None:
+        """None when every record is on disk, else the error for whoever waits on them.
+
+        A refusal is counted and logged, never silent — and never raised: this runs on the
+        caller's thread and on librdkafka's callback threads."""
+        try:
+            accepted = self.spool.append(records)
+        except SpoolUnavailable as exc:  # nothing of this write was stored
+            self._dropped += len(records)
+            self._spool_error = exc
+            if self._may_log("unavailable"):
+                log.error(
+                    "spool %s cannot store events: %s; refusing new events until the disk has room again "
+                    "(%d refused so far; events already spooled are kept)", exc.path, exc.reason, self._dropped,
+                )
+            return exc
+        self._spool_writes_again()
         self._spooled_total += accepted
         if accepted < len(records):
             self._dropped += len(records) - accepted
-            now = time.monotonic()
-            if now - self._last_drop_log > 10:  # loud, but not one line per event
-                self._last_drop_log = now
+            if self._may_log("bound"):
                 log.error(
                     "spool %s is full (%d bytes, bound %d): %d events refused so far; raise spool_max_bytes "
                     "or bring the brokers back", self.spool.path, self.spool.bytes, self.spool.max_bytes, self._dropped,
                 )
+            return _spool_full()
+        return None
+
+    def _may_log(self, kind: str, every_s: float = 10.0) -> bool:
+        """Loud, but not one line per event: at most one line per ``kind`` every ``every_s``."""
+        now = time.monotonic()
+        if now - self._last_logged.get(kind, -every_s) < every_s:
             return False
+        self._last_logged[kind] = now
         return True
+
+    def _spool_writes_again(self) -> None:
+        if self._spool_error is not None:
+            self._spool_error = None
+            log.warning("spool %s stores events again; %d events were refused in all", self.spool.path, self._dropped)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -318,6 +357,9 @@ class EventProducer:
                 self._fatal = True
                 self._enter_spooling()
                 time.sleep(0.05)
+            except Exception:  # a callback raised (an on_delivered hook): the poller must outlive it
+                if self._may_log("callback"):
+                    log.exception("a delivery callback failed; delivery reports keep flowing")
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
@@ -326,6 +368,13 @@ class EventProducer:
             if self._spooling and not self._closed:
                 try:
                     self._drain_once()
+                except SpoolUnavailable as exc:
+                    # The spool cannot record a lease or a delivery: every row stays, and a
+                    # row already sent whose delete failed is sent again (a duplicate, never a loss).
+                    self._spool_error = exc
+                    if self._may_log("drain"):
+                        log.error("spool %s: drain paused, %s; every spooled event is kept, retrying until it "
+                                  "can write again", exc.path, exc.reason)
                 except Exception:
                     log.exception("draining the spool failed; will retry")
 
@@ -347,6 +396,7 @@ class EventProducer:
                 self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq))
             self._producer.flush(30)
             self.spool.delete(delivered)
+            self._spool_writes_again()
             self._delivered += len(delivered)
             if len(delivered) < len(batch):
                 self.spool.release([r.seq for r in batch if r.seq not in set(delivered)])
@@ -427,6 +477,7 @@ class EventProducer:
             spool_max_bytes=self.spool.max_bytes,
             spooled_total=self._spooled_total,
             dropped=self._dropped,
+            spool_error=self._spool_error.reason if self._spool_error else None,
         )
 
     def __enter__(self) -> EventProducer:

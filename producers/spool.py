@@ -10,6 +10,16 @@ and a drainer that dies mid-batch only delays its rows until the lease expires::
     batch = spool.claim(1000)          # oldest first
     ...send them...
     spool.delete([r.seq for r in delivered]); spool.release(rest)
+
+Every write is one transaction that either commits whole or is rolled back whole. When
+the disk is full (or SQLite cannot write for another reason) the write raises
+:class:`SpoolUnavailable` and nothing of it is kept; the spool stays usable and takes
+writes again as soon as the disk does::
+
+    try:
+        spool.append(records)
+    except SpoolUnavailable as exc:
+        log.error("%s", exc)       # exc.disk_full, exc.reason
 """
 
 from __future__ import annotations
@@ -18,7 +28,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +61,43 @@ class SpooledRecord:
 
 class SpoolFull(RuntimeError):
     """The spool reached its bound; the record was not accepted."""
+
+
+# SQLite primary result codes (extended codes carry them in the low byte).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+# An I/O error with less than this free on the spool's filesystem is a full disk.
+_NEARLY_FULL = 64 << 10
+
+
+class SpoolUnavailable(SpoolFull):
+    """The spool's storage refused a write — the disk is full (``disk_full``), or SQLite
+    could not write for another ``reason`` — and nothing of that write was kept.
+
+    A :class:`SpoolFull`, so code that handles a refused event handles this one too;
+    unlike the bound, it passes by itself once the disk has room again."""
+
+    def __init__(self, path: Path, reason: str, *, disk_full: bool) -> None:
+        super().__init__(f"spool {path}: {reason}; nothing was stored")
+        self.path = path
+        self.reason = reason
+        self.disk_full = disk_full
+
+    @classmethod
+    def from_sqlite(cls, path: Path, exc: sqlite3.Error) -> SpoolUnavailable:
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        free = _free_bytes(path)
+        room = "" if free is None else f", {free} bytes free"
+        if code == _SQLITE_FULL or (code == _SQLITE_IOERR and free is not None and free < _NEARLY_FULL):
+            return cls(path, f"the disk is full ({exc}{room})", disk_full=True)
+        return cls(path, f"SQLite cannot write ({exc}{room})", disk_full=False)
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def default_spool_path() -> Path:
@@ -101,9 +149,38 @@ class Spool:
         with self._lock:
             return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM spool").fetchone()[0]
 
+    @contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[None]:
+        """One write transaction (the caller holds the lock). On a SQLite error it is
+        rolled back and :class:`SpoolUnavailable` raised: the connection is never left
+        inside a half-done transaction, which would refuse every later BEGIN."""
+        self._rollback()  # left open only if an earlier rollback itself failed
+        try:
+            self._db.execute(begin)
+            yield
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise SpoolUnavailable.from_sqlite(self.path, exc) from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors (SQLITE_FULL among them), so
+        # there may be nothing left to roll back.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # nothing was committed; the next transaction tries the rollback again
+
     # -- writing ------------------------------------------------------------------
     def append(self, records: Iterable[SpooledRecord]) -> int:
-        """Store records; returns how many fit. Rows beyond the bound are refused whole."""
+        """Store records; returns how many fit. Rows beyond the bound are refused whole.
+
+        Raises :class:`SpoolUnavailable` when the disk refuses the write: then none of
+        the records is stored."""
         rows, added = [], 0
         with self._lock:
             for r in records:
@@ -112,50 +189,57 @@ class Spool:
                 rows.append((r.seq, r.topic, r.key, r.value, r.ts_ms))
                 added += r.size
             if rows:
-                # OR IGNORE: a record spooled twice (a delivery failure racing a purge) is kept once.
-                self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO spool (seq, topic, key, value, ts_ms) VALUES (?, ?, ?, ?, ?)", rows
-                )
-                self._db.execute("COMMIT")
-                self._count += len(rows)
-                self._bytes += added
+                before = self._db.total_changes
+                with self._transaction():
+                    # OR IGNORE: a record spooled twice (a delivery failure racing a purge) is kept once.
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO spool (seq, topic, key, value, ts_ms) VALUES (?, ?, ?, ?, ?)", rows
+                    )
+                if self._db.total_changes - before == len(rows):
+                    self._count += len(rows)
+                    self._bytes += added
+                else:  # some were already there: count what the file holds, not what was offered
+                    self._count, self._bytes = self._measure()
         return len(rows)
 
     # -- draining -----------------------------------------------------------------
     def claim(self, limit: int) -> list[SpooledRecord]:
-        """Take a lease on the oldest unclaimed rows (or rows whose lease expired)."""
+        """Take a lease on the oldest unclaimed rows (or rows whose lease expired).
+
+        The lease is a write: on a full disk this raises :class:`SpoolUnavailable` and
+        claims nothing."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE seq IN ("
-                    "  SELECT seq FROM spool WHERE claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?"
-                    "  ORDER BY seq LIMIT ?) RETURNING seq, topic, key, value, ts_ms",
-                    (self.owner, now, self.owner, now - self.lease_s, limit),
-                ).fetchall()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction("BEGIN IMMEDIATE"):
+            rows = self._db.execute(
+                "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE seq IN ("
+                "  SELECT seq FROM spool WHERE claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?"
+                "  ORDER BY seq LIMIT ?) RETURNING seq, topic, key, value, ts_ms",
+                (self.owner, now, self.owner, now - self.lease_s, limit),
+            ).fetchall()
         return sorted((SpooledRecord(*row) for row in rows), key=lambda r: r.seq)
 
     def delete(self, seqs: list[int]) -> None:
-        """Forget rows the broker acknowledged."""
+        """Forget rows the broker acknowledged.
+
+        In WAL mode even a delete needs room on disk. When there is none this raises
+        :class:`SpoolUnavailable` and every row stays, still leased to this spool: the
+        next :meth:`claim` here hands them out again (sent twice, never lost)."""
         if not seqs:
             return
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
             self._count, self._bytes = self._measure()
 
     def release(self, seqs: list[int]) -> None:
-        """Give rows back (sending failed) so the next drain retries them first."""
+        """Give rows back (sending failed) so the next drain retries them first.
+
+        On a full disk this raises :class:`SpoolUnavailable`; the rows keep their lease,
+        which this spool's next :meth:`claim` takes up again (other processes' after it
+        expires)."""
         if not seqs:
             return
-        with self._lock:
+        with self._lock, self._transaction():
             self._db.executemany("UPDATE spool SET claimed_by = NULL WHERE seq = ?", [(s,) for s in seqs])
 
     def close(self) -> None:

@@ -1,0 +1,137 @@
+"""The spool on a disk that fills up: a refused write keeps nothing of itself, leaves
+the connection usable, keeps the counts true, and the spool takes writes again once
+the disk has room."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable
+
+
+@contextmanager
+def tiny_tmpfs(mountpoint: Path, size: str = "256k") -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mountpoint``, unmounted on exit; grow it with :func:`resize`."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mountpoint)], check=True)  # something still holds a file
+
+
+def resize(mountpoint: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mountpoint)], check=True)
+
+
+def records(start: int, n: int, size: int = 1_000) -> list[SpooledRecord]:
+    return [SpooledRecord(seq, "printer-events", b"printer:p-%d" % seq, os.urandom(size), seq)
+            for seq in range(start, start + n)]
+
+
+def on_disk(path: Path) -> tuple[list[int], int]:
+    """The seqs the file holds and their bytes, read by a connection of its own."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT seq, LENGTH(value) + COALESCE(LENGTH(key), 0) FROM spool ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [seq for seq, _ in rows], sum(size for _, size in rows)
+
+
+def fill(spool: Spool, seq: int = 1, batch: int = 16) -> tuple[int, SpoolUnavailable]:
+    """Append ever smaller batches until the disk refuses a single record; returns the
+    next seq and that refusal."""
+    for _ in range(1_000):
+        try:
+            spool.append(records(seq, batch))
+        except SpoolUnavailable as exc:
+            if batch == 1:
+                return seq, exc
+            batch //= 2
+            continue
+        seq += batch
+    raise AssertionError("the disk never filled")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    with tiny_tmpfs(tmp_path / "tmpfs") as mountpoint:
+        yield mountpoint
+
+
+def test_a_write_larger_than_the_disk_is_rolled_back_whole(full_disk: Path) -> None:
+    spool = Spool(full_disk / "spool.db")
+    try:
+        with pytest.raises(SpoolUnavailable) as refused:
+            spool.append(records(1, 400))  # 400 kB onto 256 kB: fails part-way through the transaction
+        assert refused.value.disk_full and isinstance(refused.value, SpoolFull)
+        assert on_disk(spool.path) == ([], 0) and len(spool) == 0 and spool.bytes == 0
+        assert spool.append(records(1_000, 5)) == 5  # the connection is not stuck inside the failed transaction
+        assert on_disk(spool.path)[0] == list(range(1_000, 1_005))
+    finally:
+        spool.close()
+
+
+def test_a_full_disk_refuses_clearly_keeps_everything_stored_and_passes_once_space_returns(full_disk: Path) -> None:
+    spool = Spool(full_disk / "spool.db")
+    try:
+        spool.append(records(1, 5))
+        leased = [r.seq for r in spool.claim(5)]  # so that releasing them is a real write
+        next_seq, refused = fill(spool, seq=6)
+        assert refused.disk_full
+        assert str(spool.path) in str(refused) and "the disk is full" in str(refused), str(refused)
+        stored, stored_bytes = on_disk(spool.path)
+        assert stored == list(range(1, next_seq)), "a refused batch left rows behind"
+        assert (len(spool), spool.bytes) == (len(stored), stored_bytes)
+
+        # Still full: every kind of write refuses the same way, and none changes a row.
+        for attempt in (lambda: spool.append(records(next_seq, 1)), lambda: spool.claim(100),
+                        lambda: spool.release(leased), lambda: spool.delete(stored[:5])):
+            with pytest.raises(SpoolUnavailable) as again:
+                attempt()
+            assert again.value.disk_full, again.value  # never "cannot start a transaction within a transaction"
+        assert on_disk(spool.path) == (stored, stored_bytes)
+        assert (len(spool), spool.bytes) == (len(stored), stored_bytes)
+
+        resize(full_disk, "16M")
+        assert spool.append(records(next_seq, 10)) == 10
+        claimed = spool.claim(10_000)
+        assert [r.seq for r in claimed] == list(range(1, next_seq + 10))
+        spool.delete([r.seq for r in claimed[:-3]])
+        spool.release([r.seq for r in claimed[-3:]])
+        assert on_disk(spool.path)[0] == [r.seq for r in claimed[-3:]] and len(spool) == 3
+        assert [r.seq for r in spool.claim(10)] == [r.seq for r in claimed[-3:]]
+    finally:
+        spool.close()
+
+
+def test_a_record_spooled_twice_is_counted_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        twice = records(7, 1)
+        spool.append(twice)
+        spool.append(twice + records(8, 1))
+        assert len(spool) == 2 and spool.bytes == on_disk(spool.path)[1]
+    finally:
+        spool.close()
+
+
+def test_an_io_error_is_a_full_disk_only_when_the_disk_is_nearly_full(full_disk: Path, tmp_path: Path) -> None:
+    io_error = sqlite3.OperationalError("disk I/O error")
+    io_error.sqlite_errorcode = 778  # SQLITE_IOERR_WRITE
+    (full_disk / "filler").write_bytes(b"\0" * (255 << 10))
+    assert SpoolUnavailable.from_sqlite(full_disk / "spool.db", io_error).disk_full
+    roomy = SpoolUnavailable.from_sqlite(tmp_path / "spool.db", io_error)
+    assert not roomy.disk_full and "SQLite cannot write (disk I/O error" in roomy.reason
