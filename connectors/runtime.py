@@ -324,13 +324,20 @@ class IntegrationRunner:
 
             for i, reason in result.rejected.items():
                 self._dead_letter(part[i].msg, reason)
-            delivered = [r for i, r in enumerate(part) if i not in result.rejected and i not in result.retry]
+            unsent = set(result.unsent)
+            delivered = [r for i, r in enumerate(part)
+                         if i not in result.rejected and i not in result.retry and i not in unsent]
             for r in delivered:
                 self.offsets.resolved(r.msg.topic(), r.msg.partition(), r.msg.offset())
             if delivered:
                 self.metrics.delivered.labels(self.name).inc(len(delivered))
                 self.health.delivered += len(delivered)
                 self.health.last_delivery = time.time()
+            if unsent:
+                # The vendor stopped at a bad record (Splunk HEC does): the rest goes again at
+                # once, in order, before anything else — backing off would stall the stream
+                # for every bad record in it.
+                queue.insert(0, [part[i] for i in sorted(unsent)])
             if result.retry and result.throttled:
                 # The sink queues to respect the vendor's rate: no failure, no backoff growth.
                 again = [part[i] for i in sorted(result.retry)]

@@ -79,7 +79,7 @@ class SplunkHecSink:
                 if isinstance(bad, int) and 0 <= bad < len(events):
                     # HEC indexed the events before the bad one and none after it.
                     return BatchResult(rejected={bad: f"Splunk HEC: {answer.get('text')} (code {code})"},
-                                       retry={i: "after a rejected event" for i in range(bad + 1, len(events))})
+                                       unsent=range(bad + 1, len(events)))
                 raise Split(f"Splunk HEC: {answer.get('text')} (code {code})")
         if response.status_code != 200 or code not in (0, None):
             raise Retry(f"Splunk HEC: unexpected HTTP {response.status_code} code {code}")
