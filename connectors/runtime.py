@@ -80,15 +80,20 @@ class OffsetTracker:
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter, never less than the vendor asked for."""
+    """Exponential backoff with full jitter; when the vendor says when to come back
+    (Retry-After), that time, plus a little jitter so instances do not return in step.
+
+    The cap bounds how long a recovered vendor waits for us: after an outage the backlog
+    starts draining at most ``cap_s`` after the vendor is back."""
 
     base_s: float = 0.2
-    cap_s: float = 30.0
+    cap_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        jittered = self.rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
-        return max(jittered, retry_after or 0.0)
+        if retry_after is not None:
+            return retry_after + self.rng.uniform(0, min(1.0, 0.1 * retry_after))
+        return self.rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
 
 
 class Metrics:

@@ -4,7 +4,8 @@ Not mocks that accept anything: each checks authentication, the body's framing,
 required fields and types, and size and count limits, answering exactly as the vendor
 documents (``../shared/VENDORS.md``). A test can script the next answers (503, 429
 with Retry-After, 401, ...) and name records to refuse as the vendor would refuse a
-bad record. Everything accepted is kept, by event_id, for the completeness check.
+bad record. Everything accepted is kept, by event_id, for the completeness check, and,
+when a test asks for it (``arrivals = {}``), when each event id was first accepted.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class ContractReceiver:
         self.refuse_ids: set[str] = set()
         self.auth_broken = False
         self.down = False
+        #: event_id -> time.time() of its first acceptance, kept only when a test sets it to
+        #: a dict (the soak run's end-to-end latency); None keeps nothing.
+        self.arrivals: dict[str, float] | None = None
+        #: (time.monotonic(), status) of every answer but GET's: when each request came and
+        #: what it was told (the fault tests check that nobody came back before Retry-After).
+        self.answers: list[tuple[float, int]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,6 +71,9 @@ class ContractReceiver:
                     if receiver.down:
                         scripted = (503, {"error": "down for maintenance"}, {})
                 status, answer, headers = scripted or receiver.handle_request(method, self.path, self.headers, body)
+                if method != "GET":
+                    with receiver.lock:
+                        receiver.answers.append((time.monotonic(), status))
                 if isinstance(answer, bytes):  # an answer forwarded as it came, with its own Content-Type
                     data = answer
                 else:
@@ -112,6 +122,14 @@ class ContractReceiver:
     def accept(self, event_ids: list[str]) -> None:
         with self.lock:
             self.received.event_ids.update(event_ids)
+            self.arrived(event_ids)
+
+    def arrived(self, event_ids: Collection[str]) -> None:
+        """Note the first arrival of these ids when ``arrivals`` is kept (the lock is held)."""
+        if self.arrivals is not None:
+            now = time.time()
+            for event_id in event_ids:
+                self.arrivals.setdefault(event_id, now)
 
     @staticmethod
     def decompress(headers: Any, body: bytes) -> bytes:
@@ -269,6 +287,7 @@ class ElasticsearchReceiver(ContractReceiver):
                     status, error = 201, None
                     self.documents[doc_id] = source
                     self.received.event_ids[source["event_id"]] += 1
+                    self.arrived((source["event_id"],))
             item = {"_index": meta["_index"], "_id": doc_id, "status": status}
             if error:
                 item["error"], errors = error, True
@@ -406,6 +425,7 @@ class GrafanaReceiver(ContractReceiver):
             self.received.bodies.append(fields)
             if isinstance(fields.get("text"), str):
                 self.received.event_ids.update(UUID.findall(fields["text"]))
+                self.arrived(UUID.findall(fields["text"]))
         if patch:
             return 200, {"message": "Annotation patched"}, {}
         return 200, {"message": "Annotation added", "id": new["id"]}, {}
@@ -466,6 +486,7 @@ class NewRelicReceiver(ContractReceiver):
         with self.lock:
             self.received.bodies.extend(events)
             self.received.event_ids.update(e["event_id"] for e in events if isinstance(e.get("event_id"), str))
+            self.arrived([e["event_id"] for e in events if isinstance(e.get("event_id"), str)])
         return 200, {"success": True, "uuid": str(uuid.uuid4())}, {}
 
     def _problem(self, event: Any) -> str | None:
@@ -566,6 +587,7 @@ class PagerDutyReceiver(IncidentHistory, ContractReceiver):
                 event_id = event["payload"].get("custom_details", {}).get("event_id")
                 if isinstance(event_id, str):
                     self.received.event_ids[event_id] += 1
+                    self.arrived((event_id,))
             elif current is not None:
                 current["status"] = "resolved" if action == "resolve" else "acknowledged"
                 current["resolved"] = len(self.received.bodies) if action == "resolve" else None
@@ -682,6 +704,7 @@ class OpsgenieReceiver(ContractReceiver):
         event_id = fields.get("details", {}).get("event_id")
         if isinstance(event_id, str):
             self.received.event_ids[event_id] += 1
+            self.arrived((event_id,))
         status = "Created alert" if alert["count"] == 1 else "Alert deduplicated"
         return {"success": True, "action": "Create", "status": status, "alertId": alert["id"], "alias": alias}
 
@@ -769,6 +792,7 @@ class VictorOpsReceiver(IncidentHistory, ContractReceiver):
                 current["resolved"] = len(self.timeline) if kind == "RECOVERY" else None
             if isinstance(alert.get("event_id"), str):
                 self.received.event_ids[alert["event_id"]] += 1
+                self.arrived((alert["event_id"],))
         return 200, {"result": "success", "entity_id": entity}, {}
 
     def _problem(self, alert: dict[str, Any]) -> str | None:
