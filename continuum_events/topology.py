@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 EVENTS_TOPIC = "printer-events"
 EVENTS_DLQ_TOPIC = "printer-events.dlq"
+#: The largest record the router's dead-letter topic (and the router's producer) takes.
+DLQ_MAX_RECORD_BYTES = 16 << 20
 CONFIG_TOPIC = "continuum-events.config"
 STATUS_TOPIC = "continuum-events.status"
 #: The router's internal topic of alerting pages on their way through alert hygiene,
@@ -76,7 +78,9 @@ class Topology:
         specs = [TopicSpec(EVENTS_TOPIC, self.partitions, retained)]
         specs += [TopicSpec(category_topic(c), self.partitions, retained) for c in CATEGORIES]
         # Dead letters are kept long: someone has to look at them.
-        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}))
+        # Dead letters are kept whole, even an oversized event the router refused.
+        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(30 * 24 * 3600 * 1000),
+                                                     "max.message.bytes": str(DLQ_MAX_RECORD_BYTES)}))
         # Rules and integrations: last value per key wins. The embedded broker never
         # compacts, so readers must fold the topic themselves (they do).
         specs.append(TopicSpec(CONFIG_TOPIC, 1, {"cleanup.policy": "compact"}))

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from continuum_events.settings import KafkaSettings
+from continuum_events.topology import DLQ_MAX_RECORD_BYTES
 
 APP_ID = "continuum-router"
 #: Pinned: changing it renames the app's internal topics and consumer group offsets.
@@ -79,6 +80,8 @@ def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: 
         "topic_disable_leader": True,
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
+        # An oversized event is dead-lettered whole (topology.DLQ_MAX_RECORD_BYTES).
+        "producer_max_request_size": DLQ_MAX_RECORD_BYTES + (64 << 10),
         "processing_guarantee": "at_least_once",
         "store": "memory://",
         "web_enabled": False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from continuum_events.codec import EventCodec
+from continuum_events.codec import DecodeError, EventCodec
 from continuum_events.events import Event
 from continuum_events.rules import RuleSet, route
 from continuum_events.topology import category_topic
@@ -28,9 +28,18 @@ class Output:
     event: Event  # as routed (transformed, if a transform applied)
 
 
+#: The largest event the router passes on (Apache Kafka's default record limit). No vendor
+#: takes more — PagerDuty stops at 512 KB, Splunk's request at 1 MB — so a bigger one is
+#: dead-lettered here, whole, instead of failing in every connector downstream.
+MAX_EVENT_BYTES = 1_000_000
+
+
 def route_record(
     value: bytes | None, topic: str, partition: int, offset: int, rules: RuleSet, codec: EventCodec
 ) -> list[Output]:
+    if value is not None and len(value) > MAX_EVENT_BYTES:
+        raise DecodeError(f"event of {len(value):,} bytes is over the {MAX_EVENT_BYTES:,}-byte limit",
+                          topic=topic, partition=partition, offset=offset)
     event = codec.decode(value, topic, partition, offset)
     outputs = []
     for decision in route(event, rules):
