@@ -11,6 +11,7 @@ event is found (dead letter); 403 and 415 are configuration; 408, 429, 5xx retri
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -53,6 +54,8 @@ class NewRelicConfig:
 def _flat(value: object) -> str | int | float:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity: the encoder would send null, which is no value to New Relic
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, (list, tuple)):

@@ -25,6 +25,14 @@ from continuum_events.events import Event
 #: PagerDuty's documented ceiling per routing key, kept a little under.
 RATE = (110, 60.0)
 MAX_SUMMARY, MAX_DEDUP_KEY = 1024, 255
+#: PagerDuty refuses an event over 512 KB; a page with shortened details beats one refused.
+MAX_EVENT_BYTES, MAX_DETAIL = 512_000, 1024
+
+
+def shortened(details: dict[str, object]) -> dict[str, object]:
+    """Custom details with every text (lists and maps as JSON) cut to MAX_DETAIL characters."""
+    return {k: v if isinstance(v, int | float) else
+            bounded(v if isinstance(v, str) else orjson.dumps(v).decode(), MAX_DETAIL) for k, v in details.items()}
 
 
 @dataclass(frozen=True)
@@ -43,14 +51,18 @@ class PagerDutySink(LifecycleSink):
                                    "dedup_key": stable_key(incident.key, MAX_DEDUP_KEY)}
         if incident.action == "trigger":
             event = incident.event
-            payload = {"summary": bounded(incident.summary, MAX_SUMMARY), "source": incident.subject,
+            # source is required: an event naming nothing at all (no printer, empty source) still pages.
+            payload = {"summary": bounded(incident.summary, MAX_SUMMARY),
+                       "source": bounded(incident.subject or "continuum", MAX_SUMMARY),
                        "severity": event.severity.value,
                        "timestamp": event.timestamp.isoformat().replace("+00:00", "Z"),
                        "component": incident.key.split("/")[0], "class": event.event_type.value,
                        "custom_details": describe_event(event)}
             if group_of(event):
-                payload["group"] = group_of(event)
+                payload["group"] = bounded(group_of(event), MAX_SUMMARY)
             body["payload"] = payload
+            if len(orjson.dumps(body)) > MAX_EVENT_BYTES:
+                payload["custom_details"] = shortened(payload["custom_details"])
         return body
 
     def deliver(self, event: Event, pending: Pending) -> None:

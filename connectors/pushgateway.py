@@ -176,6 +176,13 @@ def grouping_path(labels: Sequence[tuple[str, str]]) -> str:
     return path
 
 
+def _label(value: object) -> str:
+    """Label values are text on the gateway; anything else would reach render() and fail every push."""
+    if not isinstance(value, str):
+        raise ValueError(f"label value {value!r} is not text")
+    return value
+
+
 def state_from_api(answer: object, job: str, instance: str) -> State:
     """What a ``GET /api/v1/metrics`` answer holds of our groups (values come as strings).
 
@@ -187,12 +194,12 @@ def state_from_api(answer: object, job: str, instance: str) -> State:
     for group in answer["data"]:
         labels, values = group.get("labels", {}), {n: group[n]["metrics"] for n in METRICS if n in group}
         if labels == {"job": job, "instance": instance}:
-            counters = {(m["labels"]["event_type"], m["labels"]["severity"]): float(m["value"])
+            counters = {(_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): float(m["value"])
                         for m in values.get(COUNTER, [])}
         elif labels.keys() == {"job", "printer"} and labels["job"] == job:
             first = {n: m[0] for n, m in values.items() if m}
             gauge = {n: float(m["value"]) for n, m in first.items()}
-            info = {k: v for k, v in first.get("continuum_printer_info", {}).get("labels", {}).items()
+            info = {k: _label(v) for k, v in first.get("continuum_printer_info", {}).get("labels", {}).items()
                     if k in INFO_FIELDS}
             up = gauge.get("continuum_printer_up")
             printers[labels["printer"]] = Printer(None if up is None else int(up),
@@ -255,7 +262,7 @@ class PushgatewaySink:
             raise Retry(f"Pushgateway GET /api/v1/metrics: unexpected HTTP {response.status_code}")
         try:
             state = state_from_api(response.json(), self.config.job, self.config.instance)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):  # e.g. up = +Inf
             raise ConfigError(f"no Pushgateway metrics API at {self.config.url}") from None
         log.info("Pushgateway: read back %d printers and %d events counted", len(state.printers),
                  sum(state.counters.values()))

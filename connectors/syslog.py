@@ -24,6 +24,9 @@ SEVERITY = {"critical": 2, "error": 3, "warning": 4, "info": 6}
 DEFAULT_SD_ID = "continuum@32473"
 LIMITS = Limits(max_records=500, max_bytes=256_000, linger_s=0.1, timeout_s=10.0)
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+#: CR, LF and NUL end a message for some receivers (LF framing, NUL-delimited TCP, line-based
+#: files): inside a field they would forge a second one, so they become spaces.
+_ONE_LINE = str.maketrans("\r\n\0", "   ")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def _header_field(value: str | None, limit: int) -> str:
 
 
 def _sd_value(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return str(value).translate(_ONE_LINE).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _sd_name(name: str) -> str:
@@ -59,7 +62,7 @@ def _text(event: Event) -> str:
         or p.get("job_id") or p.get("component") or ""
     where = f" ({p['printer_ip']})" if p.get("printer_ip") else ""
     extra = p.get("error_message") or p.get("message") or ""
-    return " ".join(x for x in (event.event_type.value, f"{subject}{where}", extra) if x).replace("\n", " ")
+    return " ".join(x for x in (event.event_type.value, f"{subject}{where}", extra) if x).translate(_ONE_LINE)
 
 
 class SyslogSink:
@@ -83,7 +86,8 @@ class SyslogSink:
             # No structured data in RFC 3164: the event id ends the text, for deduplication.
             text = f"{_text(event)} event_id={event.event_id}"
             line = f"<{pri}>{stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 32)}: "
-            return (line.encode() + text.encode()[: 1024 - len(line.encode())])[:1024]
+            # Cut whole characters only: half a UTF-8 sequence is not text to any receiver.
+            return (line.encode() + text.encode()[: 1024 - len(line.encode())].decode(errors="ignore").encode())[:1024]
         fields = {"event_id": event.event_id, "event_type": event.event_type.value,
                   "severity": event.severity.value, "source": event.source}
         fields.update({k: v if not isinstance(v, list) else ",".join(map(str, v))

@@ -29,7 +29,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from continuum_events.avro import compile_encoder
-from continuum_events.events import EVENT_SCHEMA, Event
+from continuum_events.events import EVENT_SCHEMA, PAYLOAD_RECORDS, Event, EventType
 from continuum_events.schemas import history
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
 _REGISTRY_ID = struct.Struct(">I")
+#: Times a datetime holds (years 1 to 9999, a day inside each end): every consumer formats them,
+#: and Avro's long would also take nanoseconds written as microseconds (year 55,000).
+TIMESTAMP_MIN_US, TIMESTAMP_MAX_US = -62_135_510_400_000_000, 253_402_214_400_000_000
+#: A reader fills in every field of the branch it read, so other fields mean another family's payload.
+_PAYLOAD_FIELDS = {family: frozenset(f["name"] for f in record["fields"]) for family, record in PAYLOAD_RECORDS.items()}
 
 
 class DecodeError(ValueError):
@@ -133,9 +138,17 @@ class EventCodec:
     ) -> Event:
         record = self.decode_record(data, topic, partition, offset)
         try:
-            return Event.from_record(record)
+            event = Event.from_record(record)
         except (KeyError, ValueError) as exc:
             raise DecodeError(f"not an event envelope: {exc}", topic=topic, partition=partition, offset=offset) from exc
+        # Avro cannot say either; a consumer that trusted them would fail on this event at every retry.
+        if not TIMESTAMP_MIN_US <= event.timestamp_us <= TIMESTAMP_MAX_US:
+            raise DecodeError(f"timestamp {event.timestamp_us} is not microseconds between years 1 and 9999",
+                              topic=topic, partition=partition, offset=offset)
+        if event.event_type is not EventType.UNKNOWN and event.payload.keys() != _PAYLOAD_FIELDS[event.family]:
+            raise DecodeError(f"a {event.event_type.value} event with another family's payload",
+                              topic=topic, partition=partition, offset=offset)
+        return event
 
     def decode_record(
         self, data: bytes | None, topic: str | None = None, partition: int | None = None, offset: int | None = None
@@ -179,7 +192,11 @@ class EventCodec:
             schema = json.loads(self.registry.get_schema(schema_id).schema_str)
         except Exception as exc:
             raise DecodeError(f"schema id {schema_id} not found in the registry ({exc})", **where) from exc
-        parsed = fastavro.parse_schema(_plain(schema))
+        try:
+            parsed = fastavro.parse_schema(_plain(schema))
+        except Exception as exc:  # a JSON Schema (the registry holds those too), or not a schema at all
+            raise DecodeError(f"schema id {schema_id} is not an Avro schema ({type(exc).__name__}: {exc})",
+                              **where) from exc
         with self._lock:
             self._registry_writers[schema_id] = parsed
         return parsed
