@@ -177,6 +177,8 @@ class IntegrationRunner:
             "group.id": connector_group(self.name), "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
             "fetch.wait.max.ms": 10, **FAST_GROUP_SETTINGS,
+            **({"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
+               if self.settings.group_instance_id else {}),
         }))
         self._consumer = consumer
         consumer.subscribe([self.topic], on_revoke=self._on_revoke, on_lost=self._on_lost)

@@ -42,6 +42,11 @@ class KafkaSettings(BaseSettings):
     schema_registry_auth: SecretStr | None = Field(None, description="Registry 'user:password' basic auth; never logged.")
     schema_registry_auto_register: bool = Field(True, description="Register the schema on first use.")
     client_id: str = Field("continuum-events", description="Client id prefix shown in broker logs and quotas.")
+    group_instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="This instance's stable name (a StatefulSet pod's name): static group membership, so a "
+                    "restarted connector takes its partitions back at once instead of after the session timeout. "
+                    "Must differ between instances running at the same time.")
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka (confluent-kafka) configuration, with ``overrides`` on top."""
