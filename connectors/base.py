@@ -22,6 +22,8 @@ sinks that keep state of their own (the alerting sinks' incident ledger).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -98,20 +100,26 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+#: The longest Retry-After taken at its word: a vendor asking for more (or for "inf") is
+#: asked again after this long, so a wrong header cannot park an integration for ever.
+MAX_RETRY_AFTER_S = 900.0
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), at most
+    :data:`MAX_RETRY_AFTER_S`; None when absent or unreadable."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        import time
-
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
 
 
 def describe_event(event: Event) -> dict[str, object]:
