@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe lint clean
+.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe soak lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,13 @@ bench-connector: $(STAMP) ## The Splunk HEC connector versus one HTTP request pe
 
 bench-probe: $(STAMP) ## The SNMP probe over 1,000 and 10,000 simulated printers versus bare SNMP GETs
 	$(BIN)/continuum-events bench probe
+
+# The soak run is not part of `make test`: 30 minutes by default; SOAK_SECONDS=90 SOAK_RATE=300 make soak is a short one.
+SOAK_SECONDS ?= 1800
+SOAK_RATE ?= 1000
+
+soak: $(STAMP) system-deps ## Soak: SOAK_RATE events/s for SOAK_SECONDS through router and all 11 connectors, then a 10x burst (.state/reports/soak.json)
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_RATE=$(SOAK_RATE) $(BIN)/python -m pytest tests/soak -m soak -s -p no:cacheprovider
 
 lint: $(STAMP) ## ruff, if installed in the venv
 	$(BIN)/python -m ruff check . || true
