@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe soak lint clean
+.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,14 @@ bench-connector: $(STAMP) ## The Splunk HEC connector versus one HTTP request pe
 
 bench-probe: $(STAMP) ## The SNMP probe over 1,000 and 10,000 simulated printers versus bare SNMP GETs
 	$(BIN)/continuum-events bench probe
+
+# The fault suite at the issue's figures (the suite runs the same tests smaller).
+FAULT_TESTS := tests/integration/test_crash_points.py tests/integration/test_connector_faults.py \
+	tests/integration/test_slow_vendors.py tests/integration/test_poison.py tests/integration/test_spool_disk_full.py \
+	tests/unit/test_properties.py tests/unit/test_secrets.py tests/unit/test_guarded_http.py tests/unit/test_kafka_security.py
+
+faults: $(STAMP) system-deps ## The fault suite at full size: 100,000 events and 20 SIGKILLs, a 60 s outage (not in CI)
+	CONTINUUM_FAULT_SCALE=full CONTINUUM_FAULT_OUTAGE_S=60 $(BIN)/python -m pytest $(FAULT_TESTS) -s -p no:cacheprovider
 
 # The soak run is not part of `make test`: 30 minutes by default; SOAK_SECONDS=90 SOAK_RATE=300 make soak is a short one.
 SOAK_SECONDS ?= 1800

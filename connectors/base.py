@@ -51,13 +51,13 @@ class BatchResult:
     rejected: Mapping[int, str] = field(default_factory=dict)
     #: index -> reason: transient failure of these records only (partial failure).
     retry: Mapping[int, str] = field(default_factory=dict)
-    #: indexes the vendor never looked at (it stopped at a bad record): sent again at
-    #: once, no backoff — nothing failed.
-    unsent: Sequence[int] = ()
     retry_after: float | None = None
     #: The retries are the sink holding back by itself (a vendor's rate limit respected
     #: by queueing): wait ``retry_after`` quietly, not a failure.
     throttled: bool = False
+    #: indexes the vendor never looked at (it stopped at a bad record): sent again at
+    #: once, no backoff — nothing failed.
+    unsent: Sequence[int] = ()
 
 
 @dataclass(frozen=True)

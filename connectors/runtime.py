@@ -168,6 +168,22 @@ class IntegrationRunner:
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop``. A failure of the runner itself (a bug, not a vendor's
+        answer) is logged with its traceback, shown as unhealthy, and the runner starts
+        again from the committed offsets after ``config_retry_s``: nothing is lost, the
+        thread never dies quietly."""
+        while True:
+            try:
+                self._run(stop)
+                return
+            except Exception as exc:  # noqa: BLE001 - reported and restarted; nothing was committed past it
+                log.exception("%s: the connector failed; restarting from the committed offsets", self.name)
+                self._set_health("unhealthy", f"connector failed: {type(exc).__name__}: {exc}")
+                self.offsets, self._committed = OffsetTracker(), {}
+                if stop.wait(self.config_retry_s):
+                    return
+
+    def _run(self, stop: threading.Event) -> None:
         # The integration's own topics are created explicitly, never by auto-create.
         ensure_topics(AdminClient(self.settings.client_config()), Topology().integration_topics(self.name))
         if not self._open_sink(stop):
@@ -188,8 +204,14 @@ class IntegrationRunner:
         limits = self.sink.limits
         try:
             while not stop.is_set():
-                wait = limits.linger_s - (time.monotonic() - opened) if batch else 0.5
-                for msg in consumer.consume(max(1, limits.max_records - len(batch)), max(0.0, wait)):
+                if batch:  # an open batch waits for more until its linger is over
+                    wait = limits.linger_s - (time.monotonic() - opened)
+                    msgs = consumer.consume(max(1, limits.max_records - len(batch)), max(0.0, wait))
+                else:  # none open: the first record opens one at once (consume(n) would wait for n)
+                    msgs = consumer.consume(1, 0.5)
+                    if msgs and limits.max_records > 1:
+                        msgs += consumer.consume(limits.max_records - 1, 0)
+                for msg in msgs:
                     record = self._admit(msg)
                     if record is not None:
                         if not batch:

@@ -160,3 +160,45 @@ def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
             host.join(60)
     print(f"\nwhile datadog was down 30 s: splunk delivered {delivered} of {produced} produced events; "
           f"afterwards 0 lost at both")
+
+
+def test_a_failing_runner_restarts_from_its_commits_and_says_why(settings: KafkaSettings) -> None:
+    """A bug in the runtime's own handling (here: a sink answering with a malformed
+    result) must not kill the runner's thread quietly: it is reported and restarted."""
+    from continuum_events.connectors.base import BatchResult, Limits
+    from continuum_events.connectors.runtime import IntegrationRunner
+
+    class OnceMalformed:
+        limits = Limits(max_records=50, linger_s=0.05)
+
+        def __init__(self) -> None:
+            self.calls, self.seen = 0, Counter()
+
+        def write(self, events):
+            self.calls += 1
+            if self.calls == 1:
+                return BatchResult(unsent=3.0)  # not a sequence: the runtime itself fails on it
+            self.seen.update(e.event_id for e in events)
+            return BatchResult()
+
+        def check(self) -> str:
+            return "ok"
+
+        def close(self) -> None:
+            pass
+
+    name = f"restarts-{random.randrange(1 << 30):x}"
+    sink = OnceMalformed()
+    ids: list[str] = []
+    stream(settings, 200, 10_000, ids, threading.Event())
+    runner = IntegrationRunner(name, "logging", sink, settings, config_retry_s=0.2)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: set(ids) <= set(sink.seen), 60, "delivery after the restart")
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(30)
+    assert "connector failed: TypeError" in (runner.health.last_error or "")
