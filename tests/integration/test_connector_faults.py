@@ -46,7 +46,7 @@ def stream(settings: KafkaSettings, n: int, rate: float, ids: list[str], done: t
 
 #: The issue's figures (`make faults`): 100,000 events, 20 kills. The suite runs a fifth.
 FULL = os.environ.get("CONTINUUM_FAULT_SCALE") == "full"
-EVENTS, KILLS = (100_000, 20) if FULL else (20_000, 4)
+EVENTS, KILLS = (100_000, 20) if FULL else (12_000, 3)
 #: A restarted connector delivers again within this (the issue's figure).
 #: A restarted connector delivers again within this. The issue asks for 5 s. With dynamic
 #: membership a killed member holds its partitions until its session times out (6 s, the
@@ -78,9 +78,9 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
         ]
         ids: list[str] = []
         done = threading.Event()
-        # Paced to outlast the kills (each cycle up to ~12 s), so every restart has work.
-        events = EVENTS if membership == "dynamic" else EVENTS // 2
-        feeder = threading.Thread(target=stream, args=(settings, events, events / (kills * 12), ids, done))
+        # Paced to outlast the kills (a cycle takes up to ~16 s), so every restart has work.
+        events = EVENTS if membership == "dynamic" or FULL else EVENTS // 2
+        feeder = threading.Thread(target=stream, args=(settings, events, events / (kills * 20), ids, done))
         feeder.start()
         for w in workers:
             w.start()
@@ -93,6 +93,8 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
             wait_until(lambda: all(arrived()), 60, "first deliveries")
             for _ in range(kills):
                 time.sleep(rng.uniform(0.5, 3.0))  # a random moment of the stream
+                if done.is_set():
+                    break
                 for w in workers:
                     w.kill()
                 marks = arrived()
@@ -127,6 +129,7 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
             f"first delivery {max(first_delivery):.1f} s after a restart (median {sorted(first_delivery)[len(first_delivery) // 2]:.1f} s)")
 
 
+@pytest.mark.skipif(not FULL, reason="make faults only: the fault-proxy tests check the same in the suite")
 def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
     with EmbeddedBroker() as broker, SplunkReceiver() as splunk, DatadogReceiver() as datadog:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)

@@ -27,9 +27,9 @@ from tests.faults import (CANARY_DATADOG, CANARY_SPLUNK, CanaryDatadog, CanarySp
                           ConnectorProcess, assert_no_canary, wait_until)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-TIMEOUT_S = 3.0
+TIMEOUT_S = 2.0
 #: The outage's length; the issue's figure is 60 s (`make faults` runs it), the suite's 15 s.
-OUTAGE_S = float(os.environ.get("CONTINUUM_FAULT_OUTAGE_S", "15"))
+OUTAGE_S = float(os.environ.get("CONTINUUM_FAULT_OUTAGE_S", "10"))
 
 
 class Pacer:
@@ -95,12 +95,12 @@ def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixtu
         ], stop))
         with Pacer(settings, 400) as pacer:
             host.start()
-            wait_until(lambda: len(splunk.received.event_ids) > 200 and len(datadog.received.event_ids) > 200, 60,
+            wait_until(lambda: len(splunk.received.event_ids) > 100 and len(datadog.received.event_ids) > 100, 60,
                        "both delivering")
             proxy.fault = FAULTS[fault]
             time.sleep(TIMEOUT_S)  # the connection in use ends; the next one meets the fault
             start = (len(pacer.ids), len(datadog.received.event_ids))
-            time.sleep(3 * TIMEOUT_S)
+            time.sleep(4 * TIMEOUT_S)
             end = (len(pacer.ids), len(datadog.received.event_ids))
             proxy.fault = None
         try:
