@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run broker test test-unit test-integration bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
+.PHONY: help install system-deps run broker test test-unit test-integration properties bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ test-unit: $(STAMP) ## Run the unit tests only (no broker)
 
 test-integration: $(STAMP) ## Run the integration tests only
 	$(BIN)/python -m pytest tests/integration
+
+properties: $(STAMP) ## The Hypothesis properties with fresh random examples, 10x as many as the suite's fixed ones
+	CONTINUUM_HYPOTHESIS=explore CONTINUUM_HYPOTHESIS_SCALE=10 $(BIN)/python -m pytest tests/unit/test_properties.py -p no:cacheprovider
 
 bench: bench-producer bench-router bench-connector bench-probe ## Run every benchmark (ratios against a baseline measured in the same run)
 

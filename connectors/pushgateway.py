@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,15 @@ def _label(value: object) -> str:
     return value
 
 
+def _count(value: object) -> float:
+    """A counter's value as read back: a count, or ValueError (``+Inf``, NaN and negatives cannot be
+    continued from, and pushing them on would make every rate computed from them meaningless)."""
+    number = float(value)  # type: ignore[arg-type]  # ValueError/TypeError for what is not a number
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"counter value {value!r} is not a count")
+    return number
+
+
 def state_from_api(answer: object, job: str, instance: str) -> State:
     """What a ``GET /api/v1/metrics`` answer holds of our groups (values come as strings).
 
@@ -194,7 +204,7 @@ def state_from_api(answer: object, job: str, instance: str) -> State:
     for group in answer["data"]:
         labels, values = group.get("labels", {}), {n: group[n]["metrics"] for n in METRICS if n in group}
         if labels == {"job": job, "instance": instance}:
-            counters = {(_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): float(m["value"])
+            counters = {(_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): _count(m["value"])
                         for m in values.get(COUNTER, [])}
         elif labels.keys() == {"job", "printer"} and labels["job"] == job:
             first = {n: m[0] for n, m in values.items() if m}
@@ -262,7 +272,9 @@ class PushgatewaySink:
             raise Retry(f"Pushgateway GET /api/v1/metrics: unexpected HTTP {response.status_code}")
         try:
             state = state_from_api(response.json(), self.config.job, self.config.instance)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):  # e.g. up = +Inf
+        except ValueError as exc:  # the gateway's, but holding what we cannot count on from
+            raise ConfigError(f"Pushgateway metrics API at {self.config.url}: {str(exc)[:200]}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, OverflowError):  # e.g. up = +Inf
             raise ConfigError(f"no Pushgateway metrics API at {self.config.url}") from None
         log.info("Pushgateway: read back %d printers and %d events counted", len(state.printers),
                  sum(state.counters.values()))

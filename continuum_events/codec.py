@@ -29,7 +29,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from continuum_events.avro import compile_encoder
-from continuum_events.events import EVENT_SCHEMA, PAYLOAD_RECORDS, Event, EventType
+from continuum_events.events import EVENT_SCHEMA, PAYLOAD_FIELDS, Event, EventType
 from continuum_events.schemas import history
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ _REGISTRY_ID = struct.Struct(">I")
 #: and Avro's long would also take nanoseconds written as microseconds (year 55,000).
 TIMESTAMP_MIN_US, TIMESTAMP_MAX_US = -62_135_510_400_000_000, 253_402_214_400_000_000
 #: A reader fills in every field of the branch it read, so other fields mean another family's payload.
-_PAYLOAD_FIELDS = {family: frozenset(f["name"] for f in record["fields"]) for family, record in PAYLOAD_RECORDS.items()}
 
 
 class DecodeError(ValueError):
@@ -145,7 +144,7 @@ class EventCodec:
         if not TIMESTAMP_MIN_US <= event.timestamp_us <= TIMESTAMP_MAX_US:
             raise DecodeError(f"timestamp {event.timestamp_us} is not microseconds between years 1 and 9999",
                               topic=topic, partition=partition, offset=offset)
-        if event.event_type is not EventType.UNKNOWN and event.payload.keys() != _PAYLOAD_FIELDS[event.family]:
+        if event.event_type is not EventType.UNKNOWN and event.payload.keys() != PAYLOAD_FIELDS[event.family]:
             raise DecodeError(f"a {event.event_type.value} event with another family's payload",
                               topic=topic, partition=partition, offset=offset)
         return event

@@ -77,6 +77,22 @@ PAYLOAD_BRANCH: dict[str, str] = {
     family: f"{EVENT_SCHEMA['namespace']}.{record['name']}" for family, record in PAYLOAD_RECORDS.items()
 }
 
+#: The field names of each family's payload record.
+PAYLOAD_FIELDS: dict[str, frozenset[str]] = {
+    family: frozenset(f["name"] for f in record["fields"]) for family, record in PAYLOAD_RECORDS.items()
+}
+
+
+def payload_family(payload: Mapping[str, Any]) -> str:
+    """The family whose payload record has exactly these fields (how an ``unknown`` event, from a
+    newer writer, keeps its payload's branch when it is encoded again); ValueError if none has."""
+    names = payload.keys()
+    for family, fields in PAYLOAD_FIELDS.items():
+        if names == fields:
+            return family
+    raise ValueError(f"a payload of no known family (fields {sorted(names)[:8]})")
+
+
 #: Severity used when the caller gives none.
 DEFAULT_SEVERITY: dict[str, str] = {
     "printer.offline": "warning",
@@ -151,12 +167,17 @@ class Event:
         return self.event_type.family
 
     @property
+    def payload_family(self) -> str:
+        """The payload's family: the type's own, or for an ``unknown`` type the one its fields name."""
+        return self.family if self.family in PAYLOAD_RECORDS else payload_family(self.payload)
+
+    @property
     def timestamp(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp_us / 1_000_000, tz=timezone.utc)
 
     @property
     def key(self) -> str:
-        return event_key(self.family, self.payload)
+        return event_key(self.payload_family, self.payload)
 
     def to_record(self) -> dict[str, Any]:
         """The Avro record (enum symbols, union branch tagged) ready to encode."""
@@ -166,7 +187,7 @@ class Event:
             "severity": self.severity.value,
             "timestamp": self.timestamp_us,
             "source": self.source,
-            "payload": (PAYLOAD_BRANCH[self.family], dict(self.payload)),
+            "payload": (PAYLOAD_BRANCH[self.payload_family], dict(self.payload)),
             "details": dict(self.details),
         }
 

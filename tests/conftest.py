@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+#: The suite's properties run the same examples every time (a CI run is judged on the code, not
+#: on the draw); ``make properties`` explores fresh random examples, many more of them.
+hypothesis_settings.register_profile("suite", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("CONTINUUM_HYPOTHESIS", "suite"))
 
 from continuum_events.broker import EmbeddedBroker
 from continuum_events.settings import KafkaSettings
