@@ -37,8 +37,12 @@ system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS, Pu
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Most of the suite waits (group joins, receivers, restarts), so it runs on TEST_WORKERS xdist
+# workers; the fault tests (marked slow) share one of them, one at a time (tests/conftest.py).
+TEST_WORKERS ?= 3
+
 test: $(STAMP) system-deps ## Run the whole suite (unit + integration against the embedded broker and real receivers)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: $(STAMP) ## Run the unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit

@@ -17,6 +17,15 @@ from continuum_events.broker import EmbeddedBroker
 from continuum_events.settings import KafkaSettings
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs the suite on several xdist workers (most tests wait on group joins and
+    receivers, not on the CPU). The fault tests (marked ``slow``) load both cores and time
+    restarts and requests, so they all go to one worker, one after another."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     """One embedded broker for the session; tests use unique topics or read by event_id."""

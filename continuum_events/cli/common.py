@@ -60,8 +60,9 @@ def bootstrap_from_env() -> str | None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """End a command with a clear message (never a traceback)."""
-    console.print(f"[red]error:[/] {escape(message)}")
+    """End a command with a clear message (never a traceback). Not wrapped by us: a path or a
+    command in it stays whole, to copy (the terminal folds a long line by itself)."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -77,6 +77,7 @@ def transitions(records: list[Received], prefix: str) -> Counter[tuple[str, str]
     return out
 
 
+@pytest.mark.slow
 def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, router, tmp_path) -> None:
     site = "Finance-3F"
     printers = [f"fin-{n:03d}" for n in range(200)]
@@ -106,6 +107,7 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     assert not transitions(records, "printer/fin-"), "nor on the way back"
 
 
+@pytest.mark.slow
 def test_a_flapping_printer_is_one_incident_and_one_resolve_across_a_router_kill(settings, router, tmp_path) -> None:
     pid, toggles = "lab-7", 10
     kinds = ["printer.offline" if n % 2 == 0 else "printer.online" for n in range(toggles)]
@@ -127,6 +129,7 @@ def test_a_flapping_printer_is_one_incident_and_one_resolve_across_a_router_kill
     assert own.get((f"printer/{pid}/offline", "trigger"), 0) == 0, "no offline page: held, then flapping"
 
 
+@pytest.mark.slow
 def test_state_recovery_is_exact_after_a_kill(settings, router, tmp_path) -> None:
     """1,500 pages of 1,500 locations are held; the router is killed once their state is
     written; after the restart every one is released once its hold ends: none lost."""
