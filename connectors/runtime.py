@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -166,6 +167,16 @@ class IntegrationRunner:
         self._dlq = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True,
                                                        "linger.ms": 5}))
 
+    def consumer_config(self) -> dict[str, Any]:
+        """The librdkafka configuration of this integration's consumer."""
+        return self.settings.client_config(**{
+            "group.id": connector_group(self.name), "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.wait.max.ms": self.settings.fetch_wait_max_ms, **FAST_GROUP_SETTINGS,
+            **({"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
+               if self.settings.group_instance_id else {}),
+        })
+
     # -- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop``. A failure of the runner itself (a bug, not a vendor's
@@ -189,13 +200,7 @@ class IntegrationRunner:
         if not self._open_sink(stop):
             self._set_health("stopped")
             return
-        consumer = Consumer(self.settings.client_config(**{
-            "group.id": connector_group(self.name), "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.wait.max.ms": 10, **FAST_GROUP_SETTINGS,
-            **({"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
-               if self.settings.group_instance_id else {}),
-        }))
+        consumer = Consumer(self.consumer_config())
         self._consumer = consumer
         consumer.subscribe([self.topic], on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._set_health("healthy")

@@ -132,7 +132,8 @@ class EventProducer:
         #: Called with each event_id the brokers acknowledge on the direct path (audit hooks, tests).
         self.on_delivered = on_delivered
         self._config = self.settings.client_config(
-            **{**PRODUCER_DEFAULTS, **(producer_config or {})}, error_cb=self._on_error,
+            **{**PRODUCER_DEFAULTS, "linger.ms": self.settings.linger_ms, **(producer_config or {})},
+            error_cb=self._on_error,
             logger=logging.getLogger("librdkafka"),
         )
         self._factory = producer_factory
