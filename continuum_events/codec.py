@@ -41,7 +41,6 @@ _REGISTRY_ID = struct.Struct(">I")
 #: Times a datetime holds (years 1 to 9999, a day inside each end): every consumer formats them,
 #: and Avro's long would also take nanoseconds written as microseconds (year 55,000).
 TIMESTAMP_MIN_US, TIMESTAMP_MAX_US = -62_135_510_400_000_000, 253_402_214_400_000_000
-#: A reader fills in every field of the branch it read, so other fields mean another family's payload.
 
 
 class DecodeError(ValueError):
@@ -144,6 +143,7 @@ class EventCodec:
         if not TIMESTAMP_MIN_US <= event.timestamp_us <= TIMESTAMP_MAX_US:
             raise DecodeError(f"timestamp {event.timestamp_us} is not microseconds between years 1 and 9999",
                               topic=topic, partition=partition, offset=offset)
+        # A reader fills in every field of the branch it read, so other fields mean another family's payload.
         if event.event_type is not EventType.UNKNOWN and event.payload.keys() != PAYLOAD_FIELDS[event.family]:
             raise DecodeError(f"a {event.event_type.value} event with another family's payload",
                               topic=topic, partition=partition, offset=offset)
