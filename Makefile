@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run broker test test-unit test-integration properties bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
+.PHONY: help install kafka system-deps run broker cluster test test-unit test-integration properties bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,11 +19,34 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its test tools
 
-run: $(STAMP) ## Run the pipeline on the embedded broker with the demo source and a live view (Ctrl-C stops)
+# Apache Kafka's broker and its runtime jars, resolved once by Maven (checksums verified) from
+# the version pinned in deploy/kafka/pom.xml into a cache inside the project. Java 17 runs it.
+KAFKA_POM   := deploy/kafka/pom.xml
+KAFKA_DIST  := .state/kafka-dist
+KAFKA_STAMP := $(KAFKA_DIST)/.resolved
+
+$(KAFKA_STAMP): $(KAFKA_POM)
+	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "installing Java 17 and Maven (Apache Kafka's runtime, and what resolves it)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless maven; }
+	rm -rf $(KAFKA_DIST)/libs
+	mvn -q -B -f $(KAFKA_POM) -Dmaven.repo.local=$(CURDIR)/$(KAFKA_DIST)/m2 dependency:copy-dependencies \
+	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_DIST)/libs
+	touch $@
+
+kafka: $(KAFKA_STAMP) ## Resolve Apache Kafka's jars (Maven Central) into .state/kafka-dist, installing Java 17 if missing
+
+# `make run` prefers Apache Kafka; where Java or Maven cannot be had it says so and runs on Tansu.
+run: $(STAMP) ## Run the pipeline on a local Apache Kafka (history kept in .state/kafka) with the demo and a live view
+	@$(MAKE) --no-print-directory kafka || echo "Apache Kafka unavailable: continuing on Tansu (memory only)"
 	$(BIN)/continuum-events run
 
-broker: $(STAMP) ## Run only the embedded broker on 127.0.0.1:9092
+broker: $(STAMP) kafka ## Run only a local Apache Kafka node on 127.0.0.1:9092 (data in .state/kafka)
 	$(BIN)/continuum-events broker
+
+cluster: $(STAMP) kafka ## Run a local 3-node Apache Kafka cluster (RF 3, min ISR 2) from 127.0.0.1:9092
+	$(BIN)/continuum-events broker --nodes 3 --data-dir .state/kafka-cluster
 
 # Real receivers the integration tests talk to, and the browser the admin page's test drives (Debian packages).
 SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway nsca chromium chromium-driver
@@ -41,14 +64,20 @@ system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS, Pu
 # workers; the fault tests (marked slow) share one of them, one at a time (tests/conftest.py).
 TEST_WORKERS ?= 3
 
-test: $(STAMP) system-deps ## Run the whole suite (unit + integration against the embedded broker and real receivers)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+# The whole suite on Apache Kafka (a node per xdist worker), then the tests that say most about
+# the broker itself again on Tansu, so the zero-Java development engine stays covered.
+TANSU_TESTS := tests/integration/test_producer.py tests/integration/test_router.py \
+	tests/integration/test_history.py tests/integration/test_run.py
+
+test: $(STAMP) kafka system-deps ## Run the whole suite on Apache Kafka (unit + integration, real receivers), then the broker-facing tests on Tansu
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine kafka
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine tansu $(TANSU_TESTS)
 
 test-unit: $(STAMP) ## Run the unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: $(STAMP) ## Run the integration tests only
-	$(BIN)/python -m pytest tests/integration
+test-integration: $(STAMP) kafka ## Run the integration tests only (ENGINE=tansu for the development engine)
+	$(BIN)/python -m pytest tests/integration --engine $(or $(ENGINE),kafka)
 
 properties: $(STAMP) ## The Hypothesis properties with fresh random examples, 10x as many as the suite's fixed ones
 	CONTINUUM_HYPOTHESIS=explore CONTINUUM_HYPOTHESIS_SCALE=10 $(BIN)/python -m pytest tests/unit/test_properties.py -p no:cacheprovider
@@ -85,6 +114,6 @@ soak: $(STAMP) system-deps ## Soak: SOAK_RATE events/s for SOAK_SECONDS through 
 lint: $(STAMP) ## ruff, if installed in the venv
 	$(BIN)/python -m ruff check . || true
 
-clean: ## Remove the venv, caches and local state
+clean: ## Remove the venv, caches and local state (the local Kafka's history and jars too)
 	rm -rf $(VENV) .pytest_cache .state build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -13,8 +13,25 @@ hypothesis_settings.register_profile("suite", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("CONTINUUM_HYPOTHESIS", "suite"))
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import ENGINE_ENV, ENGINES, LocalBroker, default_engine, local_broker
 from continuum_events.settings import KafkaSettings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=ENGINES, default=None,
+                     help=f"the local broker the integration tests start (default: ${ENGINE_ENV}, else kafka)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Through the environment, so xdist workers and every process a test starts
+    # (`continuum-events run`, killable connectors) pick the same engine.
+    engine = config.getoption("--engine")
+    if engine:
+        os.environ[ENGINE_ENV] = engine
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"broker engine: {default_engine()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -27,22 +44,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    """One embedded broker for the session; tests use unique topics or read by event_id."""
-    with EmbeddedBroker() as b:
+def broker() -> Iterator[LocalBroker]:
+    """One local broker per session (per xdist worker); tests use unique topics or read by event_id."""
+    with local_broker() as b:
         yield b
 
 
 @pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
+def own_broker() -> Iterator[LocalBroker]:
     """A broker this test may kill and restart (not started: the test decides when)."""
-    b = EmbeddedBroker()
+    b = local_broker()
     yield b
     b.stop()
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker) -> KafkaSettings:
+def settings(broker: LocalBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
 
 
@@ -52,7 +69,7 @@ def _quiet_librdkafka() -> None:
 
 
 @pytest.fixture
-def fresh_topic(broker: EmbeddedBroker, request: pytest.FixtureRequest) -> str:
+def fresh_topic(broker: LocalBroker, request: pytest.FixtureRequest) -> str:
     """A new 6-partition topic of this test's own, so shared-broker tests never mix."""
     import uuid
 

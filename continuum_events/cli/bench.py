@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import typer
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import local_broker
 from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.settings import KafkaSettings
 
@@ -70,7 +70,7 @@ def _cluster(bootstrap_servers: str | None) -> Iterator[KafkaSettings]:
     if bootstrap_servers:
         yield kafka_settings(bootstrap_servers)
         return
-    with EmbeddedBroker() as embedded:
+    with local_broker() as embedded:
         console.print(f"embedded broker on {embedded.bootstrap_servers}")
         yield kafka_settings(embedded.bootstrap_servers)
 

@@ -4,42 +4,62 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from pathlib import Path
 
 import typer
 from confluent_kafka.admin import AdminClient
 
-from continuum_events.broker import BrokerError, EmbeddedBroker
-from continuum_events.cli.common import BootstrapOption, console, kafka_settings
+from continuum_events.broker import ENGINES, BrokerError, KafkaBroker, kafka_version, local_broker
+from continuum_events.cli.common import BootstrapOption, console, fail, kafka_settings
 from continuum_events.topology import Topology, ensure_topology
 
 
 def broker(
-    port: int = typer.Option(9092, help="Port to listen on (127.0.0.1)."),
+    engine: str = typer.Option("kafka", help=f"{' or '.join(ENGINES)}: Apache Kafka (KRaft, data on disk) or "
+                               "Tansu (no Java, memory only)."),
+    port: int = typer.Option(9092, help="Client port (127.0.0.1)."),
+    data_dir: Path = typer.Option(Path(".state/kafka"), help="Where Apache Kafka keeps its data across restarts "
+                                  "(formatted on first start; ignored by Tansu)."),
+    nodes: int = typer.Option(1, min=1, max=5, help="Apache Kafka nodes (3: the production shape, replication "
+                              "factor 3, min.insync.replicas 2)."),
     partitions: int = typer.Option(6, help="Partitions of printer-events and the category topics."),
 ) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu, in memory) with the topology created.
+    """Run a local broker with the topology created; Ctrl-C or SIGTERM stops it cleanly.
 
-    For development and demos: data lives in memory and is gone when it stops. Point
-    the other commands at it with --bootstrap-servers 127.0.0.1:PORT.
+    Point the other commands at it with --bootstrap-servers 127.0.0.1:PORT.
     """
-    embedded = EmbeddedBroker(port=port, topology=Topology(partitions=partitions))
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}", code=2)
+    topology = Topology(partitions=partitions, replication_factor=min(3, nodes))
+    if engine == "kafka":
+        local = KafkaBroker(port=port, topology=topology, data_dir=data_dir, nodes=nodes,
+                            log_path=data_dir / "kafka.log")
+    elif nodes > 1:
+        fail("--nodes is for --engine kafka", code=2)
+    else:
+        local = local_broker("tansu", port=port, topology=topology)
+    began = time.monotonic()
     try:
-        embedded.start()
+        local.start()
     except BrokerError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    console.print(f"broker ready on [bold]{embedded.bootstrap_servers}[/] (log: {embedded.log_path}); Ctrl-C stops it")
+        fail(str(exc))
+    what = f"Apache Kafka {kafka_version()} ({nodes} node{'s' if nodes > 1 else ''}, data in {data_dir})" \
+        if engine == "kafka" else "Tansu (memory only)"
+    console.print(f"{what} ready on [bold]{local.bootstrap_servers}[/] in {time.monotonic() - began:.1f} s "
+                  f"(log: {local.log_path}); Ctrl-C stops it")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         while not stopped.wait(1):
-            if not embedded.running:
-                console.print(f"[red]broker exited[/]; see {embedded.log_path}")
+            if not local.running:
+                console.print(f"[red]broker exited[/]; see {local.log_path}")
                 raise typer.Exit(1)
     except KeyboardInterrupt:
         pass
     finally:
-        embedded.stop()
+        console.print("stopping…")
+        local.stop()
 
 
 def topics(

@@ -1,6 +1,8 @@
 """``continuum-events run``: the whole pipeline on one machine, with a live view.
 
-On the embedded broker by default, or on a real cluster with ``--bootstrap-servers``
+On a local broker by default — Apache Kafka keeping its data in ``.state/kafka`` so a
+second run has the first one's history (Tansu, memory only, where Java or the Kafka jars
+cannot be had, or with ``--engine tansu``) — or on a real cluster with ``--bootstrap-servers``
 (and the CONTINUUM_KAFKA_* TLS/SASL settings). It connects the integrations of
 ``--integrations`` (or, with none anywhere, demo integrations delivering to local
 contract receivers), then starts and supervises the parts — a router worker, a
@@ -31,7 +33,17 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from continuum_events.broker import BrokerError, EmbeddedBroker, free_port, port_open
+from continuum_events.broker import (
+    ENGINES,
+    BrokerError,
+    Engine,
+    LocalBroker,
+    default_engine,
+    engine_unavailable,
+    free_port,
+    local_broker,
+    port_open,
+)
 from continuum_events.cli.common import BootstrapOption, bootstrap_from_env, console, fail, kafka_settings
 from continuum_events.cli.events import describe
 from continuum_events.monitor import FlowMonitor, FlowSnapshot
@@ -49,7 +61,9 @@ def run(
     integrations: Path | None = typer.Option(None, "--integrations", "-f", help="Integrations YAML to connect at "
                                              "start (default: integrations.yaml if present; none anywhere: demo "
                                              "integrations to local receivers)."),
-    broker_port: int = typer.Option(9092, help="Port of the embedded broker (a free one is used if taken)."),
+    broker_port: int = typer.Option(9092, help="Port of the local broker (a free one is used if taken)."),
+    engine: str | None = typer.Option(None, "--engine", help=f"Local broker: {' or '.join(ENGINES)} (default: "
+                               "$CONTINUUM_BROKER_ENGINE, else kafka; tansu when Java or the Kafka jars are missing)."),
     rate: float = typer.Option(25.0, help="Demo events per second (0: no demo source)."),
     printers: int = typer.Option(60, help="Printers of the demo source."),
     probe_printers: int = typer.Option(12, help="Simulated SNMP printers the probe polls (0: no probe)."),
@@ -59,7 +73,7 @@ def run(
     router: bool = typer.Option(True, "--router/--no-router", help="Run a router worker (category routing)."),
     connectors: bool = typer.Option(True, "--connectors/--no-connectors", help="Run the integrations' connectors."),
 ) -> None:
-    """Run the pipeline: broker (embedded unless --bootstrap-servers), router, connectors, probe, demo, live view."""
+    """Run the pipeline: broker (local unless --bootstrap-servers), router, connectors, probe, demo, live view."""
     from continuum_events.integrations import IntegrationError, load_integrations
 
     if integrations is None and Path("integrations.yaml").exists():
@@ -68,7 +82,7 @@ def run(
         specs = load_integrations(integrations) if integrations else []
     except IntegrationError as exc:
         fail(str(exc), code=2)
-    embedded: EmbeddedBroker | None = None
+    embedded: LocalBroker | None = None
     stop = threading.Event()
     # SIGTERM (a service manager, `timeout`, `kill`) stops as cleanly as Ctrl-C: no broker
     # or worker process is left behind, nothing owed is left unflushed.
@@ -78,8 +92,8 @@ def run(
         if bootstrap_servers is None and bootstrap_from_env() is None:
             port = broker_port if not port_open("127.0.0.1", broker_port) else free_port()
             if port != broker_port:
-                console.print(f"port {broker_port} is taken; the embedded broker uses {port}")
-            embedded = EmbeddedBroker(port=port)
+                console.print(f"port {broker_port} is taken; the local broker uses {port}")
+            embedded = local_broker(_choose_engine(engine), port=port, data_dir=state / "kafka")
             try:
                 embedded.start()
             except BrokerError as exc:
@@ -89,7 +103,8 @@ def run(
         settings = kafka_settings(bootstrap_servers)
         if embedded is None:
             ensure_topology(AdminClient(settings.client_config()), Topology())
-        console.print(f"pipeline on {settings.describe()}{' (embedded broker)' if embedded else ''}")
+        where = f" (local {embedded.engine} broker{', history in ' + str(state / 'kafka') if embedded.durable else ', memory only'})" if embedded else ""
+        console.print(f"pipeline on {settings.describe()}{where}")
 
         names = _connect(settings, specs, cleanup, demo=embedded is not None) if connectors else []
         monitor = FlowMonitor(settings, EVENTS_TOPIC).start()
@@ -124,7 +139,7 @@ def run(
         cleanup.callback(stop.set)
 
         started = time.monotonic()
-        view_of = lambda final=False: View(  # noqa: E731
+        view_of = lambda final=False: View(
             monitor.snapshot(), producer.stats(), time.monotonic() - started, {c: f.snapshot() for c, f in flows.items()},
             parts, _reports(board, names, final))
         try:
@@ -150,9 +165,30 @@ def run(
         console.print(view_of(final=True).summary())
 
 
+def _choose_engine(asked: str | None) -> Engine:
+    """The engine asked for, else the default; Apache Kafka falls back to Tansu (saying why)
+    only when it was not asked for by name."""
+    if asked is not None and asked not in ENGINES:
+        fail(f"--engine {asked!r}: expected one of {', '.join(ENGINES)}", code=2)
+    chosen: Engine = asked or default_engine()  # type: ignore[assignment]
+    why = engine_unavailable(chosen)
+    if why is None:
+        return chosen
+    if asked is None and chosen == "kafka" and engine_unavailable("tansu") is None:
+        console.print(f"[yellow]Apache Kafka is not available[/] ({why}); falling back to Tansu: "
+                      "memory only, nothing kept after this run")
+        return "tansu"
+    fail(why)
+
+
+#: The demo integrations: their receivers live in this process, on new ports each run.
+DEMO_NAMES = frozenset({"demo-splunk", "demo-grafana", "demo-pagerduty"})
+
+
 def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack, demo: bool) -> list[str]:
-    """Connect the file's integrations; with none anywhere and on the embedded broker,
-    demo integrations delivering to local contract receivers. Returns the names."""
+    """Connect the file's integrations; with none anywhere (or only the demo's, from an earlier
+    run on the same local broker) on a local broker, demo integrations delivering to local
+    contract receivers. Returns the names."""
     from continuum_events.config import write_hygiene
     from continuum_events.hygiene import HYGIENE_KEY, GroupPolicy, HygienePolicy
     from continuum_events.integrations import connected
@@ -163,8 +199,11 @@ def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack
         connect(settings, spec, config)
         console.print(f"connected {spec.name} ({spec.vendor})")
     names = sorted({*connected(config), *(s.name for s in specs)})
-    if names or not demo:
+    if not demo or (names and not set(names) <= DEMO_NAMES):
         return names
+    # Connected again with this run's receiver addresses; an earlier run's groups keep
+    # their commits, so the connectors resume where they stopped.
+    names = []
     for spec in _demo_integrations(cleanup):
         connect(settings, spec, config)
         names.append(spec.name)

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from continuum_events.connectors.host import ConnectorHost
+from continuum_events.producers.app import EventProducer
 from flask import Flask
 from openapi_spec_validator import validate
 
 from continuum_events.admin import AdminService, admin_blueprint, create_app
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.connectors.host import ConnectorHost
+from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.events import EventType
-from continuum_events.producers.app import EventProducer
 from continuum_events.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
@@ -39,9 +39,9 @@ class Responses:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker() -> Iterator[LocalBroker]:
     """This module's own broker: replay by time needs timestamps in order per partition."""
-    with EmbeddedBroker() as b:
+    with local_broker() as b:
         yield b
 
 

@@ -7,25 +7,24 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from continuum_events.connectors.host import ConnectorHost
+from continuum_events.producers.app import EventProducer
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from continuum_events.admin import AdminService, create_app
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.connectors.host import ConnectorHost
+from continuum_events.broker import local_broker
 from continuum_events.events import EventType
-from continuum_events.producers.app import EventProducer
 from continuum_events.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
@@ -38,7 +37,7 @@ TOKEN = "page-token-" + uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[str, KafkaSettings]]:
     """Broker, connector host and the admin server on a free port."""
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         service = AdminService(settings, tmp_path_factory.mktemp("secrets"), status_ttl_s=0.5)
         server = make_server("127.0.0.1", 0, create_app(service, token=TOKEN), threaded=True)

@@ -14,20 +14,20 @@ from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Producer
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.codec import EventCodec
 from continuum_events.connectors.base import SinkContext
 from continuum_events.connectors.incidents import IncidentLedger, LifecycleSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, local_broker
+from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, Event, EventType, Severity, event_key, new_event_id
+from continuum_events.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topology
-from continuum_events.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
 
 pytestmark = pytest.mark.broker
 MINUTE = 60_000_000
@@ -63,7 +63,7 @@ def printer_event(kind: str, printer: str, t: int, **extra: object) -> Event:
 
 @dataclass
 class Rig:
-    broker: EmbeddedBroker
+    broker: LocalBroker
     receiver: ContractReceiver
     vendor: Alerting
     settings: KafkaSettings
@@ -113,7 +113,7 @@ def stop_runner(stop: threading.Event, thread: threading.Thread) -> None:
 @pytest.fixture(params=VENDORS, ids=lambda v: v.name)
 def rig(request) -> Iterator[Rig]:
     vendor: Alerting = request.param
-    with EmbeddedBroker() as broker, vendor.receiver() as receiver:
+    with local_broker() as broker, vendor.receiver() as receiver:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         from confluent_kafka.admin import AdminClient
 
@@ -190,7 +190,7 @@ def test_a_crash_between_the_vendors_answer_and_the_ledger_reopens_nothing(rig: 
 
 
 def test_pagerduty_rate_is_respected_by_queueing_never_by_dropping() -> None:
-    with EmbeddedBroker() as broker, PagerDutyReceiver() as receiver:
+    with local_broker() as broker, PagerDutyReceiver() as receiver:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         receiver.rate_limit, receiver.rate_window_s = 12, 3.0
         sink = PagerDutySink(PagerDutyConfig(SecretStr(PagerDutyReceiver.ROUTING_KEY), url=receiver.url))

@@ -14,11 +14,7 @@ from typing import Any, Protocol, Self
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker
 from continuum_events.connectors.base import Sink
-from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
@@ -27,17 +23,31 @@ from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink
+from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+from continuum_events.producers import EventProducer
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.deadletter import read_dead_letter_headers
 from continuum_events.events import EventType
-from continuum_events.producers import EventProducer
+from continuum_events.receivers import (
+    Answer,
+    DatadogReceiver,
+    ElasticsearchReceiver,
+    GrafanaReceiver,
+    NewRelicReceiver,
+    OpsgenieReceiver,
+    PagerDutyReceiver,
+    Received,
+    SplunkReceiver,
+    VictorOpsReceiver,
+)
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
 from tests import daemons
 from tests.daemons import NscaReceiver, PushgatewayFront
-from continuum_events.receivers import (Answer, DatadogReceiver, ElasticsearchReceiver, GrafanaReceiver, NewRelicReceiver,
-                             OpsgenieReceiver, PagerDutyReceiver, Received, SplunkReceiver, VictorOpsReceiver)
 
 pytestmark = pytest.mark.broker
 
@@ -139,7 +149,7 @@ SECRETS = (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.
 
 @dataclass
 class Rig:
-    broker: EmbeddedBroker
+    broker: LocalBroker
     receiver: Receiver
     vendor: Vendor
     settings: KafkaSettings
@@ -207,7 +217,7 @@ def _tmp_spool():
 @pytest.fixture(params=VENDORS, ids=lambda v: v.name)
 def rig(request) -> Iterator[Rig]:
     vendor: Vendor = request.param
-    with EmbeddedBroker() as broker, vendor.receiver() as receiver:
+    with local_broker() as broker, vendor.receiver() as receiver:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         yield Rig(broker, receiver, vendor, settings, f"{vendor.name}-contract")
 
@@ -322,7 +332,7 @@ def test_test_connection_gives_a_verdict_and_never_echoes_the_secret(vendor: Ven
 
 @pytest.fixture
 def splunk_rig() -> Iterator[Rig]:
-    with EmbeddedBroker() as broker, SplunkReceiver() as receiver:
+    with local_broker() as broker, SplunkReceiver() as receiver:
         yield Rig(broker, receiver, VENDORS[0], KafkaSettings(bootstrap_servers=broker.bootstrap_servers), "splunk-ack")
 
 
@@ -341,8 +351,9 @@ def test_splunk_indexer_acknowledgement_gates_the_commit(splunk_rig: Rig) -> Non
 
 def test_splunk_ack_requested_but_disabled_on_the_token_is_a_config_error(splunk_rig: Rig) -> None:
     from continuum_events.connectors.base import ConfigError
-    from tests.samples import full_payload
+
     from continuum_events.events import Event, Severity, new_event_id
+    from tests.samples import full_payload
 
     sink = SplunkHecSink(SplunkConfig(splunk_rig.receiver.url, SecretStr(SplunkReceiver.TOKEN), use_ack=True))
     event = Event(new_event_id(), EventType.PRINTER_JAM, Severity.WARNING, 0, full_payload("printer"))
@@ -351,7 +362,7 @@ def test_splunk_ack_requested_but_disabled_on_the_token_is_a_config_error(splunk
 
 
 def test_elasticsearch_partial_failures_retry_only_the_failed_items() -> None:
-    with EmbeddedBroker() as broker, ElasticsearchReceiver() as receiver:
+    with local_broker() as broker, ElasticsearchReceiver() as receiver:
         rig = Rig(broker, receiver, VENDORS[1], KafkaSettings(bootstrap_servers=broker.bootstrap_servers), "es-partial")
         ids = rig.produce(300)
         receiver.item_429_once = {ids[5], ids[77], ids[250]}
@@ -365,9 +376,9 @@ def test_elasticsearch_partial_failures_retry_only_the_failed_items() -> None:
 
 def test_metrics_are_served_over_http(splunk_rig: Rig) -> None:
     import requests
+    from continuum_events.connectors.host import Integration, run_integrations
 
     from continuum_events.broker import free_port
-    from continuum_events.connectors.host import Integration, run_integrations
 
     rig = splunk_rig
     ids = rig.produce(250)

@@ -13,18 +13,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.host import Integration, run_integrations
 from continuum_events.connectors.splunk import LIMITS as SPLUNK_LIMITS
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
-from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
+from pydantic import SecretStr
+
+from continuum_events.broker import local_broker
+from continuum_events.events import EventType
+from continuum_events.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
-from continuum_events.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
 from tests.faults import CANARY_SPLUNK, CanarySplunk, Completeness, ConnectorProcess, assert_no_canary, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -66,7 +66,7 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
     # that member instead of waiting out the dead one's session.
     static = {"CONTINUUM_KAFKA_GROUP_INSTANCE_ID": "faults-host"} if membership == "static" else {}
     kills = KILLS if membership == "dynamic" or FULL else 2
-    with EmbeddedBroker() as broker, CanarySplunk() as splunk, ElasticsearchReceiver() as elastic:
+    with local_broker() as broker, CanarySplunk() as splunk, ElasticsearchReceiver() as elastic:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         workers = [
             ConnectorProcess(broker.bootstrap_servers, "splunk-killed",
@@ -131,7 +131,7 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
 
 @pytest.mark.skipif(not FULL, reason="make faults only: the fault-proxy tests check the same in the suite")
 def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
-    with EmbeddedBroker() as broker, SplunkReceiver() as splunk, DatadogReceiver() as datadog:
+    with local_broker() as broker, SplunkReceiver() as splunk, DatadogReceiver() as datadog:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         stop = threading.Event()
         integrations = [

@@ -10,17 +10,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.codec import EventCodec
 from continuum_events.connectors.splunk import LIMITS as SPLUNK_LIMITS
+from continuum_events.producers import EventProducer
+
+from continuum_events.broker import local_broker
+from continuum_events.codec import EventCodec
 from continuum_events.events import EventType
 from continuum_events.faults import POINTS
-from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
-from tests.faults import (CANARY_PAGERDUTY, CANARY_SPLUNK, CanaryPagerDuty, CanarySplunk, Completeness,
-                          ConnectorProcess, assert_no_canary, wait_until)
+from tests.faults import (
+    CANARY_PAGERDUTY,
+    CANARY_SPLUNK,
+    CanaryPagerDuty,
+    CanarySplunk,
+    Completeness,
+    ConnectorProcess,
+    assert_no_canary,
+    wait_until,
+)
 from tests.kafka_helpers import read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -49,7 +57,7 @@ def crash_then_recover(connector: ConnectorProcess, point: str, nth: int, done) 
 
 @pytest.mark.parametrize("point", [p for p in POINTS if p != "connector.dead-letter"])
 def test_splunk_killed_at_each_crash_point_loses_nothing(point: str) -> None:
-    with EmbeddedBroker() as broker, CanarySplunk() as splunk:
+    with local_broker() as broker, CanarySplunk() as splunk:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ids = produce(settings, "logging", EVENTS, EventType.PRINTER_ONLINE, 97)
         connector = ConnectorProcess(broker.bootstrap_servers, "splunk-crash",
@@ -66,7 +74,7 @@ def test_splunk_killed_at_each_crash_point_loses_nothing(point: str) -> None:
 
 
 def test_killed_in_the_middle_of_a_dead_letter_write_keeps_every_dead_letter() -> None:
-    with EmbeddedBroker() as broker, CanarySplunk() as splunk:
+    with local_broker() as broker, CanarySplunk() as splunk:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ids = produce(settings, "logging", 600, EventType.PRINTER_ONLINE, 31)
         refused = set(ids[::50])  # 12 records the vendor refuses as bad: dead letters
@@ -101,7 +109,7 @@ def test_killed_in_the_middle_of_a_dead_letter_write_keeps_every_dead_letter() -
 @pytest.mark.parametrize("point,nth", [("connector.request-answered", 7), ("connector.delivered", 1),
                                        ("connector.committed", 1)])
 def test_pagerduty_killed_at_a_crash_point_opens_no_second_incident(point: str, nth: int) -> None:
-    with EmbeddedBroker() as broker, CanaryPagerDuty() as pagerduty:
+    with local_broker() as broker, CanaryPagerDuty() as pagerduty:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ids = produce(settings, "alerting", 50, EventType.PRINTER_OFFLINE, 50)  # 50 printers, one outage each
         connector = ConnectorProcess(broker.bootstrap_servers, "pagerduty-crash",

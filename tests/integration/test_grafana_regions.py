@@ -7,21 +7,21 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker
 from continuum_events.connectors.base import SinkContext
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker
 from continuum_events.events import Event, EventType, Severity, new_event_id
+from continuum_events.receivers import GrafanaReceiver
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_alerting import MINUTE, printer_event
-from continuum_events.receivers import GrafanaReceiver
 
 pytestmark = pytest.mark.broker
 
 
 @pytest.fixture
-def grafana(broker: EmbeddedBroker) -> Iterator[tuple[GrafanaReceiver, KafkaSettings]]:
+def grafana(broker: LocalBroker) -> Iterator[tuple[GrafanaReceiver, KafkaSettings]]:
     with GrafanaReceiver() as receiver:
         yield receiver, KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
 

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import LocalBroker
 from continuum_events.history import (
     count,
     end_offsets,
@@ -54,7 +54,7 @@ def produce(settings: KafkaSettings, topic: str, records: Iterable[tuple[int, in
     return n
 
 
-def new_topic(broker: EmbeddedBroker, partitions: int) -> str:
+def new_topic(broker: LocalBroker, partitions: int) -> str:
     name = f"test-history-{uuid.uuid4().hex[:8]}"
     ensure_topics(AdminClient({"bootstrap.servers": broker.bootstrap_servers}), [TopicSpec(name, partitions)])
     return name
@@ -74,7 +74,7 @@ class TimedTopic:
 
 
 @pytest.fixture(scope="module")
-def timed_topic(broker: EmbeddedBroker) -> TimedTopic:
+def timed_topic(broker: LocalBroker) -> TimedTopic:
     """5000 records over partitions 0–2 of a 4-partition topic (3 stays empty); each
     timestamp is used by two consecutive records of a partition."""
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
@@ -206,7 +206,7 @@ def test_read_range_names_the_partitions_it_could_not_finish(timed_topic: TimedT
 
 
 def test_measure_offset_for_time_on_20k_records(
-    broker: EmbeddedBroker, settings: KafkaSettings, consumer: Consumer,
+    broker: LocalBroker, settings: KafkaSettings, consumer: Consumer,
 ) -> None:
     n, partitions = 20_000, 4
     topic = new_topic(broker, partitions)

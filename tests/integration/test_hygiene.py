@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.config import write_hygiene
 from continuum_events.connectors.incidents import incidents_of
+from continuum_events.producers import EventProducer
+
+from continuum_events.broker import LocalBroker, local_broker
+from continuum_events.config import write_hygiene
 from continuum_events.events import EventType
 from continuum_events.history import history_consumer, watermarks
 from continuum_events.hygiene import FlapPolicy, GroupPolicy, HygienePolicy
-from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import HYGIENE_STATE, category_topic
 from tests.kafka_helpers import Received, read_topic
@@ -30,8 +30,8 @@ POLICY = HygienePolicy(flapping=FlapPolicy(changes=4, window_s=300, quiet_s=15),
 
 
 @pytest.fixture(scope="module")
-def hbroker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as broker:
+def hbroker() -> Iterator[LocalBroker]:
+    with local_broker() as broker:
         yield broker
 
 

@@ -22,17 +22,18 @@ from pathlib import Path
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker, free_port
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry
 from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
-from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
 from continuum_events.producers import EventProducer
+from pydantic import SecretStr
+
+from continuum_events.broker import free_port, local_broker
+from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import PASSWORD, Nsca
+
 
 @pytest.fixture(scope="module")
 def nsca_xor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nsca]:
@@ -236,7 +237,7 @@ MONITORING = [  # the types the built-in rules route to monitoring
 @pytest.fixture
 def kafka() -> Iterator[KafkaSettings]:
     """A broker of the test's own, so committed offsets count this test's events only."""
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         gc.collect()  # the runner's Kafka clients sit in reference cycles: gone before their broker is
 

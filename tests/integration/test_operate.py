@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
+from continuum_events.connectors.host import ConnectorHost
+from continuum_events.producers.app import EventProducer
 from typer.testing import CliRunner
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.cli.main import app
-from continuum_events.connectors.host import ConnectorHost
 from continuum_events.events import EventType
-from continuum_events.producers.app import EventProducer
 from continuum_events.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, connector_group
@@ -32,15 +32,15 @@ DAY0_US = 1_700_000_000 * 1_000_000
 
 
 @pytest.fixture(scope="module")
-def ops() -> Iterator[EmbeddedBroker]:
+def ops() -> Iterator[LocalBroker]:
     """A broker of this module's own: replay's time search needs per-partition timestamps in
     order, which other modules' events (timestamped now) would interleave."""
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         yield broker
 
 
 @pytest.fixture
-def settings(ops: EmbeddedBroker) -> KafkaSettings:
+def settings(ops: LocalBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=ops.bootstrap_servers)
 
 

@@ -15,7 +15,7 @@ import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import local_broker
 from continuum_events.codec import SINGLE_OBJECT_MAGIC, EventCodec, schema_fingerprint
 from continuum_events.events import EVENT_SCHEMA, Event, EventType, Severity, new_event_id
 from continuum_events.topology import EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
@@ -65,7 +65,7 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
     kinds = ["corrupt-avro", "unknown-fingerprint", "wrong-type", "invalid-utf8"]
     bad_at = set(rng.sample(range(TOTAL), BAD))
     huge_at = min(bad_at)
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "message.max.bytes": 16 << 20,
                              "linger.ms": 5})
         ids, injected = [], Counter()

@@ -13,9 +13,9 @@ import time
 from collections import defaultdict
 
 import pytest
-
-from continuum_events.broker import EmbeddedBroker
 from continuum_events.producers import EventProducer, EventType, SpoolFull, configure, dispatch_event
+
+from continuum_events.broker import LocalBroker
 from continuum_events.settings import KafkaSettings
 from tests.kafka_helpers import Received, read_topic
 
@@ -109,7 +109,7 @@ def _dispatch_all(producer: EventProducer, start: int, stop: int) -> None:
         producer.dispatch(*printer_event(i, printers=50))
 
 
-def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_broker: EmbeddedBroker, tmp_path) -> None:
+def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_broker: LocalBroker, tmp_path) -> None:
     producer = EventProducer(KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db")
     try:
         _dispatch_all(producer, 0, 2_000)
@@ -126,7 +126,7 @@ def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_bro
     assert_ordered_per_printer(received)
 
 
-def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(own_broker: EmbeddedBroker, tmp_path) -> None:
+def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(own_broker: LocalBroker, tmp_path) -> None:
     own_broker.start()
     acked: set[str] = set()
     producer = EventProducer(
@@ -183,7 +183,7 @@ SPOOL_ONLY_PRODUCER = textwrap.dedent("""
 """)
 
 
-def test_spooled_events_survive_a_producer_process_restart(own_broker: EmbeddedBroker, tmp_path) -> None:
+def test_spooled_events_survive_a_producer_process_restart(own_broker: LocalBroker, tmp_path) -> None:
     spool = tmp_path / "spool.db"
     first = subprocess.run(
         [sys.executable, "-c", SPOOL_ONLY_PRODUCER, own_broker.bootstrap_servers, str(spool)],
@@ -202,7 +202,7 @@ def test_spooled_events_survive_a_producer_process_restart(own_broker: EmbeddedB
     assert_ordered_per_printer(received)
 
 
-def test_a_full_spool_refuses_loudly_and_counts(own_broker: EmbeddedBroker, tmp_path, caplog) -> None:
+def test_a_full_spool_refuses_loudly_and_counts(own_broker: LocalBroker, tmp_path, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="continuum_events")
     producer = EventProducer(
         KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db",

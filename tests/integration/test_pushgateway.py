@@ -15,15 +15,15 @@ import pytest
 import requests
 from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker, free_port
 from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink, State
 from continuum_events.connectors.runtime import IntegrationRunner
-from continuum_events.events import Event, EventType, Severity
 from continuum_events.producers import EventProducer
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, free_port, local_broker
+from continuum_events.events import Event, EventType, Severity
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import Gateway, running_gateway
@@ -233,14 +233,14 @@ def test_basic_auth_behind_a_web_config(tmp_path: Path) -> None:
 
 # -- through Kafka -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker() -> Iterator[LocalBroker]:
     """A broker of this module's own: the monitoring topic holds exactly what the test produced."""
-    with EmbeddedBroker() as b:
+    with local_broker() as b:
         yield b
 
 
 @pytest.mark.broker
-def test_monitoring_events_through_the_runner(gateway: Gateway, broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_monitoring_events_through_the_runner(gateway: Gateway, broker: LocalBroker, tmp_path: Path) -> None:
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     rng = random.Random(11)
     sent: list[tuple[EventType, str, str]] = []
@@ -278,7 +278,7 @@ def test_monitoring_events_through_the_runner(gateway: Gateway, broker: Embedded
     assert sum(ends.values()) == 300 and committed_offsets(broker, f"continuum-connector-{name}") == ends
 
 
-def end_offsets(broker: EmbeddedBroker) -> dict[int, int]:
+def end_offsets(broker: LocalBroker) -> dict[int, int]:
     """One past the last record, per partition of the monitoring topic that holds any. Read
     from the records: Tansu's ListOffsets answers too low (BROKER.md)."""
     ends: dict[int, int] = {}
@@ -287,7 +287,7 @@ def end_offsets(broker: EmbeddedBroker) -> dict[int, int]:
     return ends
 
 
-def committed_offsets(broker: EmbeddedBroker, group: str) -> dict[int, int]:
+def committed_offsets(broker: LocalBroker, group: str) -> dict[int, int]:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
     return {tp.partition: tp.offset for tp in result.topic_partitions

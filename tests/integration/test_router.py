@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from continuum_events.producers import EventProducer
 
-from continuum_events.broker import EmbeddedBroker
+from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.config import delete_rule, write_rule
 from continuum_events.events import EventType
 from continuum_events.monitor import FlowMonitor
-from continuum_events.producers import EventProducer
 from continuum_events.rules import MASK, Rule
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_DLQ_TOPIC, category_topic
@@ -32,21 +32,21 @@ REPORTS = Path(".state/reports")
 
 
 @pytest.fixture(scope="module")
-def rbroker() -> Iterator[EmbeddedBroker]:
+def rbroker() -> Iterator[LocalBroker]:
     """A broker of this module's own: the router reads all of printer-events."""
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         yield broker
 
 
 @pytest.fixture(scope="module")
-def router(rbroker: EmbeddedBroker) -> Iterator[RouterProcess]:
+def router(rbroker: LocalBroker) -> Iterator[RouterProcess]:
     worker = RouterProcess(rbroker.bootstrap_servers).start()
     yield worker
     assert worker.stop() == 0, worker.tail()
 
 
 @pytest.fixture
-def producer(rbroker: EmbeddedBroker, tmp_path: Path) -> Iterator[EventProducer]:
+def producer(rbroker: LocalBroker, tmp_path: Path) -> Iterator[EventProducer]:
     with EventProducer(KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers), spool_path=tmp_path / "s.db") as p:
         yield p
 
@@ -172,7 +172,7 @@ ROUTER_EVENTS, ROUTER_KILLS = (50_000, 5) if os.environ.get("CONTINUUM_FAULT_SCA
 
 @pytest.mark.slow
 def test_sigkills_while_events_flow_lose_nothing(tmp_path) -> None:
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         worker = RouterProcess(broker.bootstrap_servers, "killed").start()
         ids: dict[str, str] = {}
         try:
@@ -218,7 +218,7 @@ def _source_partition(r: Received) -> int:
 
 @pytest.mark.slow
 def test_two_workers_split_the_partitions_and_a_clean_stop_hands_over(tmp_path) -> None:
-    with EmbeddedBroker() as broker:
+    with local_broker() as broker:
         bootstrap = broker.bootstrap_servers
         first = RouterProcess(bootstrap, "first").start()
         second = RouterProcess(bootstrap, "second").start()

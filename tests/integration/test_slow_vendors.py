@@ -11,20 +11,28 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
-
-from continuum_events.broker import EmbeddedBroker
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.host import Integration, run_integrations
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
-from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
+from pydantic import SecretStr
+
+from continuum_events.broker import local_broker
+from continuum_events.events import EventType
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.faultproxy import Bandwidth, Blackhole, FaultProxy, Latency, ResetMidBody
-from tests.faults import (CANARY_DATADOG, CANARY_SPLUNK, CanaryDatadog, CanarySplunk, Completeness,
-                          ConnectorProcess, assert_no_canary, wait_until)
+from tests.faults import (
+    CANARY_DATADOG,
+    CANARY_SPLUNK,
+    CanaryDatadog,
+    CanarySplunk,
+    Completeness,
+    ConnectorProcess,
+    assert_no_canary,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 TIMEOUT_S = 2.0
@@ -83,7 +91,7 @@ FAULTS = {"latency-2s": Latency(2.0), "bandwidth-1KBps": Bandwidth(1024), "reset
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixture) -> None:
-    with EmbeddedBroker() as broker, CanarySplunk() as splunk, CanaryDatadog() as datadog, \
+    with local_broker() as broker, CanarySplunk() as splunk, CanaryDatadog() as datadog, \
             FaultProxy(int(splunk.url.rsplit(":", 1)[1])) as proxy:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         client = TimedClient(TIMEOUT_S)
@@ -121,7 +129,7 @@ def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixtu
 
 
 def test_an_outage_then_throttling_loses_nothing_and_honours_retry_after() -> None:
-    with EmbeddedBroker() as broker, CanarySplunk() as splunk:
+    with local_broker() as broker, CanarySplunk() as splunk:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         connector = ConnectorProcess(broker.bootstrap_servers, "splunk-outage",
                                      ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],

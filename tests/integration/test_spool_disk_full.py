@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from continuum_events.broker import EmbeddedBroker
-from continuum_events.codec import EventCodec
 from continuum_events.producers import EventProducer, SpoolFull
 from continuum_events.producers.spool import SpoolUnavailable
+
+from continuum_events.broker import LocalBroker
+from continuum_events.codec import EventCodec
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_producer import printer_event
 from tests.kafka_helpers import read_topic
@@ -60,7 +60,7 @@ async def dispatch_all(producer: EventProducer, ns: range) -> dict[int, str]:
 
 
 def test_a_full_disk_refuses_loudly_acknowledges_only_what_it_stored_and_loses_nothing(
-    own_broker: EmbeddedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    own_broker: LocalBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="continuum_events")
     escaped: list[threading.ExceptHookArgs] = []

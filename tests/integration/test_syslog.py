@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from continuum_events.broker import EmbeddedBroker, free_port, port_open
 from continuum_events.connectors.runtime import IntegrationRunner
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
-from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
+
+from continuum_events.broker import LocalBroker, free_port, local_broker, port_open
+from continuum_events.events import EventType
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 
@@ -72,8 +72,8 @@ template(name="raw" type="string" string="%rawmsg%\\n")
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
+def broker() -> Iterator[LocalBroker]:
+    with local_broker() as b:
         yield b
 
 
@@ -86,7 +86,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_every_event_reaches_rsyslog(case: str, rsyslog: Rsyslog, broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_every_event_reaches_rsyslog(case: str, rsyslog: Rsyslog, broker: LocalBroker, tmp_path: Path) -> None:
     options = CASES[case]
     port = {"udp": rsyslog.udp, "tcp": rsyslog.tcp, "tls": rsyslog.tls}[options["transport"]]
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)

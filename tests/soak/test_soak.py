@@ -35,26 +35,50 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from continuum_events.producers.app import EventProducer
 
 from continuum_events import operations
-from continuum_events.broker import EmbeddedBroker, free_port
+from continuum_events.broker import free_port, local_broker
 from continuum_events.history import history_consumer, watermarks
 from continuum_events.integrations import IntegrationSpec
-from continuum_events.producers.app import EventProducer
-from continuum_events.receivers import (ContractReceiver, DatadogReceiver, ElasticsearchReceiver, GrafanaReceiver,
-                                        NewRelicReceiver, OpsgenieReceiver, PagerDutyReceiver, SplunkReceiver,
-                                        VictorOpsReceiver)
+from continuum_events.receivers import (
+    ContractReceiver,
+    DatadogReceiver,
+    ElasticsearchReceiver,
+    GrafanaReceiver,
+    NewRelicReceiver,
+    OpsgenieReceiver,
+    PagerDutyReceiver,
+    SplunkReceiver,
+    VictorOpsReceiver,
+)
 from continuum_events.settings import KafkaSettings
 from continuum_events.status import StatusBoard, combine
-from continuum_events.topology import (EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic, connector_group,
-                                       integration_dlq_topic)
+from continuum_events.topology import (
+    EVENTS_DLQ_TOPIC,
+    EVENTS_TOPIC,
+    category_topic,
+    connector_group,
+    integration_dlq_topic,
+)
 from tests import daemons
 from tests.daemons import Nsca, PushgatewayFront
 from tests.integration.test_syslog import Rsyslog, rsyslog  # noqa: F401  (the real rsyslog, as its tests start it)
 from tests.router_helpers import RouterProcess
 from tests.soak import measure
-from tests.soak.observe import (FileTail, GroupLag, RouterStage, Sampler, SoakElasticsearch, SoakGateway,
-                                SoakOpsgenie, SoakPagerDuty, SoakVictorOps, Tailer, rss_bytes)
+from tests.soak.observe import (
+    FileTail,
+    GroupLag,
+    RouterStage,
+    Sampler,
+    SoakElasticsearch,
+    SoakGateway,
+    SoakOpsgenie,
+    SoakPagerDuty,
+    SoakVictorOps,
+    Tailer,
+    rss_bytes,
+)
 from tests.soak.traffic import Traffic
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", 1800))
@@ -212,7 +236,7 @@ def test_soak(rsyslog: Rsyslog, tmp_path: Path) -> None:  # noqa: F811 (the fixt
                                          "incident_hold_s": HOLD_S, "rss_every_s": RSS_EVERY_S,
                                          "nsca_confirm_s": NSCA_CONFIRM.get("confirm_s", "sink default")}}
     with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(EmbeddedBroker(log_path=tmp_path / "tansu.log"))
+        broker = stack.enter_context(local_broker(log_path=tmp_path / "tansu.log"))
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         http, gateway = stack.enter_context(receivers())
         nsca = Nsca(Path(tempfile.mkdtemp(prefix="soak-nsca-", dir=tmp_path)), free_port()).start()
