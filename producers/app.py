@@ -145,7 +145,7 @@ class EventProducer:
         self._seq = itertools.count(max(time.time_ns(), self.spool.max_seq() + 1))
         self._lock = threading.Lock()
         self._spooling = len(self.spool) > 0
-        self._stale = self._fatal = False
+        self._fatal = False
         self._closed = False
         self._dispatched = self._delivered = self._spooled_total = self._dropped = 0
         self._last_logged: dict[str, float] = {}  # per kind of refusal, for rate-limited errors
@@ -340,12 +340,7 @@ class EventProducer:
             log.debug("producer error: %s", err)
 
     def _enter_spooling(self) -> None:
-        # The producer that saw the outage is retired before the spool drains: its
-        # queue joins the spool in dispatch order, and a fresh idempotent session
-        # avoids a broker that forgot the old producer id (a restarted embedded
-        # broker does; Kafka does once the id expires).
         self._spooling = True
-        self._stale = True
         self._wake.set()
 
     def _poll_loop(self) -> None:
@@ -384,8 +379,15 @@ class EventProducer:
             self._replace_producer()  # a fatal producer can do nothing more, not even metadata
         if not self._broker_reachable():
             return
-        if self._stale:
-            self._replace_producer()
+        # What the producer still holds was dispatched before anything spooled, so it goes
+        # first. It is kept, not replaced: its idempotent session retries a batch the broker
+        # wrote but never acknowledged (a broker killed mid-request) under the same producer id
+        # and sequence, and the broker drops the copy; a new session would write it twice. A
+        # broker that forgot the session (Tansu after a restart, Kafka once the id expired)
+        # makes librdkafka start a new one, or fails it fatally, replaced above. What the
+        # producer gives up on joins the spool in dispatch order.
+        if not self._settled(lambda: self._producer.flush(self._config.get("message.timeout.ms", 300_000) / 1000 + 5)):
+            return
         while batch := self.spool.claim(self.drain_batch):
             delivered: list[int] = []
 
@@ -393,9 +395,14 @@ class EventProducer:
                 if err is None:
                     delivered.append(seq)
 
-            for r in batch:
-                self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq))
-            self._producer.flush(30)
+            def send(rows: list[SpooledRecord] = batch) -> None:
+                for r in rows:
+                    self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms,
+                                           on_delivery=functools.partial(done, r.seq))
+                self._producer.flush(30)
+
+            if not self._settled(send):
+                self._replace_producer()  # what it held reports back now, delivered or not
             self.spool.delete(delivered)
             self._spool_writes_again()
             self._delivered += len(delivered)
@@ -409,6 +416,18 @@ class EventProducer:
             if len(self.spool) == 0:
                 self._spooling = False
                 log.info("spool empty; events go straight to the brokers again")
+
+    def _settled(self, step: Callable[[], Any]) -> bool:
+        """Run a step of the drain; False when the producer went fatal in it (librdkafka
+        raises from produce and flush then), so it is replaced before the next step."""
+        try:
+            step()
+        except (KafkaException, SystemError) as exc:  # SystemError: a fatal error met inside flush's callbacks
+            if self._may_log("drain-fatal"):
+                log.error("producer failed while draining the spool (%s); replacing it", exc)
+            self._fatal = True
+            return False
+        return True
 
     def _broker_reachable(self) -> bool:
         try:
@@ -428,7 +447,7 @@ class EventProducer:
         with self._lock:
             old, self._producer = self._producer, self._factory(self._config)
             fatal = self._fatal
-            self._stale = self._fatal = False
+            self._fatal = False
         timeout = 5.0 if fatal else self._config.get("message.timeout.ms", 300_000) / 1000 + 5
         _purge_into_callbacks(old, in_flight=fatal, timeout=timeout)
 
