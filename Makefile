@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka system-deps run broker cluster test test-unit test-integration properties bench bench-producer bench-router bench-connector bench-probe soak faults lint clean
+.PHONY: help install kafka system-deps run broker cluster test test-unit test-integration properties bench bench-broker bench-producer bench-router bench-connector bench-probe soak faults lint clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,15 +82,18 @@ test-integration: $(STAMP) kafka ## Run the integration tests only (ENGINE=tansu
 properties: $(STAMP) ## The Hypothesis properties with fresh random examples, 10x as many as the suite's fixed ones
 	CONTINUUM_HYPOTHESIS=explore CONTINUUM_HYPOTHESIS_SCALE=10 $(BIN)/python -m pytest tests/unit/test_properties.py -p no:cacheprovider
 
-bench: bench-producer bench-router bench-connector bench-probe ## Run every benchmark (ratios against a baseline measured in the same run)
+bench: bench-broker bench-producer bench-router bench-connector bench-probe ## Run every benchmark (ratios against a baseline measured in the same run; on Kafka and Tansu)
 
-bench-producer: $(STAMP) ## dispatch_event versus raw confluent-kafka produce
+bench-broker: $(STAMP) kafka ## Apache Kafka and Tansu side by side: start time, RSS, raw produce/consume ceilings
+	$(BIN)/continuum-events bench broker
+
+bench-producer: $(STAMP) kafka ## dispatch_event versus raw confluent-kafka produce
 	$(BIN)/continuum-events bench producer
 
-bench-router: $(STAMP) ## The router versus a bare Faust forwarder; latency at 1,000 events/s
+bench-router: $(STAMP) kafka ## The router versus a bare Faust forwarder; latency at 1,000 events/s
 	$(BIN)/continuum-events bench router
 
-bench-connector: $(STAMP) ## The Splunk HEC connector versus one HTTP request per event
+bench-connector: $(STAMP) kafka ## The Splunk HEC connector versus one HTTP request per event
 	$(BIN)/continuum-events bench connector
 
 bench-probe: $(STAMP) ## The SNMP probe over 1,000 and 10,000 simulated printers versus bare SNMP GETs

@@ -1,7 +1,7 @@
 """Reading a topic's history: true end offsets, offsets by record time, and ranges.
 
-Everything here is plain Kafka protocol and correct on Apache Kafka and on the embedded
-broker, whose two shortcuts (see BROKER.md) the standard client calls trip over:
+Everything here is plain Kafka protocol and correct on Apache Kafka and on Tansu, the
+development engine, whose two shortcuts (see BROKER.md) the standard client calls trip over:
 
 * ListOffsets reports the end of a partition as the last batch's base offset + 1, so
   ``get_watermark_offsets`` is short by the last batch's size − 1. :func:`watermarks`
@@ -9,7 +9,8 @@ broker, whose two shortcuts (see BROKER.md) the standard client calls trip over:
   which is right on every broker.
 * ``offsets_for_times`` matches the broker's store time, not the records' timestamps.
   :func:`offsets_for_time` binary-searches on the records themselves: seek, read one
-  record, compare its timestamp.
+  record, compare its timestamp. On Apache Kafka (``time_index=True``, from
+  :func:`~continuum_events.cluster.cluster_traits`) it asks the broker's time index.
 
 All functions take an assign-only consumer from :func:`history_consumer`, which never
 joins a group and never commits, so no consumer group's position is ever moved::
@@ -129,15 +130,19 @@ def end_offsets(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT
 
 def offsets_for_time(
     consumer: Consumer, topic: str, timestamp_ms: int, ranges: Mapping[int, tuple[int, int]],
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float = DEFAULT_TIMEOUT_S, *, time_index: bool = False,
 ) -> dict[int, int]:
     """For each partition of ``ranges``, the first offset in ``[start, end)`` whose record
     timestamp is ``>= timestamp_ms``, or ``end`` when every record there is older.
 
-    A binary search on record timestamps, all partitions in step: each round assigns
-    every unfinished partition at its midpoint and reads one record of each, so the
-    cost is about log2(range size) fetch round trips whatever the partition count.
+    With ``time_index`` (Apache Kafka: :func:`~continuum_events.cluster.cluster_traits`)
+    the broker answers from its time index in one request. Without it, a binary search on
+    record timestamps, all partitions in step: each round assigns every unfinished
+    partition at its midpoint and reads one record of each, so the cost is about
+    log2(range size) fetch round trips whatever the partition count.
     """
+    if time_index:
+        return _indexed_offsets(consumer, topic, timestamp_ms, ranges, timeout)
     # Per partition: the answer is the first record at or after some offset in [lo, hi];
     # hi is always such an offset, and ``found`` is the first record at or after hi (or
     # the range's end when there is none before it).
@@ -159,31 +164,50 @@ def offsets_for_time(
     return found
 
 
+def _indexed_offsets(
+    consumer: Consumer, topic: str, timestamp_ms: int, ranges: Mapping[int, tuple[int, int]], timeout: float,
+) -> dict[int, int]:
+    """The broker's ``offsets_for_times`` (its time index), kept inside each range."""
+    asked = [TopicPartition(topic, p, timestamp_ms) for p in ranges]
+    found = {}
+    for tp in consumer.offsets_for_times(asked, timeout):
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+        start, end = ranges[tp.partition]
+        # -1: no record at or after the time.
+        found[tp.partition] = end if tp.offset < 0 else min(max(tp.offset, start), end)
+    return found
+
+
 def offset_for_time(
     consumer: Consumer, topic: str, partition: int, timestamp_ms: int, low: int, high: int,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float = DEFAULT_TIMEOUT_S, *, time_index: bool = False,
 ) -> int:
     """The first offset in ``[low, high)`` of one partition whose record timestamp is
     ``>= timestamp_ms``; ``high`` when every record is older. See :func:`offsets_for_time`."""
-    return offsets_for_time(consumer, topic, timestamp_ms, {partition: (low, high)}, timeout)[partition]
+    return offsets_for_time(consumer, topic, timestamp_ms, {partition: (low, high)}, timeout,
+                            time_index=time_index)[partition]
 
 
 def offsets_for_window(
     consumer: Consumer, topic: str, start_ms: int | None, end_ms: int | None, timeout: float = DEFAULT_TIMEOUT_S,
+    *, time_index: bool = False,
 ) -> dict[int, OffsetRange]:
     """Per partition, the offsets of the records timestamped in ``[start_ms, end_ms)``.
 
     ``None`` leaves that side open: from the low watermark, or to the true high one.
+    ``time_index``: the broker's own ``offsets_for_times`` finds the offsets (Apache Kafka).
     """
     marks = watermarks(consumer, topic, timeout)
     starts = (
         {p: r.start for p, r in marks.items()} if start_ms is None
-        else offsets_for_time(consumer, topic, start_ms, marks, timeout)
+        else offsets_for_time(consumer, topic, start_ms, marks, timeout, time_index=time_index)
     )
     ends = (
         {p: r.end for p, r in marks.items()} if end_ms is None
         # The end cannot precede the start: search only from there.
-        else offsets_for_time(consumer, topic, end_ms, {p: (starts[p], r.end) for p, r in marks.items()}, timeout)
+        else offsets_for_time(consumer, topic, end_ms, {p: (starts[p], r.end) for p, r in marks.items()}, timeout,
+                              time_index=time_index)
     )
     return {p: OffsetRange(starts[p], max(starts[p], ends[p])) for p in marks}
 

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from continuum_events.cluster import cluster_traits
 from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, write_config
 from continuum_events.deadletter import DeadLetter, read_dead_letters
@@ -175,15 +176,15 @@ def replay(settings: KafkaSettings, spec: IntegrationSpec, start_ms: int | None,
            on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
            ) -> Delivery:
     """Re-deliver the records of the integration's category topic whose timestamps fall in
-    [start_ms, end_ms) to this integration only. The window's bounds are found by a
-    client-side binary search on record timestamps (correct on brokers whose time index
-    is wrong); the records are then filtered by exact timestamp."""
+    [start_ms, end_ms) to this integration only. The window's bounds come from the broker's
+    time index on Apache Kafka, from a client-side binary search on record timestamps where
+    the broker's is wrong (Tansu); the records are then filtered by exact timestamp."""
     config = read_config(settings) if config is None else config
     started = time.monotonic()
     topic = category_topic(spec.topic_category)
     reader = history_consumer(settings, f"replay-{spec.name}")
     try:
-        ranges = offsets_for_window(reader, topic, start_ms, end_ms)
+        ranges = offsets_for_window(reader, topic, start_ms, end_ms, time_index=cluster_traits(settings).time_index)
         result = Delivery(by_partition=dict(ranges))
         if on_plan:
             on_plan(sum(end - begin for begin, end in ranges.values()))

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import requests
+from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from continuum_events.broker import free_port, port_open
-from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from continuum_events.receivers import Answer, ContractReceiver, Received
 
 

@@ -4,13 +4,14 @@ and read until an expected count arrives or the deadline passes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event
+from continuum_events.topology import CATEGORIES, category_topic
 
 
 @dataclass(frozen=True)
@@ -52,5 +53,25 @@ def read_topic(
                     dict(m.headers() or []),
                 ))
         return out
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topics: Iterable[str] | None = None) -> dict[tuple[str, int], int]:
+    """``group``'s committed offset of every partition of ``topics`` (default: the category
+    topics); negative where it never committed.
+
+    Read through a consumer of that group that never joins it, not through
+    ``AdminClient.list_consumer_group_offsets``: librdkafka crashes the whole process (SIGSEGV
+    in ``rd_kafka_cgrp_op``) when the coordinator answers that call with NOT_COORDINATOR,
+    which Apache Kafka does for a group whose offsets partition it has not loaded yet
+    (librdkafka issue 5040).
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        wanted = list(topics) if topics is not None else [category_topic(c) for c in CATEGORIES]
+        metadata = consumer.list_topics(timeout=10).topics
+        partitions = [TopicPartition(t, p) for t in wanted if t in metadata for p in metadata[t].partitions]
+        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=15)}
     finally:
         consumer.close()

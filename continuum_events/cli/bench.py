@@ -9,11 +9,36 @@ from collections.abc import Iterator
 
 import typer
 
-from continuum_events.broker import local_broker
+from continuum_events.broker import ENGINES, Engine, local_broker
 from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.settings import KafkaSettings
 
 app = typer.Typer(help="Benchmarks: each prints its rate, its baseline's rate and the ratio.", no_args_is_help=True)
+
+EngineOption = typer.Option("both", "--engine", help="Local broker to measure on: kafka, tansu or both (one after "
+                            "the other, each with its own baseline; ignored with --bootstrap-servers).")
+
+
+def _engines(engine: str, bootstrap_servers: str | None) -> list[Engine | None]:
+    if bootstrap_servers:
+        return [None]
+    if engine == "both":
+        return list(ENGINES)
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"{engine!r}: expected kafka, tansu or both", param_hint="--engine")
+    return [engine]  # type: ignore[list-item]
+
+
+@app.command()
+def broker(
+    events: int = typer.Option(300_000, help="Records produced per round."),
+    rounds: int = typer.Option(2, help="Rounds per engine."),
+    engine: str = EngineOption,
+) -> None:
+    """The local engines side by side: start time, RSS, raw confluent-kafka produce and consume ceilings."""
+    from continuum_events.benchmarks.broker import measure
+
+    measure([e for e in _engines(engine, None) if e], events, rounds)
 
 
 @app.command()
@@ -38,6 +63,7 @@ def router(
     rounds: int = typer.Option(2, help="Rounds; each measures both paths, alternating which goes first."),
     latency_seconds: float = typer.Option(10, help="Seconds of 1,000 events/s for the latency measurement."),
     bootstrap_servers: str | None = BootstrapOption,
+    engine: str = EngineOption,
 ) -> None:
     """The router versus a bare Faust agent forwarding bytes; then p50/p95/p99 routing latency.
 
@@ -45,7 +71,8 @@ def router(
     """
     from continuum_events.benchmarks.router import measure
 
-    measure(lambda: _cluster(bootstrap_servers), events, rounds, latency_seconds)
+    for each in _engines(engine, bootstrap_servers):
+        measure(lambda each=each: _cluster(bootstrap_servers, each), events, rounds, latency_seconds)
 
 
 @app.command()
@@ -65,14 +92,14 @@ def probe(
 
 
 @contextlib.contextmanager
-def _cluster(bootstrap_servers: str | None) -> Iterator[KafkaSettings]:
-    """The given cluster, or a fresh embedded broker for this one measurement."""
+def _cluster(bootstrap_servers: str | None, engine: Engine | None = None) -> Iterator[KafkaSettings]:
+    """The given cluster, or a fresh local broker of ``engine`` for this one measurement."""
     if bootstrap_servers:
         yield kafka_settings(bootstrap_servers)
         return
-    with local_broker() as embedded:
-        console.print(f"embedded broker on {embedded.bootstrap_servers}")
-        yield kafka_settings(embedded.bootstrap_servers)
+    with local_broker(engine) as local:
+        console.rule(f"on {local.engine} ({local.bootstrap_servers})")
+        yield kafka_settings(local.bootstrap_servers)
 
 
 @app.command()
@@ -80,6 +107,7 @@ def connector(
     events: int = typer.Option(200_000, help="Events the connector delivers."),
     per_event: int = typer.Option(3_000, help="Events sent one request each (the slow baseline)."),
     bootstrap_servers: str | None = BootstrapOption,
+    engine: str = EngineOption,
 ) -> None:
     """The Splunk HEC connector versus one HTTP request per event, to a counting receiver.
 
@@ -87,5 +115,6 @@ def connector(
     """
     from continuum_events.benchmarks.connector import measure
 
-    with _cluster(bootstrap_servers) as settings:
-        measure(settings, events, per_event)
+    for each in _engines(engine, bootstrap_servers):
+        with _cluster(bootstrap_servers, each) as settings:
+            measure(settings, events, per_event)

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from continuum_events.broker import free_port
+from continuum_events.broker import default_engine, free_port
 from continuum_events.cli.main import app
 from tests.kafka_helpers import read_topic
 
@@ -64,9 +64,9 @@ def test_run_with_nothing_configured_delivers_the_demo_to_local_receivers(monkey
                                  "--broker-port", str(free_port()), "--state", str(tmp_path / "state")])
     assert result.exit_code == 0, result.output
     last = " ".join(result.output.split()).rsplit("events: dispatched", 1)[1]
-    assert "local demo receivers" in result.output and "embedded broker" in result.output
+    assert "local demo receivers" in result.output and f"(local {default_engine()} broker" in result.output
     dispatched = int(last.split(",")[0])
-    seen = int(last.split(f"seen on printer-events ")[1].split(" ")[0])
+    seen = int(last.split("seen on printer-events ")[1].split(" ")[0])
     routed = {c: int(last.split(f"{c} ")[1].split(",")[0].split(";")[0]) for c in ("logging", "monitoring", "alerting")}
     delivered = {n: int(last.split(f"{n} ")[1].split("delivered ")[1].split(" ")[0])
                  for n in ("demo-splunk", "demo-grafana", "demo-pagerduty")}

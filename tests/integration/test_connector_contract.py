@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 from continuum_events.connectors.base import Sink
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
@@ -48,6 +47,7 @@ from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
 from tests import daemons
 from tests.daemons import NscaReceiver, PushgatewayFront
+from tests.kafka_helpers import committed_offsets
 
 pytestmark = pytest.mark.broker
 
@@ -184,10 +184,8 @@ class Rig:
             time.sleep(0.05)
 
     def committed(self) -> int:
-        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap_servers})
-        group = f"continuum-connector-{self.name}"
-        result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-        return sum(max(tp.offset, 0) for tp in result.topic_partitions)
+        offsets = committed_offsets(self.broker.bootstrap_servers, f"continuum-connector-{self.name}")
+        return sum(max(offset, 0) for offset in offsets.values())
 
     def dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
         consumer = Consumer({"bootstrap.servers": self.broker.bootstrap_servers, "group.id": "dlq-check"})

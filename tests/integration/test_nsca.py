@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry
 from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
@@ -33,6 +31,7 @@ from continuum_events.events import Event, EventType, Severity, new_event_id, no
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import PASSWORD, Nsca
+from tests.kafka_helpers import committed_offsets
 
 
 @pytest.fixture(scope="module")
@@ -251,10 +250,8 @@ def produce(settings: KafkaSettings, spool: Path, n: int) -> list[str]:
 
 
 def committed(settings: KafkaSettings, integration: str) -> int:
-    group = f"continuum-connector-{integration}"
-    admin = AdminClient(settings.client_config())
-    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-    return sum(max(tp.offset, 0) for tp in offsets.topic_partitions)
+    offsets = committed_offsets(settings.bootstrap_servers, f"continuum-connector-{integration}")
+    return sum(max(offset, 0) for offset in offsets.values())
 
 
 def occurrences(server: Nsca, ids: list[str]) -> dict[str, int]:

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
 from continuum_events.connectors.host import ConnectorHost
 from continuum_events.producers.app import EventProducer
 from typer.testing import CliRunner
@@ -23,6 +21,7 @@ from continuum_events.events import EventType
 from continuum_events.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, connector_group
+from tests.kafka_helpers import committed_offsets
 
 pytestmark = pytest.mark.broker
 cli = CliRunner()
@@ -94,10 +93,8 @@ def said(result) -> str:
 
 
 def committed(settings: KafkaSettings, name: str) -> dict[int, int]:
-    group = connector_group(name)
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
+    offsets = committed_offsets(settings.bootstrap_servers, connector_group(name))
+    return {partition: offset for (_, partition), offset in offsets.items() if offset >= 0}
 
 
 class Host:

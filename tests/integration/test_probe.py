@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from continuum_events.producers.health import Policy
 from continuum_events.producers.inventory import PrinterEntry
 from continuum_events.producers.probe import Probe, ProbeConfig
 from continuum_events.producers.snmp import Timing
+
 from continuum_events.benchmarks.fleet import SimulatedFleet
 
 FAST = Timing(timeout_s=1.0, retries=1, tcp_timeout_s=0.5)
@@ -173,6 +173,7 @@ def test_printers_added_and_removed_in_continuum_are_followed(fleet: SimulatedFl
 def test_events_reach_printer_events_keyed_by_printer(fleet: SimulatedFleet, settings, fresh_topic: str) -> None:
     from continuum_events.producers import EventProducer
     from continuum_events.producers.probe import producer_emitter
+
     from tests.kafka_helpers import read_topic
 
     name = "prn-0008"

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from confluent_kafka import ConsumerGroupTopicPartitions
-from confluent_kafka.admin import AdminClient
 from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink, State
@@ -27,7 +25,7 @@ from continuum_events.events import Event, EventType, Severity
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import Gateway, running_gateway
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import committed_offsets as group_offsets, read_topic
 
 T0 = 1_795_800_000_000_000  # µs
 CONTEXT = SinkContext("pushgateway-test", KafkaSettings())
@@ -288,7 +286,5 @@ def end_offsets(broker: LocalBroker) -> dict[int, int]:
 
 
 def committed_offsets(broker: LocalBroker, group: str) -> dict[int, int]:
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-    return {tp.partition: tp.offset for tp in result.topic_partitions
-            if tp.topic == category_topic("monitoring") and tp.offset >= 0}
+    offsets = group_offsets(broker.bootstrap_servers, group, [category_topic("monitoring")])
+    return {partition: offset for (_, partition), offset in offsets.items() if offset >= 0}

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from array import array
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,13 +23,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from confluent_kafka import OFFSET_END, TIMESTAMP_CREATE_TIME, Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_END, TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 
-from continuum_events.receivers import (Answer, ElasticsearchReceiver, OpsgenieReceiver, PagerDutyReceiver,
-                                        VictorOpsReceiver)
+from continuum_events.receivers import (
+    Answer,
+    ElasticsearchReceiver,
+    OpsgenieReceiver,
+    PagerDutyReceiver,
+    VictorOpsReceiver,
+)
 from continuum_events.settings import KafkaSettings
 from tests.daemons import PushgatewayFront
+from tests.kafka_helpers import committed_offsets
 
 Transition = tuple[str, str, float]  # (incident key, "trigger" | "resolve", arrival time)
 
@@ -271,15 +276,15 @@ class GroupLag:
     def __init__(self, settings: KafkaSettings, groups: Mapping[str, str], high: Callable[[str, int], int],
                  partitions: Callable[[str], list[int]]) -> None:
         self.groups = dict(groups)  # group id -> topic
-        self.admin = AdminClient(settings.client_config())
+        self.bootstrap = settings.bootstrap_servers
         self.high, self.partitions = high, partitions
 
     def __call__(self) -> dict[str, int]:
         ends = {topic: {p: self.high(topic, p) for p in self.partitions(topic)} for topic in set(self.groups.values())}
         lags = {}
         for group, topic in self.groups.items():
-            answer = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
-            committed = {tp.partition: tp.offset for tp in answer.topic_partitions if tp.topic == topic}
+            answer = committed_offsets(self.bootstrap, group, [topic])
+            committed = {partition: offset for (_, partition), offset in answer.items()}
             if not any(offset >= 0 for offset in committed.values()):
                 continue  # no answer (a group between generations): unknown, not everything
             lags[group] = sum(max(0, end - max(committed.get(p, 0), 0)) for p, end in ends[topic].items())

@@ -28,8 +28,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from continuum_events.events import Event, EventType, Severity
 from continuum_events.producers.app import EventProducer
+
+from continuum_events.events import Event, EventType, Severity
 from continuum_events.rules import DEFAULTS, explain
 
 #: Incident opens per second, whatever the event rate (see the module docstring).

@@ -7,8 +7,6 @@ import json
 import random
 
 import pytest
-from pydantic import SecretStr
-
 from continuum_events.connectors.base import parse_retry_after
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
@@ -16,6 +14,8 @@ from continuum_events.connectors.registry import build_sink
 from continuum_events.connectors.runtime import Backoff, OffsetTracker
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
+from pydantic import SecretStr
+
 from continuum_events.events import Event, EventType, Severity
 
 EVENT = Event("0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11", EventType.PRINTER_OFFLINE, Severity.WARNING,
@@ -113,7 +113,6 @@ def test_build_sink_reads_secrets_from_the_environment_only() -> None:
 def test_transport_errors_never_echo_the_url_which_may_hold_keys() -> None:
     import pytest
     import requests
-
     from continuum_events.connectors.base import Retry
     from continuum_events.connectors.http import HttpClient
 

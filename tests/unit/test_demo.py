@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from continuum_events.producers.demo import DemoFleet
+
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType
-from continuum_events.producers.demo import DemoFleet
 
 
 def test_the_demo_fleet_emits_valid_realistic_events() -> None:

@@ -36,6 +36,8 @@ import kubernetes_validate
 import pytest
 import typer.main
 import yaml
+from continuum_events.processors.app import APP_ID
+from continuum_events.producers.inventory import load_inventory
 from dockerfile_parse import DockerfileParser
 from typer.testing import CliRunner
 from yamllint import linter
@@ -43,8 +45,6 @@ from yamllint.config import YamlLintConfig
 
 from continuum_events.cli.main import app
 from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, load_integrations
-from continuum_events.processors.app import APP_ID
-from continuum_events.producers.inventory import load_inventory
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC, Topology, category_topic, connector_group
 
@@ -280,6 +280,14 @@ def test_compose_schema_rejects_a_broken_compose_file(tmp_path: Path, breakage: 
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(yaml.safe_dump(doc))
     assert compose_schema_errors(broken) != ""
+
+
+def test_compose_runs_the_kafka_version_the_suite_runs_on() -> None:
+    """deploy/kafka/pom.xml pins the broker `make kafka` installs and the suite tests; staging
+    must not run another."""
+    from continuum_events.broker import kafka_version
+
+    assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
 
 
 def test_compose_references_resolve_and_start_up_is_ordered() -> None:

@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from continuum_events.connectors.base import ConfigError, Retry
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.registry import make_sink
+
 from continuum_events.netguard import TargetPolicy, check_url
 from continuum_events.receivers import SplunkReceiver
 

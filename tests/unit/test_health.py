@@ -4,7 +4,6 @@ hysteresis, change-only events, and a state that survives a restart."""
 from __future__ import annotations
 
 import pytest
-
 from continuum_events.producers.health import Policy, PrinterHealth, Reading, decode, error_bits, toner_percent
 
 UP = Reading(True, 3.0)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from continuum_events.events import EventType
 from continuum_events.hygiene import (
-    Emit, FlapPolicy, GroupPolicy, Record, Send, Suppress, flap_event, flap_tick, group_event, group_tick,
+    Emit,
+    FlapPolicy,
+    GroupPolicy,
+    Record,
+    Send,
+    Suppress,
+    flap_event,
+    flap_tick,
+    group_event,
+    group_tick,
 )
 
 FLAP = FlapPolicy(changes=4, window_s=300, quiet_s=60)

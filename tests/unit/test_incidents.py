@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from continuum_events.connectors.incidents import decide, incidents_of
+
 from continuum_events.events import Event, EventType, Severity, new_event_id
 
 MINUTE = 60_000_000

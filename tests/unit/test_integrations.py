@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from continuum_events.connectors.splunk import SplunkHecSink
 from pydantic import SecretStr
 
-from continuum_events.connectors.splunk import SplunkHecSink
 from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, load_integrations
 
 EXAMPLE = Path(__file__).parents[2] / "integrations.example.yaml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from continuum_events.producers.inventory import InventoryError, from_added_event, load_inventory, shard_of
 
 

@@ -442,9 +442,8 @@ def _subject_cn(cert: dict[str, Any]) -> str:
 
 def test_the_faust_router_gets_scram_and_mutual_tls(monkeypatch: pytest.MonkeyPatch, clients: Clients, pki: Pki,
                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from faust.transport.drivers import aiokafka as driver
-
     from continuum_events.processors.worker import build
+    from faust.transport.drivers import aiokafka as driver
 
     caplog.set_level(logging.DEBUG)
     made: dict[str, dict[str, Any]] = {}
@@ -493,9 +492,8 @@ def test_the_faust_router_gets_scram_and_mutual_tls(monkeypatch: pytest.MonkeyPa
 
 
 def test_faust_tls_without_sasl_and_plaintext_by_default(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-
     from continuum_events.processors.app import broker_credentials
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     _clear_kafka_env(monkeypatch)
     assert credentials_to_aiokafka_auth(broker_credentials(KafkaSettings())) == {"security_protocol": "PLAINTEXT"}
@@ -560,8 +558,9 @@ def _cli(*args: str) -> Any:
 @pytest.mark.usefixtures("quiet_root_logger")
 def test_cli_commands_use_the_configuration_and_never_print_secrets(clients: Clients, pki: Pki, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from continuum_events.cli import events as events_cli
     from continuum_events.producers.app import EventProducer
+
+    from continuum_events.cli import events as events_cli
 
     for args in (["--help"], ["status", "--help"], ["topics", "--help"], ["router", "--help"]):
         result, output = _cli(*args)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from pydantic import SecretStr
-
 from continuum_events.connectors.base import TooLarge
 from continuum_events.connectors.newrelic import MAX_ATTRIBUTES, MAX_VALUE, NewRelicConfig, NewRelicSink, flatten
+from pydantic import SecretStr
+
 from continuum_events.events import Event, EventType, Severity, new_event_id
 
 

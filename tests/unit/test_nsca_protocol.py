@@ -6,12 +6,24 @@ import struct
 import zlib
 
 import pytest
+from continuum_events.connectors.nsca import (
+    CRITICAL,
+    OK,
+    UNKNOWN,
+    WARNING,
+    CheckResult,
+    NscaConfig,
+    NscaSink,
+    build_packet,
+    check_result,
+    packet_size,
+    parse_hello,
+    plugin_output,
+    xor_encrypt,
+    xor_keystream,
+)
 from pydantic import SecretStr
 
-from continuum_events.connectors.nsca import (
-    CRITICAL, OK, UNKNOWN, WARNING, CheckResult, NscaConfig, NscaSink, build_packet, check_result, packet_size,
-    parse_hello, plugin_output, xor_encrypt, xor_keystream,
-)
 from continuum_events.events import Event, EventType, Severity
 
 EVENT_ID = "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11"

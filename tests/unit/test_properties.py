@@ -29,31 +29,45 @@ from urllib.parse import unquote, urlsplit
 import orjson
 import pytest
 import requests
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
-
-from continuum_events.codec import SINGLE_OBJECT_MAGIC, DecodeError, EventCodec
-from continuum_events.connectors.base import (MAX_RETRY_AFTER_S, BatchResult, ConfigError, Retry, Split, TooLarge,
-                                             describe_event, parse_retry_after)
+from continuum_events.connectors.base import (
+    MAX_RETRY_AFTER_S,
+    BatchResult,
+    ConfigError,
+    Retry,
+    Split,
+    TooLarge,
+    describe_event,
+    parse_retry_after,
+)
 from continuum_events.connectors.datadog import MAX_LOG_BYTES, DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.incidents import incidents_of
 from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
-from continuum_events.connectors.nsca import (OUTPUT_SIZE, build_packet, check_result, packet_size, parse_hello,
-                                              xor_encrypt)
+from continuum_events.connectors.nsca import (
+    OUTPUT_SIZE,
+    build_packet,
+    check_result,
+    packet_size,
+    parse_hello,
+    xor_encrypt,
+)
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.pushgateway import METRICS, PushgatewayConfig, PushgatewaySink
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SEVERITY, SyslogConfig, SyslogSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+from continuum_events.processors.routing import route_record
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from continuum_events.codec import SINGLE_OBJECT_MAGIC, DecodeError, EventCodec
 from continuum_events.deadletter import REASON_LIMIT, dead_letter_headers, read_dead_letter_headers
 from continuum_events.events import PAYLOAD_BRANCH, PAYLOAD_RECORDS, Event, EventType, Severity
-from continuum_events.processors.routing import route_record
 from continuum_events.rules import Rule, RuleError, RuleSet
 from continuum_events.topology import CATEGORIES
 from tests.samples import full_payload

@@ -8,8 +8,6 @@ import re
 
 import pytest
 import requests
-from pydantic import SecretStr
-
 from continuum_events.connectors.base import ConfigError, Retry, Split
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import (
@@ -26,6 +24,8 @@ from continuum_events.connectors.pushgateway import (
     render,
     state_from_api,
 )
+from pydantic import SecretStr
+
 from continuum_events.events import Event, EventType, Severity
 
 T0 = 1_795_800_000_000_000  # µs

@@ -7,10 +7,16 @@ from pydantic import ValidationError
 
 from continuum_events.events import Event, EventType, Severity, new_event_id
 from continuum_events.rules import (
-    MASK, Rule, RuleError, RuleSet, explain, filter_for_integration, route, transform,
+    MASK,
+    Rule,
+    RuleError,
+    RuleSet,
+    explain,
+    filter_for_integration,
+    route,
+    transform,
 )
 from tests.samples import ALL_TYPES, expected_categories, full_payload
-
 
 
 def event(event_type: str, severity: str = "info", **payload) -> Event:

@@ -14,7 +14,6 @@ from typing import Any
 
 import fastavro
 import pytest
-
 from continuum_events.schemas import history, load
 
 

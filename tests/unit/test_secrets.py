@@ -8,15 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+from continuum_events.connectors.base import ConfigError, Retry
+from continuum_events.connectors.http import HttpClient
+from continuum_events.connectors.registry import make_sink
+from continuum_events.connectors.runtime import Metrics
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from continuum_events.cli.main import app
-from continuum_events.connectors.base import ConfigError, Retry
-from continuum_events.connectors.http import HttpClient
-from continuum_events.connectors.registry import make_sink
-from continuum_events.connectors.runtime import Metrics
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.integrations import IntegrationSpec
 from continuum_events.netguard import TargetPolicy

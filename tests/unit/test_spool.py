@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable
 
 
