@@ -52,7 +52,8 @@ def cluster_traits(settings: KafkaSettings, timeout: float = 10.0) -> ClusterTra
         known = _known.get(settings.bootstrap_servers)
     if known is not None:
         return known
-    cluster = AdminClient(settings.client_config()).describe_cluster(request_timeout=timeout).result(timeout)
+    admin = AdminClient(settings.client_config())  # held until the answer: a dropped client cancels it
+    cluster = admin.describe_cluster(request_timeout=timeout).result(timeout)
     traits = TANSU if cluster.cluster_id == TANSU_CLUSTER_ID else KAFKA
     log.debug("cluster %s at %s: %s", cluster.cluster_id, settings.bootstrap_servers, traits)
     with _lock:

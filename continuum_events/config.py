@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from continuum_events.follower import TopicFollower, write_keys
-
 from continuum_events.hygiene import HYGIENE_KEY, HygienePolicy
 from continuum_events.rules import Rule, RuleSet
 from continuum_events.settings import KafkaSettings

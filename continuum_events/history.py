@@ -36,8 +36,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from typing import NamedTuple
 from uuid import uuid4
 
@@ -126,6 +126,26 @@ def watermarks(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_
 def end_offsets(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict[int, int]:
     """Every partition's true high watermark (see :func:`watermarks`)."""
     return {partition: r.end for partition, r in watermarks(consumer, topic, timeout).items()}
+
+
+#: What a group coordinator answers while it loads or moves (Apache Kafka just after a start or a
+#: broker failover, and for a group whose offsets partition it has not loaded yet): ask again.
+_COORDINATOR_BUSY = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                               KafkaError.COORDINATOR_NOT_AVAILABLE})
+
+
+def committed(consumer: Consumer, partitions: list[TopicPartition], timeout: float = DEFAULT_TIMEOUT_S,
+              ) -> list[TopicPartition]:
+    """The committed offsets of ``consumer``'s group (negative: none), asking again while the
+    coordinator is busy, until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic()))
+        except KafkaException as exc:
+            if exc.args[0].code() not in _COORDINATOR_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def offsets_for_time(

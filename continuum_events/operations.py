@@ -31,6 +31,7 @@ from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, write_config
 from continuum_events.deadletter import DeadLetter, read_dead_letters
 from continuum_events.follower import write_keys
+from continuum_events.history import committed as group_committed
 from continuum_events.history import history_consumer, offsets_for_window, read_range, watermarks
 from continuum_events.integrations import INTEGRATION_PREFIX, IntegrationError, IntegrationSpec, connected
 from continuum_events.rules import default_rule
@@ -103,7 +104,7 @@ def _place_group(settings: KafkaSettings, spec: IntegrationSpec) -> tuple[str | 
     group = Consumer(settings.client_config(**{"group.id": connector_group(spec.name), "enable.auto.commit": False}))
     try:
         ranges = watermarks(reader, topic)
-        committed = group.committed([TopicPartition(topic, p) for p in ranges], timeout=10)
+        committed = group_committed(group, [TopicPartition(topic, p) for p in ranges])
         if any(tp.offset >= 0 for tp in committed):
             return None, sum(max(0, ranges[tp.partition].end - max(tp.offset, ranges[tp.partition].start))
                              for tp in committed)

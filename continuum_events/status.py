@@ -133,7 +133,9 @@ def combine(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 def group_lag(group_consumer: Consumer, topic: str, ends: Mapping[int, tuple[int, int]]) -> int:
     """Records of ``topic`` past the group's committed offsets (from the start if none)."""
-    committed = group_consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    from continuum_events.history import committed as group_committed
+
+    committed = group_committed(group_consumer, [TopicPartition(topic, p) for p in ends])
     lag = 0
     for tp in committed:
         low, high = ends[tp.partition]

@@ -11,6 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event
+from continuum_events.history import committed as group_committed
 from continuum_events.topology import CATEGORIES, category_topic
 
 
@@ -72,6 +73,6 @@ def committed_offsets(bootstrap: str, group: str, topics: Iterable[str] | None =
         wanted = list(topics) if topics is not None else [category_topic(c) for c in CATEGORIES]
         metadata = consumer.list_topics(timeout=10).topics
         partitions = [TopicPartition(t, p) for t in wanted if t in metadata for p in metadata[t].partitions]
-        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=15)}
+        return {(tp.topic, tp.partition): tp.offset for tp in group_committed(consumer, partitions, timeout=20)}
     finally:
         consumer.close()

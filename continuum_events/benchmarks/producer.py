@@ -19,6 +19,7 @@ from continuum_events.producers.app import PRODUCER_DEFAULTS, EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC
 
+
 def _payload(i: int) -> dict:
     n = i % 1000
     return {"printer_id": f"prn-{n:04d}", "printer_name": f"HQ-FIN-{n:03d}", "printer_ip": f"10.20.{n // 250}.{n % 250}",

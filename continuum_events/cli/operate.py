@@ -21,8 +21,8 @@ from rich.table import Table
 
 from continuum_events import operations
 from continuum_events.cli.common import BootstrapOption, console, fail, kafka_settings, out, parse_time, reachable
-from continuum_events.rules import default_rule
 from continuum_events.integrations import IntegrationError, IntegrationSpec, connected, load_integrations
+from continuum_events.rules import default_rule
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 

@@ -14,10 +14,10 @@ from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore, delete_rule, ensure_category_defaults, write_hygiene, write_rule
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
-from continuum_events.integrations import connected
 from continuum_events.hygiene import FlapPolicy, GroupPolicy, HygienePolicy, simulate
-from continuum_events.rules import Rule, RuleSet, explain, route
+from continuum_events.integrations import connected
 from continuum_events.processors.app import APP_ID
+from continuum_events.rules import Rule, RuleSet, explain, route
 from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
 
 rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True)

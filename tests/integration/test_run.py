@@ -99,10 +99,72 @@ def _secret(tmp_path: Path, name: str, value: str) -> Path:
     return path
 
 
-def _wait(predicate, timeout: float, run: subprocess.Popen, tmp_path: Path) -> None:
+def _wait(predicate, timeout: float, run: subprocess.Popen, tmp_path: Path, log: str = "run.log") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if run.poll() is not None:
-            pytest.fail(f"run exited with {run.returncode}: {(tmp_path / 'run.log').read_text()[-3000:]}")
-        assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+            pytest.fail(f"run exited with {run.returncode}: {(tmp_path / log).read_text()[-3000:]}")
+        assert time.monotonic() < deadline, (tmp_path / log).read_text()[-3000:]
         time.sleep(0.2)
+
+
+def test_a_second_run_keeps_the_first_runs_history(tmp_path: Path) -> None:
+    """`make run` twice on one state directory (Apache Kafka keeps its data in state/kafka): the
+    second run resumes from the first one's commits (nothing delivered twice, no incident opened
+    twice) and `replay` re-delivers a window of the first run's events from the second."""
+    from continuum_events.broker import default_engine
+
+    if default_engine() != "kafka":
+        pytest.skip("Tansu keeps nothing across a restart (memory only)")
+    with SplunkReceiver() as splunk, PagerDutyReceiver() as pagerduty:
+        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}  # noqa: N806 - loopback receivers
+        (tmp_path / "integrations.yaml").write_text(json.dumps({"integrations": [
+            {"name": "h-splunk", "vendor": "splunk", "options": {"url": splunk.url}, **LOCAL,
+             "secrets": {"token": {"env": "H_SPLUNK"}}},
+            {"name": "h-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url}, **LOCAL,
+             "secrets": {"routing_key": {"env": "H_PD"}}},
+        ]}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_KAFKA_")}
+        env.update(H_SPLUNK=SplunkReceiver.TOKEN, H_PD=PagerDutyReceiver.ROUTING_KEY)
+        port = free_port()
+        command = [sys.executable, "-m", "continuum_events", "run", "--no-view", "--broker-port", str(port),
+                   "--rate", "20", "--probe-printers", "0", "--state", str(tmp_path / "state")]
+
+        first_from = time.time()
+        first = subprocess.run([*command, "--duration", "20"], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=180)
+        first_to = time.time()
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        first_ids = set(splunk.received.event_ids)
+        paged_first = sum(pagerduty.received.event_ids.values())
+        assert len(first_ids) > 100 and paged_first > 0
+        assert (tmp_path / "state" / "kafka").is_dir()
+
+        log = (tmp_path / "second.log").open("wb")
+        second = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait(lambda: b"pipeline on" in (tmp_path / "second.log").read_bytes(), 90, second, tmp_path,
+                  "second.log")
+            _wait(lambda: len(set(splunk.received.event_ids) - first_ids) > 100, 90, second, tmp_path, "second.log")
+            # Resumed from the commits: nothing of the first run arrived again.
+            assert all(splunk.received.event_ids[i] == 1 for i in first_ids)
+
+            window = [f"--from={_iso(first_from)}", f"--to={_iso(first_to)}"]
+            replayed = subprocess.run([sys.executable, "-m", "continuum_events", "replay", "h-splunk", *window,
+                                       "-b", f"127.0.0.1:{port}"], cwd=tmp_path, env=env, capture_output=True,
+                                      text=True, timeout=120)
+            assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+            again = {i for i in first_ids if splunk.received.event_ids[i] == 2}
+            assert again == first_ids, f"{len(first_ids - again)} of {len(first_ids)} events of the first run not replayed"
+        finally:
+            second.send_signal(signal.SIGTERM)
+            code = second.wait(90)
+            log.close()
+        assert code == 0, (tmp_path / "second.log").read_text()[-3000:]
+        assert not [i for i, n in splunk.received.event_ids.items() if i not in first_ids and n > 1], \
+            "an event of the second run was delivered twice"
+        assert max(pagerduty.received.event_ids.values()) == 1, "a page was sent twice across the restart"
+
+
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s % 1 * 1000):03d}+00:00"
