@@ -356,8 +356,11 @@ _FORMATTED: dict[str, Path] = {}
 
 
 def _new_cluster_id() -> str:
-    """What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """What `kafka-storage random-uuid` prints: 16 random bytes, URL-safe base64, unpadded, and
+    (as Kafka's own) never starting with "-", which a command line would take for an option."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 _TEMPLATE_CLUSTER_ID = _new_cluster_id()
@@ -505,7 +508,7 @@ class KafkaBroker(LocalBroker):
             # A formatted directory holds no port or path: copying one saves a JVM start.
             shutil.copytree(template, node.data_dir / "log")
             return
-        args = ["format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"]
+        args = ["format", f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]
         for user, password in self.scram_users.items():
             args += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         done = subprocess.run(self._java(node, "kafka.tools.StorageTool", *args), capture_output=True, text=True,

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 EVENTS_TOPIC = "printer-events"
 EVENTS_DLQ_TOPIC = "printer-events.dlq"
+#: The largest event the pipeline carries: librdkafka's default record limit, under Apache
+#: Kafka's default topic limit (1,048,588 bytes). No vendor takes more — PagerDuty stops at
+#: 512 KB, Splunk's request at 1 MB. The app producer refuses a bigger event at dispatch; the
+#: router dead-letters one written by another producer.
+MAX_EVENT_BYTES = 1_000_000
 #: The largest record the router's dead-letter topic (and the router's producer) takes.
 DLQ_MAX_RECORD_BYTES = 16 << 20
 CONFIG_TOPIC = "continuum-events.config"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from continuum_events.codec import DecodeError, EventCodec
 from continuum_events.events import Event
 from continuum_events.rules import RuleSet, route
+from continuum_events import topology
 from continuum_events.topology import category_topic
 
 
@@ -28,10 +29,9 @@ class Output:
     event: Event  # as routed (transformed, if a transform applied)
 
 
-#: The largest event the router passes on (Apache Kafka's default record limit). No vendor
-#: takes more — PagerDuty stops at 512 KB, Splunk's request at 1 MB — so a bigger one is
-#: dead-lettered here, whole, instead of failing in every connector downstream.
-MAX_EVENT_BYTES = 1_000_000
+#: A bigger event (written by another producer) is dead-lettered here, whole, instead of
+#: failing in every connector downstream (topology.MAX_EVENT_BYTES says why the limit).
+MAX_EVENT_BYTES = topology.MAX_EVENT_BYTES
 
 
 def route_record(

@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: str = EVENTS_TOPIC,
-          app_id: str = APP_ID) -> tuple[faust.App, ConfigStore, HygieneState | None]:
+          app_id: str = APP_ID, guarantee: str = "at_least_once") -> tuple[faust.App, ConfigStore, HygieneState | None]:
     store = ConfigStore(settings)
-    app = create_app(settings, datadir=datadir, app_id=app_id)
+    app = create_app(settings, datadir=datadir, app_id=app_id, processing_guarantee=guarantee)
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
     partitions = _partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None
     state = HygieneState(settings) if partitions else None
@@ -51,12 +51,12 @@ def _partitions(settings: KafkaSettings, topic: str) -> int | None:
 
 
 def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",
-               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID) -> None:
-    app, store, state = build(settings, datadir, source_topic, app_id)
+               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID, guarantee: str = "at_least_once") -> None:
+    app, store, state = build(settings, datadir, source_topic, app_id, guarantee)
     store.start()
     if state is not None:
         state.start()
-    log.info("router on %s", settings.describe())
+    log.info("router on %s (%s)", settings.describe(), guarantee.replace("_", "-"))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()

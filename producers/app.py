@@ -48,7 +48,7 @@ from continuum_events.avro import SchemaViolation
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
-from continuum_events.topology import EVENTS_TOPIC
+from continuum_events.topology import EVENTS_TOPIC, MAX_EVENT_BYTES
 from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable, default_spool_path
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,10 @@ class EventProducer:
             value = self._encode(record, self._prefix)
         except SchemaViolation as exc:
             raise ValueError(f"{EventType(event_type).value}: {exc}") from None
+        if len(value) > MAX_EVENT_BYTES:
+            # librdkafka would refuse it at produce(), and a spooled copy would block the spool.
+            raise ValueError(f"{EventType(event_type).value}: the event is {len(value):,} bytes encoded, over the "
+                             f"{MAX_EVENT_BYTES:,}-byte limit of every vendor; trim its details")
         key = key_of(data).encode()
         self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
         return event_id

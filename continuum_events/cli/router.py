@@ -20,6 +20,10 @@ from continuum_events.processors.app import APP_ID
 from continuum_events.rules import Rule, RuleSet, explain, route
 from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
 
+#: The router's processing guarantees, as the command line names them -> Faust's names.
+GUARANTEES = {"at-least-once": "at_least_once", "exactly-once": "exactly_once"}
+GUARANTEE_ENV = "CONTINUUM_ROUTER_GUARANTEE"
+
 rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True)
 
 
@@ -28,6 +32,9 @@ def router(
     datadir: Path = typer.Option(Path(".state/router"), help="Faust's data directory (one per worker on a host)."),
     source_topic: str = typer.Option(EVENTS_TOPIC, help="Topic to route from (benchmarks and tests).", hidden=True),
     app_id: str = typer.Option(APP_ID, help="Faust app id, i.e. the consumer group.", hidden=True),
+    guarantee: str = typer.Option("at-least-once", envvar=GUARANTEE_ENV, help="at-least-once, or exactly-once: "
+                                  "outputs and input offsets in one Kafka transaction (Apache Kafka only; "
+                                  "consumers read read_committed)."),
 ) -> None:
     """Run a router worker: printer-events -> per-category topics, by the live rules.
 
@@ -35,7 +42,10 @@ def router(
     """
     from continuum_events.processors.worker import run_worker
 
-    run_worker(kafka_settings(bootstrap_servers), datadir, source_topic=source_topic, app_id=app_id)
+    if guarantee not in GUARANTEES:
+        raise typer.BadParameter(f"{guarantee!r}: expected {' or '.join(GUARANTEES)}", param_hint="--guarantee")
+    run_worker(kafka_settings(bootstrap_servers), datadir, source_topic=source_topic, app_id=app_id,
+               guarantee=GUARANTEES[guarantee])
 
 
 def _store(bootstrap_servers: str | None) -> ConfigStore:

@@ -77,6 +77,9 @@ def test_ten_thousand_events_arrive_intact_and_in_order_per_printer(settings, fr
         ("printer.offline", {"printer_id": "p"}, "urgent", "severity 'urgent' is not one of"),
         ("printer.offline", ["printer_id"], None, "the payload must be a mapping"),
         ("system.error", {"details": {"attempt": 3}}, None, "details[]: expected string"),
+        # Over every vendor's limit: librdkafka would refuse it, and a spooled copy would block the spool.
+        ("system.error", {"component": "c", "message": "m", "details": {"trace": "x" * 1_000_000}}, None,
+         "over the 1,000,000-byte limit"),
     ],
 )
 def test_bad_events_raise_a_clear_value_error_and_nothing_is_sent(
