@@ -24,6 +24,7 @@ from continuum_events.rules import RuleSet
 from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
 from continuum_events.hygiene import HygienePolicy
 from continuum_events.processors.hygiene import HygieneState, group_key, register_hygiene, takes
+from continuum_events.processors.app import exactly_once_step
 from continuum_events.processors.routing import route_record
 
 log = logging.getLogger(__name__)
@@ -50,29 +51,31 @@ def register(
         # Never route with rules half-read: wait for the config topic's end first.
         await asyncio.get_running_loop().run_in_executor(None, ready, 15.0)
         async for event in stream.events():
-            msg = event.message
-            try:
-                routed = route_record(msg.value, msg.topic, msg.partition, msg.offset, rules(), codec)
-            except Exception as exc:  # noqa: BLE001 - any failure is this record's, not the stream's
-                await dead_letters.send(key=msg.key, value=msg.value,
-                                        headers=dead_letter_headers("router", exc, msg.topic, msg.partition, msg.offset))
-                counts["dead-lettered"] += 1
-                continue
-            policy = hygiene() if pages is not None else None
-            for out in routed:
-                if pages is not None and takes(out.event, out.category, policy):
-                    # An alerting page goes through alert hygiene first, grouped by location.
-                    await pages.send(key=group_key(out.event, policy).encode(), value=out.value,
-                                     headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
-                                     timestamp=msg.timestamp)
-                    counts["to-hygiene"] += 1
+            async with exactly_once_step(app, event):
+                msg = event.message
+                try:
+                    routed = route_record(msg.value, msg.topic, msg.partition, msg.offset, rules(), codec)
+                except Exception as exc:  # noqa: BLE001 - any failure is this record's, not the stream's
+                    await dead_letters.send(key=msg.key, value=msg.value,
+                                            headers=dead_letter_headers("router", exc, msg.topic, msg.partition,
+                                                                        msg.offset))
+                    counts["dead-lettered"] += 1
                     continue
-                # The event's own record time carries over, so replay by time window reads
-                # the category topics by when events happened, not when they were routed.
-                await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker],
-                                              timestamp=msg.timestamp)
-                counts[out.category] += 1
-            counts["in"] += 1
+                policy = hygiene() if pages is not None else None
+                for out in routed:
+                    if pages is not None and takes(out.event, out.category, policy):
+                        # An alerting page goes through alert hygiene first, grouped by location.
+                        await pages.send(key=group_key(out.event, policy).encode(), value=out.value,
+                                         headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
+                                         timestamp=msg.timestamp)
+                        counts["to-hygiene"] += 1
+                        continue
+                    # The event's own record time carries over, so replay by time window reads
+                    # the category topics by when events happened, not when they were routed.
+                    await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker],
+                                                  timestamp=msg.timestamp)
+                    counts[out.category] += 1
+                counts["in"] += 1
 
     @app.timer(10.0)
     async def summary() -> None:

@@ -10,7 +10,10 @@ state is not one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,95 @@ def _bound_fetch_wait() -> None:
     driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 
+def _transactions_follow_the_source() -> None:
+    """Under ``processing_guarantee="exactly_once"`` Faust commits a source partition's offsets
+    in the transaction of that partition (``{app}-{group}-{partition}``), but sends each output
+    in the transaction named after the *output* topic's partition: an output and the offset of
+    the event that caused it land in different transactions, so a worker killed between the
+    two commits re-routes what was already committed (measured: 1,413 duplicates in logging
+    over 3 kills). Sent while an event is being processed, an output joins that event's
+    source-partition transaction instead; sends outside any event (timers) are left as Faust
+    makes them."""
+    from faust.streams import current_event
+    from faust.transport.consumer import TransactionManager
+
+    original = TransactionManager.send
+    if getattr(original, "_continuum_source", False):
+        return
+
+    async def send(self: Any, topic: str, key: Any, value: Any, partition: Any, timestamp: Any, headers: Any,
+                   *, transactional_id: str | None = None) -> Any:
+        event = current_event()
+        if event is None:
+            return await original(self, topic, key, value, partition, timestamp, headers,
+                                  transactional_id=transactional_id)
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        return await self.producer.send(
+            topic, key, value, self.consumer.key_partition(topic, key, partition), timestamp, headers,
+            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}")
+
+    send._continuum_source = True  # type: ignore[attr-defined]
+    TransactionManager.send = send
+
+
+class SourceProgress:
+    """Under exactly-once, where each source partition's outputs are complete.
+
+    Faust commits the offsets of *acknowledged* events, and it acknowledges an event only when
+    the agent asks for the next one; its commit runs beside the agent. So a commit can seal a
+    transaction holding an event's outputs while the offset it commits stops just before that
+    event, and a worker killed then routes the event again (measured: 7 duplicates over 3
+    kills after the fix above). Each agent step runs under :attr:`lock` and records the next
+    offset of its source partition when it ends; the commit takes the lock, so it falls between
+    events, and commits those offsets.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.next_offsets: dict[Any, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def step(self, event: Any) -> AsyncIterator[None]:
+        async with self.lock:
+            yield
+            message = event.message
+            self.next_offsets[message.tp] = message.offset + 1
+
+    def merged(self, offsets: Mapping[Any, int], assigned: set[Any]) -> dict[Any, int]:
+        for tp in [tp for tp in self.next_offsets if tp not in assigned]:
+            del self.next_offsets[tp]  # revoked: its next owner commits it
+        merged = dict(offsets)
+        for tp, offset in self.next_offsets.items():
+            merged[tp] = max(offset, merged.get(tp, offset))
+        return merged
+
+
+def _commits_between_events() -> None:
+    from faust.transport.consumer import TransactionManager
+
+    original = TransactionManager.commit
+    if getattr(original, "_continuum_between_events", False):
+        return
+
+    async def commit(self: Any, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
+        progress: SourceProgress | None = getattr(self.app, "continuum_progress", None)
+        if progress is None:
+            return await original(self, offsets, start_new_transaction)
+        async with progress.lock:
+            merged = progress.merged(offsets, set(self.app.consumer.assignment()))
+            return await original(self, merged, start_new_transaction)
+
+    commit._continuum_between_events = True  # type: ignore[attr-defined]
+    TransactionManager.commit = commit
+
+
+def exactly_once_step(app: faust.App, event: Any) -> contextlib.AbstractAsyncContextManager[None]:
+    """Wrap an agent's handling of one event: under exactly-once, a commit never splits it."""
+    progress: SourceProgress | None = getattr(app, "continuum_progress", None)
+    return progress.step(event) if progress is not None else contextlib.nullcontext()
+
+
 def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: str = APP_ID, **overrides: Any) -> faust.App:
     brokers = ";".join(f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(","))
     conf: dict[str, Any] = {
@@ -89,6 +181,11 @@ def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: 
     }
     conf.update(overrides)
     _bound_fetch_wait()
+    if conf["processing_guarantee"] == "exactly_once":
+        _transactions_follow_the_source()
+        _commits_between_events()
     app = faust.App(app_id, **conf)
     app.continuum_fetch_wait_max_ms = settings.fetch_wait_max_ms  # type: ignore[attr-defined]
+    if conf["processing_guarantee"] == "exactly_once":
+        app.continuum_progress = SourceProgress()  # type: ignore[attr-defined]
     return app

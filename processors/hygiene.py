@@ -39,6 +39,7 @@ from typing import Any
 
 import faust
 
+from continuum_events.processors.app import exactly_once_step
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event, EventType
 from continuum_events.hygiene import (
@@ -197,19 +198,20 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
         # Never decide with the state half-read: fold it to its true end first.
         await asyncio.get_running_loop().run_in_executor(None, table.wait_ready, 60.0)
         async for event in stream.events():
-            msg = event.message
-            rules = policy()
-            try:
-                if msg.value == TICK:
-                    await on_tick(msg.partition, rules)
-                else:  # switched off meanwhile: a page in flight is decided by the defaults
-                    await on_page(msg, rules or HygienePolicy())
-            except Exception as exc:  # noqa: BLE001 - one page must not stop the stage, nor vanish
-                log.exception("hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
-                              msg.topic, msg.partition, msg.offset)
-                counts["hygiene-errors"] += 1
-                if msg.value != TICK:
-                    await deliver([Send(record_of(msg), f"hygiene failed ({type(exc).__name__}): sent as it is")])
+            async with exactly_once_step(app, event):
+                msg = event.message
+                rules = policy()
+                try:
+                    if msg.value == TICK:
+                        await on_tick(msg.partition, rules)
+                    else:  # switched off meanwhile: a page in flight is decided by the defaults
+                        await on_page(msg, rules or HygienePolicy())
+                except Exception as exc:  # noqa: BLE001 - one page must not stop the stage, nor vanish
+                    log.exception("hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
+                                  msg.topic, msg.partition, msg.offset)
+                    counts["hygiene-errors"] += 1
+                    if msg.value != TICK:
+                        await deliver([Send(record_of(msg), f"hygiene failed ({type(exc).__name__}): sent as it is")])
 
     @app.timer(1.0)
     async def clock() -> None:
