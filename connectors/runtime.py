@@ -173,6 +173,8 @@ class IntegrationRunner:
             "group.id": connector_group(self.name), "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
             "fetch.wait.max.ms": self.settings.fetch_wait_max_ms, **FAST_GROUP_SETTINGS,
+            # Never what an aborted transaction wrote (a router under --guarantee exactly-once).
+            "isolation.level": "read_committed",
             **({"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
                if self.settings.group_instance_id else {}),
         })

@@ -35,6 +35,10 @@ STATUS_TOPIC = "continuum-events.status"
 HYGIENE_TOPIC = f"{EVENTS_TOPIC}.hygiene"
 HYGIENE_STATE = "continuum-router-hygiene-state"
 CATEGORIES = ("logging", "monitoring", "alerting")
+#: How long the event topics keep history (replay reaches back this far; `topics --retention-hours`).
+EVENT_RETENTION_MS = 7 * 24 * 3600 * 1000
+#: Dead letters (and the record of which were redriven) are kept for a month.
+DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 def category_topic(category: str) -> str:
@@ -76,18 +80,19 @@ class Topology:
     partitions: int = 6
     replication_factor: int = 1
     #: Retention for event topics; replay reaches back this far.
-    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_ms: int = EVENT_RETENTION_MS
 
     def topics(self) -> list[TopicSpec]:
         retained = {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
         specs = [TopicSpec(EVENTS_TOPIC, self.partitions, retained)]
         specs += [TopicSpec(category_topic(c), self.partitions, retained) for c in CATEGORIES]
-        # Dead letters are kept long: someone has to look at them.
-        # Dead letters are kept whole, even an oversized event the router refused.
-        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(30 * 24 * 3600 * 1000),
+        # Dead letters are kept long (someone has to look at them) and whole, even an
+        # oversized event the router refused.
+        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(DEAD_LETTER_RETENTION_MS),
                                                      "max.message.bytes": str(DLQ_MAX_RECORD_BYTES)}))
-        # Rules and integrations: last value per key wins. The embedded broker never
-        # compacts, so readers must fold the topic themselves (they do).
+        # Rules and integrations: last value per key wins, a delete is a tombstone. Apache
+        # Kafka compacts it; readers fold the whole topic themselves all the same (Tansu never
+        # compacts), which gives the same configuration either way.
         specs.append(TopicSpec(CONFIG_TOPIC, 1, {"cleanup.policy": "compact"}))
         # Alert hygiene: pages by location, and the state every router worker folds.
         specs.append(TopicSpec(HYGIENE_TOPIC, self.partitions, {"retention.ms": str(24 * 3600 * 1000)}))
@@ -97,14 +102,18 @@ class Topology:
         return specs
 
     def integration_topics(self, integration: str) -> list[TopicSpec]:
-        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
-                # Kept as long as the dead letters it refers to.
-                TopicSpec(redrive_ledger_topic(integration), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})]
+        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(DEAD_LETTER_RETENTION_MS)}),
+                # One record per dead letter redriven (keyed by its position), kept as long as
+                # the dead letters it refers to.
+                TopicSpec(redrive_ledger_topic(integration), 1, {"cleanup.policy": "compact,delete",
+                                                                 "retention.ms": str(DEAD_LETTER_RETENTION_MS)})]
 
     @staticmethod
     def ledger_topics(integration: str) -> list[TopicSpec]:
-        # Small, and an incident may stay open for longer than any retention: kept forever.
-        return [TopicSpec(incident_ledger_topic(integration), 1, {"retention.ms": "-1"})]
+        # The last transition per incident: an incident may stay open for longer than any
+        # retention, so compacted, never deleted. Writers only ever write a newer transition
+        # for a key, so the last record kept is the one the ledger's fold would pick.
+        return [TopicSpec(incident_ledger_topic(integration), 1, {"cleanup.policy": "compact"})]
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = 1, timeout: float = 30.0) -> list[str]:

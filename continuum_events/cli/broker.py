@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from continuum_events.broker import ENGINES, BrokerError, KafkaBroker, kafka_version, local_broker
 from continuum_events.cli.common import BootstrapOption, console, fail, kafka_settings
-from continuum_events.topology import Topology, ensure_topology
+from continuum_events.topology import EVENT_RETENTION_MS, Topology, ensure_topology
 
 
 def broker(
@@ -66,13 +66,17 @@ def topics(
     bootstrap_servers: str | None = BootstrapOption,
     partitions: int = typer.Option(6, help="Partitions of printer-events and the category topics."),
     replication_factor: int = typer.Option(1, help="Replicas per partition (3 on a production cluster)."),
+    retention_hours: float = typer.Option(EVENT_RETENTION_MS / 3_600_000, min=1, help="How long printer-events "
+                                          "and the category topics keep events: how far replay reaches back."),
 ) -> None:
     """Create the topology (every topic, with its partitions and configs) on a cluster.
 
-    Existing topics are left alone; a partition count that differs is reported.
+    Existing topics are left alone; a partition count that differs is reported. Dead letters
+    are kept 30 days; the configuration, status and incident ledgers are compacted.
     """
     settings = kafka_settings(bootstrap_servers)
-    topology = Topology(partitions=partitions, replication_factor=replication_factor)
+    topology = Topology(partitions=partitions, replication_factor=replication_factor,
+                        retention_ms=int(retention_hours * 3_600_000))
     created = ensure_topology(AdminClient(settings.client_config()), topology)
     for spec in topology.topics():
         state = "created" if spec.name in created else "exists"
