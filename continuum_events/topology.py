@@ -78,7 +78,8 @@ class Topology:
     """The shape of the deployment. ``partitions`` bounds consumer parallelism."""
 
     partitions: int = 6
-    replication_factor: int = 1
+    #: -1: the cluster's ``default.replication.factor`` (3 on a production cluster, 1 on one node).
+    replication_factor: int = -1
     #: Retention for event topics; replay reaches back this far.
     retention_ms: int = EVENT_RETENTION_MS
 
@@ -116,8 +117,12 @@ class Topology:
         return [TopicSpec(incident_ledger_topic(integration), 1, {"cleanup.policy": "compact"})]
 
 
-def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = 1, timeout: float = 30.0) -> list[str]:
-    """Create the topics in ``specs`` that do not exist yet; return the names created."""
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = -1, timeout: float = 30.0) -> list[str]:
+    """Create the topics in ``specs`` that do not exist yet; return the names created.
+
+    ``replication_factor`` -1 leaves it to the cluster (``default.replication.factor``): the
+    topics a connector or an integration creates at run time are replicated as the cluster's
+    operators decided, not once by accident."""
     existing = admin.list_topics(timeout=timeout).topics
     for spec in specs:
         if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:

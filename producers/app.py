@@ -71,7 +71,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "allow.auto.create.topics": False,
 }
 
-_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+#: The spool engages only when no broker can take a write. One broker of a cluster going away
+#: (a _TRANSPORT or _RESOLVE error for it) is librdkafka's to handle: it moves to the new
+#: partition leaders and retries there, in the same idempotent session.
+_DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
 
 # Per event type: (Avro enum symbol, key function, union branch, default severity).
 _TYPES = {

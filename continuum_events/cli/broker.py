@@ -65,7 +65,8 @@ def broker(
 def topics(
     bootstrap_servers: str | None = BootstrapOption,
     partitions: int = typer.Option(6, help="Partitions of printer-events and the category topics."),
-    replication_factor: int = typer.Option(1, help="Replicas per partition (3 on a production cluster)."),
+    replication_factor: int = typer.Option(-1, help="Replicas per partition (3 on a production cluster); "
+                                           "-1: the cluster's default.replication.factor."),
     retention_hours: float = typer.Option(EVENT_RETENTION_MS / 3_600_000, min=1, help="How long printer-events "
                                           "and the category topics keep events: how far replay reaches back."),
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import NoReturn
 
 import typer
@@ -67,15 +68,33 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def reachable(settings: KafkaSettings, timeout: float = 8.0) -> None:
-    """Fail fast, and clearly, when the cluster cannot be reached."""
-    from confluent_kafka import KafkaException
+    """Fail fast, and clearly, when the cluster cannot be reached: the listener (address,
+    protocol, mechanism, user) and the broker's reason — a refused password, an untrusted
+    certificate — never a secret (librdkafka's messages hold none)."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
-    try:
-        AdminClient(settings.client_config(**{"log_level": 0})).list_topics(timeout=timeout)
-    except KafkaException as exc:
-        fail(f"cannot reach Kafka at {settings.describe()} within {timeout:.0f} s ({exc.args[0].str()}); "
-             "check --bootstrap-servers / CONTINUUM_KAFKA_* settings")
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED) \
+                and not refused:
+            refused.append(err.str())
+
+    admin = AdminClient(settings.client_config(**{"log_level": 0, "error_cb": on_error}))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback: why the broker would not talk to us
+            if refused:
+                fail(f"Kafka at {settings.describe()} refused the connection: {refused[0]}; "
+                     "check the CONTINUUM_KAFKA_SASL_* / CONTINUUM_KAFKA_SSL_* settings")
+            if time.monotonic() >= deadline:
+                fail(f"cannot reach Kafka at {settings.describe()} within {timeout:.0f} s ({exc.args[0].str()}); "
+                     "check --bootstrap-servers / CONTINUUM_KAFKA_* settings")
 
 
 def parse_time(text: str, option: str, now: float | None = None) -> int:

@@ -93,7 +93,8 @@ def run(
             port = broker_port if not port_open("127.0.0.1", broker_port) else free_port()
             if port != broker_port:
                 console.print(f"port {broker_port} is taken; the local broker uses {port}")
-            embedded = local_broker(_choose_engine(engine), port=port, data_dir=state / "kafka")
+            chosen = _choose_engine(engine)
+            embedded = local_broker(chosen, port=port, data_dir=state / "kafka", log_path=state / f"{chosen}.log")
             try:
                 embedded.start()
             except BrokerError as exc:

@@ -50,6 +50,19 @@ def raw_records(settings: KafkaSettings, topic: str) -> list[tuple[str, bytes | 
         consumer.close()
 
 
+def topic_configs(admin: AdminClient, topic: str, timeout: float = 15.0) -> dict:
+    """A topic's configuration, asking again while a topic just created is not yet in the
+    metadata of the broker that answers (UNKNOWN_TOPIC_OR_PART)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return next(iter(admin.describe_configs([ConfigResource("TOPIC", topic)]).values())).result(timeout)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_the_compacted_config_topic_folds_to_the_same_configuration(node: LocalBroker) -> None:
     settings = KafkaSettings(bootstrap_servers=node.bootstrap_servers)
     for version in range(40):  # a rule edited 40 times, an integration connected then removed
@@ -101,14 +114,7 @@ def test_topics_carry_their_retention_and_cleanup_policy(node: LocalBroker) -> N
                                            "retention.ms": str(30 * 24 * 3600 * 1000)},
     }
     for topic, expected in wanted.items():
-        deadline = time.monotonic() + 15
-        while True:  # a topic just created may not be in every broker's metadata yet
-            try:
-                configs = next(iter(admin.describe_configs([ConfigResource("TOPIC", topic)]).values())).result(15)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, topic
-                time.sleep(0.2)
+        configs = topic_configs(admin, topic)
         assert {k: configs[k].value for k in expected} == expected, topic
 
 
@@ -126,8 +132,7 @@ def test_the_topics_command_sets_the_retention_asked_for(node: LocalBroker) -> N
     from continuum_events.topology import TopicSpec, ensure_topics
 
     ensure_topics(admin, [TopicSpec(topic, 1, Topology(retention_ms=72 * 3600 * 1000).topics()[0].config)])
-    configs = admin.describe_configs([ConfigResource("TOPIC", topic)])
-    assert next(iter(configs.values())).result(15)["retention.ms"].value == str(72 * 3600 * 1000)
+    assert topic_configs(admin, topic)["retention.ms"].value == str(72 * 3600 * 1000)
 
 
 def test_connectors_never_deliver_what_an_aborted_transaction_wrote(node: LocalBroker, tmp_path) -> None:
