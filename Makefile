@@ -109,10 +109,11 @@ bench-probe: $(STAMP) ## The SNMP probe over 1,000 and 10,000 simulated printers
 
 # The fault suite at the issue's figures (the suite runs the same tests smaller).
 FAULT_TESTS := tests/integration/test_crash_points.py tests/integration/test_connector_faults.py \
+	tests/integration/test_cluster.py "tests/integration/test_router.py::test_sigkills_while_events_flow_lose_nothing" \
 	tests/integration/test_slow_vendors.py tests/integration/test_poison.py tests/integration/test_spool_disk_full.py \
 	tests/unit/test_properties.py tests/unit/test_secrets.py tests/unit/test_guarded_http.py tests/unit/test_kafka_security.py
 
-faults: $(STAMP) system-deps ## The fault suite at full size: 100,000 events and 20 SIGKILLs, a 60 s outage (not in CI)
+faults: $(STAMP) kafka system-deps ## The fault suite at full size on Apache Kafka: 20 connector SIGKILLs, 5 router and 5 broker-leader kills in 50-100k events, a 60 s outage (not in CI)
 	CONTINUUM_FAULT_SCALE=full CONTINUUM_FAULT_OUTAGE_S=60 $(BIN)/python -m pytest $(FAULT_TESTS) -s -p no:cacheprovider
 
 # The soak run is not part of `make test`: 30 minutes by default; SOAK_SECONDS=90 SOAK_RATE=300 make soak is a short one.
