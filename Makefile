@@ -120,7 +120,7 @@ faults: $(STAMP) kafka system-deps ## The fault suite at full size on Apache Kaf
 SOAK_SECONDS ?= 1800
 SOAK_RATE ?= 1000
 
-soak: $(STAMP) system-deps ## Soak: SOAK_RATE events/s for SOAK_SECONDS through router and all 11 connectors, then a 10x burst (.state/reports/soak.json)
+soak: $(STAMP) kafka system-deps ## Soak: SOAK_RATE events/s for SOAK_SECONDS through router and all 11 connectors, then a 10x burst (.state/reports/soak.json)
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_RATE=$(SOAK_RATE) $(BIN)/python -m pytest tests/soak -m soak -s -p no:cacheprovider
 
 lint: $(STAMP) ## ruff, if installed in the venv

@@ -214,6 +214,11 @@ class LocalBroker(ABC):
     @abstractmethod
     def running(self) -> bool: ...
 
+    @property
+    @abstractmethod
+    def pids(self) -> list[int]:
+        """The broker's running processes (one per node)."""
+
     @abstractmethod
     def _launch(self, timeout: float) -> None:
         """Start the process(es) and return once the client port listens."""
@@ -281,6 +286,10 @@ class TansuBroker(LocalBroker):
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.running and self.process is not None else []
 
     def _launch(self, timeout: float) -> None:
         url = f"tcp://{self.host}:{self.port}"
@@ -432,6 +441,10 @@ class KafkaBroker(LocalBroker):
     @property
     def running(self) -> bool:
         return any(n.running for n in self.nodes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [n.process.pid for n in self.nodes if n.running and n.process is not None]
 
     def _voters(self) -> str:
         return ",".join(f"{n.node_id}@{self.host}:{n.controller_port}" for n in self.nodes)

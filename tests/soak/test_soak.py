@@ -283,7 +283,7 @@ def test_soak(rsyslog: Rsyslog, tmp_path: Path) -> None:  # noqa: F811 (the fixt
         lag = GroupLag(settings, {"continuum-router": EVENTS_TOPIC,
                                   **{connector_group(v.name): category_topic(CATEGORY[v.vendor]) for v in VENDORS}},
                        stage.high, stage.partitions)
-        pids = {"router": router.process.pid, "connectors": connectors.process.pid, "broker": broker.process.pid,
+        pids = {"router": router.process.pid, "connectors": connectors.process.pid, "broker": broker.pids[0],
                 "receivers": os.getpid()}
         rss = Sampler(lambda: {name: rss_bytes(pid) for name, pid in pids.items()}, RSS_EVERY_S, "soak-rss")
         lags = Sampler(lag, 2.0, "soak-lag")
