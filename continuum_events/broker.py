@@ -409,7 +409,9 @@ class KafkaBroker(LocalBroker):
         topology = topology or Topology(replication_factor=replication)
         super().__init__(port, host, topology, log_path)
         self._owns_data = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="continuum-kafka-"))
+        # Absolute: each node runs with its own directory as the working directory.
+        self.data_dir = Path(data_dir).resolve() if data_dir else Path(tempfile.mkdtemp(prefix="continuum-kafka-"))
+        self.log_path = self.log_path.resolve()
         self.heap_mb = heap_mb or (512 if nodes == 1 else 384)
         self.listeners = listeners or []
         self.scram_users = scram_users or {}

@@ -98,3 +98,12 @@ def test_a_data_directory_keeps_its_controller_ports(tmp_path: Path) -> None:
     again = KafkaBroker(data_dir=tmp_path)
     assert again.nodes[0].controller_port == first.nodes[0].controller_port
     assert os.path.exists(tmp_path / "cluster-id")
+
+
+def test_a_relative_data_directory_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make run` passes `.state/kafka`; each node runs in its own directory, so a relative
+    path would point nowhere (the node exited at start: its config file not found)."""
+    monkeypatch.chdir(tmp_path)
+    node = KafkaBroker(data_dir=Path(".state/kafka"), log_path=Path(".state/kafka.log"))
+    assert node.data_dir == tmp_path / ".state" / "kafka" and node.log_path.is_absolute()
+    assert Path(node._properties(node.nodes[0])["log.dirs"]).is_absolute()
