@@ -37,14 +37,18 @@ import itertools
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from continuum_events import history
 from continuum_events.avro import SchemaViolation
+from continuum_events.cluster import cluster_traits
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
@@ -102,6 +106,9 @@ class ProducerStats:
     spooled_total: int
     dropped: int
     spool_error: str | None = None
+    #: Spooled events that had been sent once without an answer and were found already
+    #: written in the topic by the drain, so were not sent again.
+    found_written: int = 0
 
 
 class EventProducer:
@@ -150,7 +157,7 @@ class EventProducer:
         self._spooling = len(self.spool) > 0
         self._fatal = False
         self._closed = False
-        self._dispatched = self._delivered = self._spooled_total = self._dropped = 0
+        self._dispatched = self._delivered = self._spooled_total = self._dropped = self._found_written = 0
         self._last_logged: dict[str, float] = {}  # per kind of refusal, for rate-limited errors
         self._spool_error: SpoolUnavailable | None = None
         self._stop = threading.Event()
@@ -285,11 +292,14 @@ class EventProducer:
             if self.on_delivered:
                 self.on_delivered(event_id)
             return
-        # Timed out, purged at close, or the producer went fatal: keep it on disk.
-        if err.code() != KafkaError._PURGE_QUEUE:
+        # Timed out, purged, or the producer went fatal: keep it on disk. Only a purge of the
+        # queue proves it was never sent; anything else may have been written without an answer.
+        never_sent = err.code() == KafkaError._PURGE_QUEUE
+        if not never_sent:
             log.debug("delivery of %s failed (%s); spooling", event_id, err)
         self._enter_spooling()
-        refused = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1])])
+        refused = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1],
+                                                maybe_written=not never_sent)])
         if resolve:
             resolve(refused, event_id)
 
@@ -396,11 +406,26 @@ class EventProducer:
         if not self._settled(lambda: self._producer.flush(self._config.get("message.timeout.ms", 300_000) / 1000 + 5)):
             return
         while batch := self.spool.claim(self.drain_batch):
-            delivered: list[int] = []
+            try:
+                written = self._written_already([r for r in batch if r.maybe_written])
+            except (KafkaException, TimeoutError) as exc:
+                self.spool.release([r.seq for r in batch])
+                log.warning("spool drain: cannot check the topic for events sent before without an answer (%s); "
+                            "retrying later", exc)
+                return
+            if written:
+                self._found_written += len(written)
+                log.info("spool drain: %d events sent before without an answer were written then; not sent again",
+                         len(written))
+                batch = [r for r in batch if r.seq not in written]
+            delivered: list[int] = list(written)
+            unsure: list[int] = []  # sent, no answer: possibly written
 
             def done(seq: int, err: KafkaError | None, msg: Any) -> None:
                 if err is None:
                     delivered.append(seq)
+                elif err.code() != KafkaError._PURGE_QUEUE:
+                    unsure.append(seq)
 
             def send(rows: list[SpooledRecord] = batch) -> None:
                 for r in rows:
@@ -413,9 +438,16 @@ class EventProducer:
             self.spool.delete(delivered)
             self._spool_writes_again()
             self._delivered += len(delivered)
-            if len(delivered) < len(batch):
-                self.spool.release([r.seq for r in batch if r.seq not in set(delivered)])
-                log.warning("spool drain: %d of %d sent; retrying later", len(delivered), len(batch))
+            if len(delivered) < len(batch) + len(written):
+                self.spool.release([r.seq for r in batch if r.seq not in set(delivered)], maybe_written=unsure)
+                log.warning("spool drain: %d of %d sent; retrying later", len(delivered) - len(written), len(batch))
+                if batch and len(delivered) == len(written) and self._broker_reachable():
+                    # The brokers answer, yet not one record of the batch was acknowledged: the
+                    # session is one they no longer honour (a broker that lost its state, as
+                    # Tansu does on restart). A new producer starts a new one.
+                    log.warning("spool drain: the brokers answer but acknowledged nothing; starting a new "
+                                "producer session")
+                    self._replace_producer()
                 return
             log.info("spool drain: sent %d events, %d left", len(delivered), len(self.spool))
         with self._lock:
@@ -423,6 +455,37 @@ class EventProducer:
             if len(self.spool) == 0:
                 self._spooling = False
                 log.info("spool empty; events go straight to the brokers again")
+
+    def _written_already(self, rows: list[SpooledRecord]) -> set[int]:
+        """The seqs of ``rows`` whose exact record (value bytes: the event_id makes each unique)
+        is already in its topic. Each topic is read from the broker's first offset at or after
+        the oldest row's timestamp to its end: the old session's requests are all settled by
+        now (the drain flushed it first), so a write of theirs is below the end."""
+        if not rows:
+            return set()
+        wanted: dict[str, dict[bytes, int]] = defaultdict(dict)
+        since: dict[str, int] = {}
+        for r in rows:
+            wanted[r.topic][r.value] = r.seq
+            since[r.topic] = min(since.get(r.topic, r.ts_ms), r.ts_ms)
+        found: set[int] = set()
+        time_index = cluster_traits(self.settings).time_index
+        consumer = history.history_consumer(self.settings, "spool-check")
+        try:
+            for topic, values in wanted.items():
+                marks = history.watermarks(consumer, topic)
+                starts = history.offsets_for_time(consumer, topic, since[topic], marks, time_index=time_index)
+                ranges = {p: (starts[p], marks[p].end) for p in marks}
+                with closing(history.read_range(consumer, topic, ranges)) as records:
+                    for msg in records:
+                        seq = values.pop(msg.value(), None)
+                        if seq is not None:
+                            found.add(seq)
+                            if not values:
+                                break
+        finally:
+            consumer.close()
+        return found
 
     def _settled(self, step: Callable[[], Any]) -> bool:
         """Run a step of the drain; False when the producer went fatal in it (librdkafka
@@ -505,6 +568,7 @@ class EventProducer:
             spooled_total=self._spooled_total,
             dropped=self._dropped,
             spool_error=self._spool_error.reason if self._spool_error else None,
+            found_written=self._found_written,
         )
 
     def __enter__(self) -> EventProducer:

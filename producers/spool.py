@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS spool (
     value      BLOB    NOT NULL,
     ts_ms      INTEGER NOT NULL,      -- the record's CreateTime
     claimed_by TEXT,                  -- drainer holding the row, if any
-    claimed_at REAL
+    claimed_at REAL,
+    maybe_written INTEGER NOT NULL DEFAULT 0  -- sent once, outcome unknown
 );
 """
 
@@ -53,6 +54,9 @@ class SpooledRecord:
     key: bytes | None
     value: bytes
     ts_ms: int
+    #: Sent to a broker once with no answer (timed out or abandoned in flight): the broker
+    #: may have written it, so the drain looks for it in the topic before sending it again.
+    maybe_written: bool = False
 
     @property
     def size(self) -> int:
@@ -124,6 +128,12 @@ class Spool:
         # without an fsync per event.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(spool)")}
+        if "maybe_written" not in columns:  # a spool written by an earlier version
+            try:
+                self._db.execute("ALTER TABLE spool ADD COLUMN maybe_written INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
         self._count, self._bytes = self._measure()
 
     def _measure(self) -> tuple[int, int]:
@@ -186,14 +196,15 @@ class Spool:
             for r in records:
                 if self._bytes + added + r.size > self.max_bytes:
                     break
-                rows.append((r.seq, r.topic, r.key, r.value, r.ts_ms))
+                rows.append((r.seq, r.topic, r.key, r.value, r.ts_ms, int(r.maybe_written)))
                 added += r.size
             if rows:
                 before = self._db.total_changes
                 with self._transaction():
                     # OR IGNORE: a record spooled twice (a delivery failure racing a purge) is kept once.
                     self._db.executemany(
-                        "INSERT OR IGNORE INTO spool (seq, topic, key, value, ts_ms) VALUES (?, ?, ?, ?, ?)", rows
+                        "INSERT OR IGNORE INTO spool (seq, topic, key, value, ts_ms, maybe_written) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
                     )
                 if self._db.total_changes - before == len(rows):
                     self._count += len(rows)
@@ -213,10 +224,10 @@ class Spool:
             rows = self._db.execute(
                 "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE seq IN ("
                 "  SELECT seq FROM spool WHERE claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?"
-                "  ORDER BY seq LIMIT ?) RETURNING seq, topic, key, value, ts_ms",
+                "  ORDER BY seq LIMIT ?) RETURNING seq, topic, key, value, ts_ms, maybe_written",
                 (self.owner, now, self.owner, now - self.lease_s, limit),
             ).fetchall()
-        return sorted((SpooledRecord(*row) for row in rows), key=lambda r: r.seq)
+        return sorted((SpooledRecord(*row[:5], maybe_written=bool(row[5])) for row in rows), key=lambda r: r.seq)
 
     def delete(self, seqs: list[int]) -> None:
         """Forget rows the broker acknowledged.
@@ -231,16 +242,21 @@ class Spool:
                 self._db.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
             self._count, self._bytes = self._measure()
 
-    def release(self, seqs: list[int]) -> None:
-        """Give rows back (sending failed) so the next drain retries them first.
+    def release(self, seqs: list[int], maybe_written: Iterable[int] = ()) -> None:
+        """Give rows back (sending failed) so the next drain retries them first; the rows
+        of ``maybe_written`` were sent without an answer and are marked so.
 
         On a full disk this raises :class:`SpoolUnavailable`; the rows keep their lease,
         which this spool's next :meth:`claim` takes up again (other processes' after it
         expires)."""
         if not seqs:
             return
+        unsure = set(maybe_written)
         with self._lock, self._transaction():
-            self._db.executemany("UPDATE spool SET claimed_by = NULL WHERE seq = ?", [(s,) for s in seqs])
+            self._db.executemany(
+                "UPDATE spool SET claimed_by = NULL, maybe_written = MAX(maybe_written, ?) WHERE seq = ?",
+                [(int(s in unsure), s) for s in seqs],
+            )
 
     def close(self) -> None:
         with self._lock:

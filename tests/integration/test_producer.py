@@ -13,6 +13,8 @@ import time
 from collections import defaultdict
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from continuum_events.producers import EventProducer, EventType, SpoolFull, configure, dispatch_event
 
 from continuum_events.broker import LocalBroker
@@ -171,6 +173,58 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(own_broker: 
     assert set(got) <= set(ids)
     assert producer.stats().spooled_total > 0, "the outage never reached the spool; the test proved nothing"
     assert_ordered_per_printer(received)
+
+
+def raw_records(bootstrap: str, topic: str, expect: int) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, timestamp) of every record of ``topic``, as stored."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-raw", "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out: list[tuple[bytes, bytes, int]] = []
+        deadline = time.monotonic() + 30
+        while len(out) < expect and time.monotonic() < deadline:
+            out += [(m.key(), m.value(), m.timestamp()[1]) for m in consumer.consume(1000, 0.2) if not m.error()]
+        return out
+    finally:
+        consumer.close()
+
+
+def test_the_drain_does_not_send_again_what_a_timed_out_request_wrote(broker: LocalBroker, tmp_path, request) -> None:
+    """A request the producer gave up on (timed out in flight, abandoned by a fatal session)
+    may have been written: the broker woke, or answered into a closed connection. Such
+    events are spooled as "maybe written", and the drain looks for their exact bytes in the
+    topic before sending: the 100 of them already there are not written a second time, the
+    50 that are not are sent, and so are the 50 that were never sent at all."""
+    from continuum_events.producers.spool import Spool, SpooledRecord
+    from continuum_events.topology import TopicSpec, ensure_topics
+
+    source, target = (f"test-maybe-written-{name}-{time.time_ns()}" for name in ("source", "target"))
+    ensure_topics(AdminClient({"bootstrap.servers": broker.bootstrap_servers}), [TopicSpec(source, 3), TopicSpec(target, 3)])
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    with EventProducer(settings, topic=source, spool_path=tmp_path / "source.db") as capture:
+        for i in range(200):
+            capture.dispatch(*printer_event(i, printers=20))
+        assert capture.flush(30) == 0
+    records = sorted(raw_records(broker.bootstrap_servers, source, 200), key=lambda r: r[2])
+    assert len(records) == 200
+    raw = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for key, value, ts in records[:100]:  # what the "timed out" requests had written after all
+        raw.produce(target, value, key, timestamp=ts)
+    assert raw.flush(30) == 0
+    spool = Spool(tmp_path / "spool.db")
+    spool.append([SpooledRecord(seq, target, key, value, ts, maybe_written=seq < 150)
+                  for seq, (key, value, ts) in enumerate(records)])
+    spool.close()
+
+    with EventProducer(settings, topic=target, spool_path=tmp_path / "spool.db") as producer:
+        assert producer.wait_drained(60), producer.stats()
+        stats = producer.stats()
+    received = read_topic(broker.bootstrap_servers, target, expect=200, timeout=30, idle=3)
+    got = [r.event.event_id for r in received]
+    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} events written twice"
+    assert len(got) == 200
+    assert stats.found_written == 100
 
 
 SPOOL_ONLY_PRODUCER = textwrap.dedent("""

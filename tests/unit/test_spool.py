@@ -134,3 +134,18 @@ def test_an_io_error_is_a_full_disk_only_when_the_disk_is_nearly_full(full_disk:
     assert SpoolUnavailable.from_sqlite(full_disk / "spool.db", io_error).disk_full
     roomy = SpoolUnavailable.from_sqlite(tmp_path / "spool.db", io_error)
     assert not roomy.disk_full and "SQLite cannot write (disk I/O error" in roomy.reason
+
+
+def test_a_spool_from_before_maybe_written_opens_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE spool (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL,
+                            ts_ms INTEGER NOT NULL, claimed_by TEXT, claimed_at REAL);
+        INSERT INTO spool (seq, topic, key, value, ts_ms) VALUES (1, 't', x'6b', x'76', 5);
+    """)
+    db.close()
+    spool = Spool(path)
+    spool.append([SpooledRecord(2, "t", b"k", b"w", 6, maybe_written=True)])
+    assert [(r.seq, r.maybe_written) for r in spool.claim(10)] == [(1, False), (2, True)]
+    spool.close()
