@@ -1,5 +1,10 @@
 """VictorOps / Splunk On-Call REST endpoint: ``entity_id`` = the incident's identity
-(:mod:`connectors.incidents`); CRITICAL or WARNING opens, RECOVERY resolves.
+(:mod:`connectors.incidents`); every trigger goes as CRITICAL, RECOVERY resolves.
+
+VictorOps opens an incident for CRITICAL only (WARNING does unless the account is set
+up to), so what opens an incident at PagerDuty or Opsgenie — a trigger of
+:func:`~continuum_events.connectors.incidents.incidents_of` — is CRITICAL here too; the
+event's own severity and details travel as fields of the alert.
 
 Both secrets live in the URL path, so the URL is never logged nor put in an error.
 The answer's ``result`` says success or failure (a failure refuses the event).
@@ -17,9 +22,6 @@ from continuum_events.connectors.http import raise_for_common
 from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, bounded, incidents_of
 from continuum_events.events import Event
 
-MESSAGE_TYPE = {"critical": "CRITICAL", "error": "CRITICAL", "warning": "WARNING", "info": "INFO"}
-
-
 @dataclass(frozen=True)
 class VictorOpsConfig:
     api_key: SecretStr
@@ -36,8 +38,10 @@ class VictorOpsSink(LifecycleSink):
 
     def body(self, incident: Incident) -> dict[str, object]:
         event = incident.event
-        kind = "RECOVERY" if incident.action == "resolve" else MESSAGE_TYPE[event.severity.value]
-        body = {**{k: v for k, v in describe_event(event).items() if k != "details"},
+        kind = "RECOVERY" if incident.action == "resolve" else "CRITICAL"
+        described = describe_event(event)
+        details = described.pop("details", {})
+        body = {**described, **{f"details.{k}": v for k, v in details.items()},
                 "message_type": kind, "entity_id": incident.key,
                 "entity_display_name": bounded(incident.summary, 500), "state_message": incident.summary,
                 "timestamp": event.timestamp_us // 1_000_000, "state_start_time": event.timestamp_us // 1_000_000,

@@ -746,9 +746,10 @@ class OpsgenieReceiver(ContractReceiver):
 
 class VictorOpsReceiver(IncidentHistory, ContractReceiver):
     """REST endpoint ``/integrations/generic/20131114/alert/{api_key}/{routing_key}``: both
-    secrets in the path, one alert per POST. CRITICAL and WARNING open an incident per
-    entity_id (or update the open one), ACKNOWLEDGEMENT acknowledges it, RECOVERY resolves
-    it, INFO only joins the timeline. No answer ever carries the api key."""
+    secrets in the path, one alert per POST. CRITICAL opens an incident per entity_id (or
+    updates the open one); WARNING updates an open one but opens none (VictorOps' default:
+    only an account rule makes a WARNING page); ACKNOWLEDGEMENT acknowledges it, RECOVERY
+    resolves it, INFO only joins the timeline. No answer ever carries the api key."""
 
     API_KEY = "7c2e9a41-3b5d-4f60-8e1a-d94c0b7f2a35"
     ROUTING_KEY = "printers"
@@ -780,7 +781,7 @@ class VictorOpsReceiver(IncidentHistory, ContractReceiver):
             self.timeline.append({**alert, "routing_key": route[2]})
             history = self._incidents[entity]
             current = history[-1] if history and history[-1]["status"] != "resolved" else None
-            if kind in ("CRITICAL", "WARNING"):
+            if kind == "CRITICAL" or kind == "WARNING" and current is not None:
                 if current is None:
                     current = {"status": "triggered", "alerts": 0, "opened": len(self.timeline), "resolved": None,
                                "routing_key": route[2]}

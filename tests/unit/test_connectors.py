@@ -124,3 +124,37 @@ def test_transport_errors_never_echo_the_url_which_may_hold_keys() -> None:
     with pytest.raises(Retry) as caught:
         HttpClient(1.0, Broken()).post(url, b"{}", {}, what="VictorOps alert")
     assert "API-KEY-123" not in str(caught.value) and "ChunkedEncodingError" in str(caught.value)
+
+
+# -- issue 17 §3: the vendors' limits and meanings, against the strict receivers ---------------
+class MemoryLedger:
+    """The two calls a lifecycle sink makes of its incident ledger, without Kafka."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, object] = {}
+
+    def values(self) -> dict[str, object]:
+        return self.entries
+
+    def record(self, entries: dict[str, object]) -> None:
+        self.entries.update(entries)
+
+
+def lifecycle(sink):  # noqa: ANN001, ANN201 - any LifecycleSink
+    sink.ledger = MemoryLedger()
+    return sink
+
+
+def test_victorops_opens_an_incident_for_what_opens_one_elsewhere_and_keeps_the_details() -> None:
+    from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+    from continuum_events.receivers import VictorOpsReceiver
+
+    assert EVENT.severity is Severity.WARNING  # printer.offline: a WARNING would open nothing at VictorOps
+    with VictorOpsReceiver() as victorops:
+        sink = lifecycle(VictorOpsSink(VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY),
+                                                       SecretStr(VictorOpsReceiver.ROUTING_KEY), url=victorops.url)))
+        result = sink.write([EVENT])
+        assert not result.rejected and not result.retry
+        assert victorops.open_entities() == {"printer/p-1/offline"}
+        [alert] = victorops.received.bodies
+    assert alert["message_type"] == "CRITICAL" and alert["severity"] == "warning" and alert["details.site"] == "x"

@@ -505,6 +505,13 @@ def test_victorops_incidents_follow_entity_id(victorops: VictorOpsReceiver) -> N
     assert len(victorops.timeline) == 7 and sum(victorops.received.event_ids.values()) == 7
 
 
+def test_victorops_warning_alone_opens_no_incident(victorops: VictorOpsReceiver) -> None:
+    assert vo_post(victorops, vo_alert("WARNING")).status_code == 200
+    assert victorops.opened_count() == 0 and victorops.open_entities() == set() and len(victorops.timeline) == 1
+    vo_post(victorops, vo_alert("CRITICAL", event_id=OTHER_ID))
+    assert victorops.open_entities() == {KEY}
+
+
 def test_victorops_info_needs_no_entity_id(victorops: VictorOpsReceiver) -> None:
     answer = vo_post(victorops, vo_alert("INFO", entity_id=None))
     assert answer.status_code == 200 and answer.json()["entity_id"]
