@@ -4,14 +4,22 @@
 Syslog has no acknowledgement: only a failed connect or write signals a retry, and a
 batch written in part before a connection broke is sent again whole (at-least-once;
 the structured data carries event_id for deduplication).
+
+Every message is at most ``max_message_bytes`` long (see :meth:`SyslogConfig.max_bytes`):
+a longer one is cut — ``details`` values first, then the free-text payload fields
+(error_message, message, document_name), then the other text fields of the payload, then
+the message text — and always keeps its envelope (event_id, type, severity, source); one
+that cannot be cut short enough is refused (dead-lettered), never retried::
+
+    sink = SyslogSink(SyslogConfig("logs.example", transport="tcp", max_message_bytes=16_384))
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry
@@ -27,6 +35,22 @@ _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 #: CR, LF and NUL end a message for some receivers (LF framing, NUL-delimited TCP, line-based
 #: files): inside a field they would forge a second one, so they become spaces.
 _ONE_LINE = str.maketrans("\r\n\0", "   ")
+#: The most UDP payload one IPv4 datagram carries (65,535 - 20 IP - 8 UDP header bytes):
+#: a longer message cannot be sent at all (EMSGSIZE).
+UDP_PAYLOAD_LIMIT = 65_507
+#: Default bound over UDP: 64 KB, under the datagram limit with room to spare.
+UDP_MAX_MESSAGE_BYTES = 64_000
+#: Default bound over TCP and TLS: rsyslog's default maxMessageSize (8k). A longer
+#: octet-counted frame is cut by rsyslog and its rest read as further frames.
+TCP_MAX_MESSAGE_BYTES = 8_192
+#: Default bound for RFC 3164 (whatever the transport); RFC 3164 itself says 1,024:
+#: set ``max_message_bytes=1024`` for a receiver that enforces it.
+RFC3164_MAX_MESSAGE_BYTES = 8_192
+#: Free-text payload fields, cut after ``details`` (and before the other text fields) to make
+#: a message fit.
+_FREE_TEXT = ("error_message", "message", "document_name")
+#: Ends a value that was cut.
+_CUT = "…"
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,23 @@ class SyslogConfig:
     app_name: str = "continuum"
     sd_id: str = DEFAULT_SD_ID
     ca_file: str | None = None  # TLS: the CA that signed the server's certificate
+    #: The longest message sent, in bytes, framing aside; None: the default of the
+    #: transport and format (the smaller of them applies, see ``max_bytes``).
+    max_message_bytes: int | None = None
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound in force: ``max_message_bytes``, else :data:`UDP_MAX_MESSAGE_BYTES` over
+        UDP or :data:`TCP_MAX_MESSAGE_BYTES` over TCP/TLS, at most
+        :data:`RFC3164_MAX_MESSAGE_BYTES` in RFC 3164."""
+        if self.max_message_bytes is not None:
+            return self.max_message_bytes
+        bound = UDP_MAX_MESSAGE_BYTES if self.transport == "udp" else TCP_MAX_MESSAGE_BYTES
+        return min(bound, RFC3164_MAX_MESSAGE_BYTES) if self.format == "rfc3164" else bound
+
+
+class MessageTooLong(ValueError):
+    """Even cut as far as it may be, the event's message exceeds the bound."""
 
 
 def _header_field(value: str | None, limit: int) -> str:
@@ -65,12 +106,35 @@ def _text(event: Event) -> str:
     return " ".join(x for x in (event.event_type.value, f"{subject}{where}", extra) if x).translate(_ONE_LINE)
 
 
+def _longest_first(values: Mapping[str, str], keys: list[str]) -> list[str]:
+    return sorted(keys, key=lambda k: len(values[k]), reverse=True)
+
+
+def _shorten(value: str, fits: Callable[[str], bool]) -> str:
+    """The longest cut of ``value`` (a prefix of whole characters, then :data:`_CUT`) that
+    ``fits``; '' when none does. ``fits`` must hold for every prefix of a value it holds for."""
+    if not fits(_CUT):
+        return ""
+    low, high = 0, len(value) - 1  # value[:low] + _CUT fits; the whole value did not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(value[:middle] + _CUT):
+            low = middle
+        else:
+            high = middle - 1
+    return value[:low] + _CUT
+
+
 class SyslogSink:
     limits = LIMITS
 
     def __init__(self, config: SyslogConfig, *, policy: TargetPolicy | None = None) -> None:
         if config.transport == "tls" and config.framing != "octet-counting":
             raise ValueError("syslog over TLS uses octet counting (RFC 5425)")
+        if config.max_bytes < 1:
+            raise ValueError("syslog: max_message_bytes must be positive")
+        if config.transport == "udp" and config.max_bytes > UDP_PAYLOAD_LIMIT:
+            raise ValueError(f"syslog: max_message_bytes over UDP is at most {UDP_PAYLOAD_LIMIT} (one IPv4 datagram)")
         self.config = config
         self.policy = policy  # the address rules of a user-configured integration
         self.local_host = socket.gethostname()
@@ -78,16 +142,58 @@ class SyslogSink:
 
     # -- formatting -------------------------------------------------------------------
     def format(self, event: Event) -> bytes:
+        """The message, at most ``config.max_bytes`` long; :class:`MessageTooLong` if it cannot be."""
+        limit = self.config.max_bytes
+        message = self._render(event)
+        if len(message) <= limit:
+            return message
+        # Cut whole characters only (half a UTF-8 sequence is not text to any receiver), the
+        # least useful first; never the envelope, so event_id stays for deduplication.
+        texts = [k for k, v in event.payload.items() if isinstance(v, str)]
+        cuts = ([("details", k) for k in _longest_first(event.details, list(event.details))]
+                + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k in _FREE_TEXT])]
+                + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k not in _FREE_TEXT])])
+        full = [getattr(event, kind)[key] for kind, key in cuts]
+
+        def cut(emptied: int, last: str | None = None) -> Event:
+            """The event with its first ``emptied`` cuts emptied, the next one set to ``last``."""
+            values = [""] * emptied + full[emptied:]
+            if last is not None:
+                values[emptied] = last
+            details, payload = dict(event.details), dict(event.payload)
+            for (kind, key), value in zip(cuts, values):
+                (details if kind == "details" else payload)[key] = value
+            # A detail cut to nothing goes, name and all.
+            return replace(event, details={k: v for k, v in details.items() if v or not event.details[k]},
+                           payload=payload)
+
+        def fits(shaped: Event, text: str | None = None) -> bool:
+            return len(self._render(shaped, text)) <= limit
+
+        if cuts and fits(cut(len(cuts))):
+            low, high = 1, len(cuts)  # the fewest cuts emptied that make it fit (none does not)
+            while low < high:
+                middle = (low + high) // 2
+                low, high = (low, middle) if fits(cut(middle)) else (middle + 1, high)
+            return self._render(cut(low - 1, _shorten(full[low - 1], lambda v: fits(cut(low - 1, v)))))
+        shaped = cut(len(cuts))
+        message = self._render(shaped, _shorten(_text(shaped), lambda t: fits(shaped, t)))
+        if len(message) > limit:
+            raise MessageTooLong(f"syslog: the message of event {event.event_id} cannot be cut to {limit} bytes "
+                                 f"(max_message_bytes): {len(message)} bytes without its free text")
+        return message
+
+    def _render(self, event: Event, text: str | None = None) -> bytes:
+        """The whole message, with ``text`` (default: :func:`_text`) as its free text."""
         pri = self.config.facility * 8 + SEVERITY[event.severity.value]
         host = event.payload.get("printer_name") or self.local_host
+        text = _text(event) if text is None else text
         if self.config.format == "rfc3164":
             t = event.timestamp
             stamp = f"{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
             # No structured data in RFC 3164: the event id ends the text, for deduplication.
-            text = f"{_text(event)} event_id={event.event_id}"
-            line = f"<{pri}>{stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 32)}: "
-            # Cut whole characters only: half a UTF-8 sequence is not text to any receiver.
-            return (line.encode() + text.encode()[: 1024 - len(line.encode())].decode(errors="ignore").encode())[:1024]
+            return (f"<{pri}>{stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 32)}: "
+                    f"{text + ' ' if text else ''}event_id={event.event_id}").encode()
         fields = {"event_id": event.event_id, "event_type": event.event_type.value,
                   "severity": event.severity.value, "source": event.source}
         fields.update({k: v if not isinstance(v, list) else ",".join(map(str, v))
@@ -97,7 +203,7 @@ class SyslogSink:
         stamp = event.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
         header = (f"<{pri}>1 {stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 48)} - "
                   f"{_header_field(event.event_type.value, 32)}")
-        return f"{header} {sd} {_text(event)}".encode()
+        return f"{header} {sd}{' ' + text if text else ''}".encode()
 
     def frame(self, message: bytes) -> bytes:
         if self.config.transport == "udp":
@@ -133,7 +239,14 @@ class SyslogSink:
         return sock
 
     def write(self, events: Sequence[Event]) -> BatchResult:
-        frames = [self.frame(self.format(e)) for e in events]
+        frames, rejected = [], {}
+        for i, e in enumerate(events):
+            try:
+                frames.append(self.frame(self.format(e)))
+            except MessageTooLong as exc:
+                rejected[i] = str(exc)
+        if not frames:
+            return BatchResult(rejected=rejected)
         sock = self._connect()
         try:
             if self.config.transport == "udp":
@@ -144,7 +257,7 @@ class SyslogSink:
         except OSError as exc:
             self.close()
             raise Retry(f"syslog write failed: {exc.strerror or exc}") from None
-        return BatchResult()
+        return BatchResult(rejected=rejected)
 
     def check(self) -> str:
         self.close()
