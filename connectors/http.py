@@ -10,17 +10,28 @@ carries a credential (headers and URLs are not echoed).
 * **Address rules** (:class:`~continuum_events.netguard.TargetPolicy`), when given: the
   host is resolved at each new connection, every address checked, and the socket
   connected to the checked address (TLS still verifies the certificate for the name).
+* **Secrets in URLs** (VictorOps puts both its keys in the path): a sink names them once,
+  ``client.conceal(config.api_key, ...)``, and while that client is open :func:`redact`
+  replaces them by ``**********`` wherever a text may echo a request path — vendor answers quoted in
+  errors (:func:`raise_for_common`), the runtime's health, status and dead-letter
+  reasons, and log lines (:class:`RedactingFilter`, on urllib3's loggers, whose DEBUG
+  lines print each request path, and on the handler the CLI configures). The register
+  of open clients is process-wide because log records are.
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import socket
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
+from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -30,6 +41,44 @@ from continuum_events.faults import crash_point
 from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget
 
 _inflight = threading.local()
+
+REDACTED = "**********"
+#: The clients that carry secrets in their URLs, while they are open.
+_concealing: weakref.WeakSet[HttpClient] = weakref.WeakSet()
+#: urllib3's loggers: connectionpool logs every request's method and path at DEBUG.
+URLLIB3_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.connection", "urllib3.poolmanager",
+                   "urllib3.response", "urllib3.util.retry")
+
+
+def redact(text: str) -> str:
+    """``text`` with every value an open client conceals replaced by ``**********``."""
+    secrets = sorted({v for client in list(_concealing) for v in client.concealed}, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record whose message holds a concealed value (never drops one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _concealing:
+            message = record.getMessage()
+            hidden = redact(message)
+            if hidden != message:
+                record.msg, record.args = hidden, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+        return True
+
+
+_REDACTING = RedactingFilter()
+for _name in URLLIB3_LOGGERS:
+    if _REDACTING not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_REDACTING)
 
 
 class _Watch:
@@ -129,6 +178,7 @@ class HttpClient:
                  policy: TargetPolicy | None = None) -> None:
         self.timeout_s = timeout_s
         self.session = session or guarded_session(policy)
+        self.concealed: frozenset[str] = frozenset()
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, gzip_body: bool = False,
              what: str = "request") -> requests.Response:
@@ -175,8 +225,15 @@ class HttpClient:
                               "redirects are refused — configure the final address")
         return response
 
+    def conceal(self, *secrets: SecretStr | str | None) -> None:
+        """Name values this client's URLs carry: :func:`redact` hides them while it is open."""
+        values = {s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets if s}
+        self.concealed = self.concealed | {form for v in values for form in (v, quote(v, safe=""), quote(v))}
+        _concealing.add(self)
+
     def close(self) -> None:
         self.session.close()
+        _concealing.discard(self)
 
 
 def raise_for_common(response: requests.Response, *, what: str, retry: set[int], config: set[int],
@@ -192,5 +249,5 @@ def raise_for_common(response: requests.Response, *, what: str, retry: set[int],
 
 
 def _short(response: requests.Response, limit: int = 200) -> str:
-    text = response.text.strip().replace("\n", " ")
+    text = redact(response.text.strip().replace("\n", " "))
     return text[:limit]

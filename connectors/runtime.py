@@ -46,6 +46,7 @@ from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
 from continuum_events.topology import Topology, category_topic, connector_group, ensure_topics, integration_dlq_topic
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, SinkContext, Split
+from continuum_events.connectors.http import redact
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,7 @@ class IntegrationRunner:
                 self.metrics.retried.labels(self.name).inc(len(again))
                 self.metrics.failed_batches.labels(self.name).inc()
                 self.health.retried += len(again)
-                reason = next(iter(result.retry.values()))
+                reason = redact(next(iter(result.retry.values())))
                 self._set_health("retrying", reason)
                 log.warning("%s: %d of %d events to retry (%s)", self.name, len(again), len(part), reason)
                 if not self._wait(self.backoff.delay(attempt, result.retry_after), stop, deadline):
@@ -433,6 +434,8 @@ class IntegrationRunner:
 
     # -- outcomes ---------------------------------------------------------------------
     def _dead_letter(self, msg: Message, error: BaseException | str) -> None:
+        if redact(str(error)) != str(error):  # a vendor answer quoting a URL that holds a key
+            error = redact(str(error))
         headers = dead_letter_headers(f"connector:{self.name}", error, msg.topic(), msg.partition(), msg.offset())
         self._dlq.produce(self.dlq_topic, msg.value(), msg.key(), headers=headers)
         crash_point("connector.dead-letter")
@@ -443,6 +446,7 @@ class IntegrationRunner:
         log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, msg.topic(), msg.partition(), msg.offset(), error)
 
     def _unhealthy(self, reason: str) -> None:
+        reason = redact(reason)
         if self.health.state != "unhealthy":
             log.error("%s: configuration problem, sending stopped, data kept: %s", self.name, reason)
         self._set_health("unhealthy", reason)
@@ -450,7 +454,7 @@ class IntegrationRunner:
     def _set_health(self, state: str, error: str | None = None) -> None:
         self.health.state = state
         if error is not None:
-            self.health.last_error = error
+            self.health.last_error = redact(error)  # published on the status topic
         self.metrics.healthy.labels(self.name).set(1 if state in ("healthy", "starting") else 0)
 
     # -- offsets ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
-from continuum_events.connectors.http import raise_for_common
+from continuum_events.connectors.http import HttpClient, raise_for_common, redact
 from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, bounded, incidents_of
 from continuum_events.events import Event
 
@@ -30,6 +30,10 @@ class VictorOpsConfig:
 
 
 class VictorOpsSink(LifecycleSink):
+    def __init__(self, config: VictorOpsConfig, client: HttpClient | None = None) -> None:
+        super().__init__(config, client)
+        self.client.conceal(config.api_key, config.routing_key)  # both travel in the URL path
+
     @property
     def endpoint(self) -> str:
         c = self.config
@@ -61,7 +65,7 @@ class VictorOpsSink(LifecycleSink):
         if response.status_code == 200 and answer.get("result") == "success":
             return answer
         if response.status_code in (200, 400):
-            raise Rejected(f"VictorOps refused the alert: {str(answer.get('message'))[:200]}")
+            raise Rejected(f"VictorOps refused the alert: {redact(str(answer.get('message')))[:200]}")
         raise Retry(f"VictorOps alert: unexpected HTTP {response.status_code}")
 
     def deliver(self, event: Event, pending: Pending) -> None:

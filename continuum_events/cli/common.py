@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from continuum_events.connectors.http import RedactingFilter
 from continuum_events.settings import KafkaSettings
 
 console = Console(stderr=True)
@@ -29,10 +30,10 @@ BootstrapOption = typer.Option(None, "--bootstrap-servers", "-b", help=BOOTSTRAP
 
 def configure_logging(level: str) -> None:
     """Once, at the entry point. librdkafka's own chatter is kept at WARNING and above."""
-    logging.basicConfig(
-        level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)], force=True,
-    )
+    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    handler.addFilter(RedactingFilter())  # every line, whichever logger: no key carried in a URL
+    logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]", handlers=[handler],
+                        force=True)
     logging.getLogger("librdkafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
