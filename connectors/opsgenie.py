@@ -23,6 +23,27 @@ from continuum_events.events import Event
 
 PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
 MAX_MESSAGE, MAX_ALIAS, MAX_DESCRIPTION = 130, 512, 15_000
+#: Opsgenie's documented limits: each tag 50 characters; details 8,000 characters in all (keys and values).
+MAX_TAG, MAX_DETAILS = 50, 8_000
+
+
+def fitted(details: dict[str, str], limit: int = MAX_DETAILS) -> dict[str, str]:
+    """``details`` within ``limit`` characters in all: the longest values are cut first, to one
+    common length; when the keys alone do not fit, the last entries go (the event's own
+    ``details.*`` come last, the envelope with ``event_id`` first)."""
+    def size(cap: int) -> int:
+        return sum(len(k) + min(len(v), cap) for k, v in details.items())
+
+    if size(max(map(len, details.values()), default=0)) <= limit:
+        return details
+    low, high = 1, max(map(len, details.values()))
+    while low < high:  # the largest common cap that fits
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if size(mid) <= limit else (low, mid - 1)
+    out = {k: bounded(v, low) for k, v in details.items()}
+    while out and sum(len(k) + len(v) for k, v in out.items()) > limit:
+        out.popitem()
+    return out
 
 
 @dataclass(frozen=True)
@@ -48,10 +69,10 @@ class OpsgenieSink(LifecycleSink):
         details = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
                    for k, v in describe_event(event).items() if k != "details"}
         details.update({f"details.{k}": v for k, v in event.details.items()})
-        tags = [event.event_type.value, event.severity.value, *filter(None, [group_of(event)])]
+        tags = [bounded(t, MAX_TAG) for t in (event.event_type.value, event.severity.value, group_of(event)) if t]
         return f"{self.config.url}/v2/alerts", {
             "message": bounded(incident.summary, MAX_MESSAGE), "alias": alias,
-            "description": bounded(incident.summary, MAX_DESCRIPTION), "details": details,
+            "description": bounded(incident.summary, MAX_DESCRIPTION), "details": fitted(details),
             "entity": incident.subject, "source": self.config.source, "tags": tags,
             "priority": PRIORITY[event.severity.value]}
 

@@ -627,6 +627,7 @@ class OpsgenieReceiver(ContractReceiver):
     LIMITS: ClassVar[dict[str, int]] = {"message": 130, "alias": 512, "description": 15000, "entity": 512,
                                         "source": 100, "user": 100, "note": 25000}
     PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+    MAX_DETAILS = 8000  # keys and values together
     IDENTIFIERS: ClassVar[dict[str, str]] = {"id": "id", "alias": "alias", "tiny": "tinyId"}
 
     def __init__(self) -> None:
@@ -681,6 +682,8 @@ class OpsgenieReceiver(ContractReceiver):
         tags = fields.get("tags", [])
         if len(tags) > 20 or any(len(t) > 50 for t in tags):
             return "tags are at most 20 of at most 50 characters"
+        if sum(len(k) + len(v) for k, v in fields.get("details", {}).items()) > self.MAX_DETAILS:
+            return "details are at most 8000 characters in all"
         return "details refused" if fields.get("details", {}).get("event_id") in self.refuse_ids else None
 
     def _close_problem(self, fields: dict[str, Any], kind: str) -> str | None:

@@ -158,3 +158,22 @@ def test_victorops_opens_an_incident_for_what_opens_one_elsewhere_and_keeps_the_
         assert victorops.open_entities() == {"printer/p-1/offline"}
         [alert] = victorops.received.bodies
     assert alert["message_type"] == "CRITICAL" and alert["severity"] == "warning" and alert["details.site"] == "x"
+
+
+def test_opsgenie_cuts_long_tags_and_details_to_its_limits_and_still_alerts() -> None:
+    from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
+    from continuum_events.receivers import OpsgenieReceiver
+
+    event = Event(EVENT.event_id, EventType.PRINTER_ERROR, Severity.ERROR, EVENT.timestamp_us,
+                  {**EVENT.payload, "printer_location": "Headquarters, building C, third floor, east wing, room 3.114",
+                   "error_message": "paper path: " + "jam sensor 4 " * 800},
+                  details={f"counter_{i:03}": "x" * 100 for i in range(60)})
+    with OpsgenieReceiver() as opsgenie:
+        sink = lifecycle(OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=opsgenie.url)))
+        result = sink.write([event])
+        assert not result.rejected and not result.retry, result
+        assert opsgenie.open_aliases() == {"printer/p-1/error"}
+        [alert] = opsgenie.received.bodies
+    assert all(len(t) <= 50 for t in alert["tags"]) and alert["tags"][2].startswith("Headquarters, building C")
+    assert sum(len(k) + len(v) for k, v in alert["details"].items()) <= 8000
+    assert alert["details"]["event_id"] == EVENT.event_id and alert["details"]["error_message"].startswith("paper")

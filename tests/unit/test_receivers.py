@@ -441,7 +441,7 @@ def test_opsgenie_wants_its_genie_key(opsgenie: OpsgenieReceiver, headers: dict[
     {"description": "d" * 15001}, {"details": {"event_id": EVENT_ID, "failures": 3}}, {"details": ["p-1"]},
     {"tags": "printer,offline"}, {"tags": ["printer", 1]}, {"tags": [f"t{i}" for i in range(21)]},
     {"tags": ["t" * 51]}, {"priority": "P6"}, {"priority": "high"}, {"entity": 5}, {"source": "s" * 101},
-    {"user": 5}, {"note": "n" * 25001},
+    {"user": 5}, {"note": "n" * 25001}, {"details": {"event_id": EVENT_ID, "trace": "t" * 7990}},
 ], ids=lambda bad: case_id(bad, 60))
 def test_opsgenie_refuses_invalid_alerts_with_422(opsgenie: OpsgenieReceiver, bad: dict[str, Any]) -> None:
     answer = og_create(opsgenie, override(og_alert(), bad))
