@@ -3,7 +3,7 @@ ContinuumEvent by default) in a gzip'd JSON array of at most 1 MB.
 
 Flat means string or number values only: lists are joined, ``details`` become
 ``details.<key>``, booleans become strings; at most 255 attributes, values cut at 4,096
-characters. New Relic takes timestamps within the last 24 hours only: an older event
+bytes of UTF-8 (New Relic counts bytes), never inside a character. New Relic takes timestamps within the last 24 hours only: an older event
 (a replay) is sent without ``timestamp`` (so New Relic stamps it on arrival) and keeps
 its own time in ``eventTimestamp``. 200 accepted; 413 splits; 400 splits until the bad
 event is found (dead letter); 403 and 415 are configuration; 408, 429, 5xx retried.
@@ -27,7 +27,8 @@ from continuum_events.events import Event
 
 HOSTS = {"us": "https://insights-collector.newrelic.com", "eu": "https://insights-collector.eu01.nr-data.net"}
 LIMITS = Limits(max_records=1000, max_bytes=400_000, linger_s=0.5, timeout_s=10.0)
-MAX_POST_BYTES, MAX_ATTRIBUTES, MAX_VALUE = 1_000_000, 255, 4096
+MAX_POST_BYTES, MAX_ATTRIBUTES = 1_000_000, 255
+MAX_VALUE = 4096  # bytes of UTF-8
 TIMESTAMP_WINDOW_S = 24 * 3600 - 300  # a margin against clock skew
 
 
@@ -60,7 +61,15 @@ def _flat(value: object) -> str | int | float:
         return value
     if isinstance(value, (list, tuple)):
         value = ", ".join(map(str, value))
-    return str(value)[:MAX_VALUE]
+    return within_bytes(str(value), MAX_VALUE)
+
+
+def within_bytes(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` bytes of UTF-8, at a character boundary."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")  # "ignore" drops only the cut character's leading bytes
 
 
 def flatten(event: Event, event_type: str, now: float | None = None) -> dict[str, str | int | float]:

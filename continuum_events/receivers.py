@@ -498,7 +498,7 @@ class NewRelicReceiver(ContractReceiver):
         for name, value in event.items():
             if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(name) > 255:
                 return f"{name[:64]}: values are strings or numbers"
-            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, str) and len(value) > 4096:
+            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, str) and len(value.encode()) > 4096:
                 return f"{name[:64]}: value out of range"
         stamp = event.get("timestamp", self.clock())
         if not isinstance(stamp, (int, float)) or abs(self.clock() - (stamp / 1000 if stamp > 1e11 else stamp)) > 86400:

@@ -44,3 +44,19 @@ def test_configuration_is_validated(field: str, value: str) -> None:
     options = {"account_id": "1234567", "license_key": SecretStr("k"), field: value}
     with pytest.raises(ValueError, match=field):
         NewRelicConfig(**options)
+
+
+def test_values_are_cut_at_4096_bytes_of_utf8_never_inside_a_character() -> None:
+    from continuum_events.receivers import NewRelicReceiver
+
+    out = flatten(event(error_message="ab" + "€" * 2000, printer_name="é" * 3000), "ContinuumEvent")
+    message, name = out["error_message"].encode(), out["printer_name"].encode()
+    assert len(message) == 2 + 3 * 1364 and message.decode().endswith("€")  # the 1,365th € would end at byte 4097
+    assert len(name) == MAX_VALUE and set(out["printer_name"]) == {"é"}
+    with NewRelicReceiver() as newrelic:
+        sink = NewRelicSink(NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY),
+                                           url=newrelic.url))
+        sink.write([event(error_message="€" * 3000)])
+        [sent] = newrelic.received.bodies
+        sink.close()
+    assert len(sent["error_message"].encode()) == 4095

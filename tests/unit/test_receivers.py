@@ -238,7 +238,7 @@ def test_newrelic_media_type_encoding_and_the_one_megabyte_limit(newrelic: NewRe
 @pytest.mark.parametrize("bad", [
     {"eventType": DROP}, {"eventType": "Printer Event"}, {"eventType": "Printer-Event"}, {"eventType": "E" * 256},
     {"eventType": 5}, {"online": True}, {"location": None}, {"protocols": ["ipp"]}, {"printer": {"id": "p-1"}},
-    {"note": "x" * 4097}, {"n" * 256: 1}, {f"a{i}": i for i in range(250)},
+    {"note": "x" * 4097}, {"note": "é" * 2049}, {"n" * 256: 1}, {f"a{i}": i for i in range(250)},
     {"timestamp": int(time.time()) - 25 * 3600}, {"timestamp": now_ms() - 25 * 3600 * 1000},
     {"timestamp": int(time.time()) + 25 * 3600}, {"timestamp": now_ms() * 1000}, {"timestamp": "2026-01-01"},
 ], ids=lambda bad: case_id(bad, 60))
