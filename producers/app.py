@@ -36,6 +36,7 @@ import functools
 import itertools
 import logging
 import threading
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -53,9 +54,13 @@ from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC, MAX_EVENT_BYTES
+from continuum_events.producers.coerce import as_text, coerce
 from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable, default_spool_path
 
 log = logging.getLogger(__name__)
+
+#: ``1``: every producer is strict (see :meth:`EventProducer.dispatch`).
+STRICT_ENV = "CONTINUUM_STRICT_EVENTS"
 
 #: librdkafka settings for the event producer; callers may override any of them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -109,6 +114,10 @@ class ProducerStats:
     #: Spooled events that had been sent once without an answer and were found already
     #: written in the topic by the drain, so were not sent again.
     found_written: int = 0
+    #: Calls made into events by :mod:`~continuum_events.producers.coerce` (each with a warning).
+    adjusted: int = 0
+    #: Calls that could not be events at all, kept in the spool's refused table.
+    refused: int = 0
 
 
 class EventProducer:
@@ -131,6 +140,7 @@ class EventProducer:
         producer_factory: Callable[[dict[str, Any]], Producer] = Producer,
         drain_batch: int = 5_000,
         on_delivered: Callable[[str], None] | None = None,
+        strict: bool | None = None,
     ) -> None:
         self.settings = settings or KafkaSettings()
         self.codec = codec or EventCodec(
@@ -158,6 +168,9 @@ class EventProducer:
         self._fatal = False
         self._closed = False
         self._dispatched = self._delivered = self._spooled_total = self._dropped = self._found_written = 0
+        self._adjusted = self._refused = 0
+        #: Raise ValueError for a call that is not an event exactly as given (see producers.coerce).
+        self.strict = strict if strict is not None else os.environ.get(STRICT_ENV, "").lower() in {"1", "true", "yes"}
         self._last_logged: dict[str, float] = {}  # per kind of refusal, for rate-limited errors
         self._spool_error: SpoolUnavailable | None = None
         self._stop = threading.Event()
@@ -179,9 +192,13 @@ class EventProducer:
         source: str | None = None,
         details: Mapping[str, str] | None = None,
         timestamp_us: int | None = None,
+        strict: bool | None = None,
     ) -> str:
-        """Accept one event; returns its event_id. Raises ValueError for a bad event."""
-        return self._dispatch(event_type, data, severity, source, details, timestamp_us, None)
+        """Accept one event; returns its event_id. A call that is not an event as given is
+        adjusted (:mod:`~continuum_events.producers.coerce`) or, if nothing can make it one,
+        kept in the spool's refused table; with ``strict`` (default: the producer's) either
+        raises ValueError naming every bad field."""
+        return self._dispatch(event_type, data, severity, source, details, timestamp_us, None, strict)
 
     async def dispatch_async(
         self,
@@ -192,6 +209,7 @@ class EventProducer:
         source: str | None = None,
         details: Mapping[str, str] | None = None,
         timestamp_us: int | None = None,
+        strict: bool | None = None,
     ) -> str:
         """Like :meth:`dispatch`, but resolves once the event is durable: acknowledged by
         the brokers (acks=all) or written to the local spool."""
@@ -208,7 +226,7 @@ class EventProducer:
             except RuntimeError:
                 pass  # the caller's loop is closed: nobody waits, and librdkafka's thread must go on
 
-        self._dispatch(event_type, data, severity, source, details, timestamp_us, resolve)
+        self._dispatch(event_type, data, severity, source, details, timestamp_us, resolve, strict)
         return await future
 
     def _dispatch(
@@ -220,7 +238,39 @@ class EventProducer:
         details: Mapping[str, str] | None,
         timestamp_us: int | None,
         resolve: Callable[[BaseException | None, str], None] | None,
+        strict: bool | None = None,
     ) -> str:
+        strict = self.strict if strict is None else strict
+        ts = timestamp_us if timestamp_us is not None else time.time_ns() // 1000
+        try:  # the call as given: the common case, and the fast one
+            event_id, key, value = self._build(event_type, data, severity, source, details, ts)
+        except (ValueError, TypeError) as exc:
+            # Not an event as given: make it one without losing a fact (producers.coerce),
+            # or, when nothing can, keep it on disk with the reason (never raised unless strict).
+            fixed = coerce(event_type, data, severity, details)
+            label = fixed.event_type.value if fixed.event_type else repr(event_type)[:80]
+            if strict:
+                raise ValueError(f"{label}: {fixed.summary() or exc}") from None
+            if fixed.problems:
+                return self._refuse(label, data, severity, "; ".join(fixed.problems), resolve)
+            try:
+                event_id, key, value = self._build(fixed.event_type, fixed.data, fixed.severity, source,
+                                                   fixed.details, ts)
+            except ValueError as still:
+                return self._refuse(label, data, severity, str(still), resolve)
+            self._adjusted += 1
+            if self._may_log("adjusted"):
+                log.warning("%s: the call was adjusted to the event schema (%s); %d events adjusted so far "
+                            "(stats().adjusted; strict=True raises instead)", label, fixed.summary()[:500],
+                            self._adjusted)
+        self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
+        return event_id
+
+    def _build(
+        self, event_type: EventType | str, data: Mapping[str, Any], severity: Severity | str | None,
+        source: str | None, details: Mapping[str, str] | None, ts: int,
+    ) -> tuple[str, bytes, bytes]:
+        """(event_id, key, value) of a call that is an event exactly as given; ValueError if not."""
         try:
             symbol, key_of, branch, default_severity = _TYPES[event_type]  # type: ignore[index]
         except KeyError:
@@ -234,7 +284,6 @@ class EventProducer:
         if severity not in _SEVERITIES:
             raise ValueError(f"{event_type}: severity {severity!r} is not one of info, warning, error, critical")
         event_id = new_event_id()
-        ts = timestamp_us if timestamp_us is not None else time.time_ns() // 1000
         record = {
             "event_id": event_id,
             "event_type": symbol,
@@ -252,8 +301,28 @@ class EventProducer:
             # librdkafka would refuse it at produce(), and a spooled copy would block the spool.
             raise ValueError(f"{EventType(event_type).value}: the event is {len(value):,} bytes encoded, over the "
                              f"{MAX_EVENT_BYTES:,}-byte limit of every vendor; trim its details")
-        key = key_of(data).encode()
-        self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
+        return event_id, key_of(data).encode(), value
+
+    def _refuse(
+        self, label: str, data: Any, severity: Any, reason: str,
+        resolve: Callable[[BaseException | None, str], None] | None,
+    ) -> str:
+        """Keep a call that cannot be an event in the spool's ``refused`` table, with the reason:
+        counted, logged, never raised (the app's ``except`` would only log and lose it)."""
+        event_id = new_event_id()
+        self._refused += 1
+        try:
+            self.spool.refuse(event_id, label, as_text(data), as_text(severity), reason)
+        except SpoolUnavailable as exc:
+            self._dropped += 1
+            log.error("%s: not an event (%s), and the spool cannot keep it: %s", label, reason, exc.reason)
+        else:
+            if self._may_log("refused"):
+                log.error("%s: not an event (%s); kept in %s (refused table, %d so far; "
+                          "`continuum-events spool --refused` lists them)", label, reason, self.spool.path,
+                          self._refused)
+        if resolve:
+            resolve(None, event_id)
         return event_id
 
     # -- delivery -------------------------------------------------------------------
@@ -569,6 +638,8 @@ class EventProducer:
             dropped=self._dropped,
             spool_error=self._spool_error.reason if self._spool_error else None,
             found_written=self._found_written,
+            adjusted=self._adjusted,
+            refused=self._refused,
         )
 
     def __enter__(self) -> EventProducer:

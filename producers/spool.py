@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS spool (
     claimed_at REAL,
     maybe_written INTEGER NOT NULL DEFAULT 0  -- sent once, outcome unknown
 );
+-- Calls of dispatch_event that could not be events at all, kept with the reason.
+CREATE TABLE IF NOT EXISTS refused (
+    event_id   TEXT PRIMARY KEY,      -- the id dispatch returned for it
+    at_ms      INTEGER NOT NULL,
+    event_type TEXT NOT NULL,         -- as given
+    payload    TEXT NOT NULL,         -- as given, as text (JSON where it can be)
+    severity   TEXT NOT NULL,
+    reason     TEXT NOT NULL
+);
 """
 
 
@@ -61,6 +70,18 @@ class SpooledRecord:
     @property
     def size(self) -> int:
         return len(self.value) + len(self.key or b"")
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedCall:
+    """A ``dispatch_event`` call that could not be an event, as given, and why."""
+
+    event_id: str
+    at_ms: int
+    event_type: str
+    payload: str
+    severity: str
+    reason: str
 
 
 class SpoolFull(RuntimeError):
@@ -257,6 +278,27 @@ class Spool:
                 "UPDATE spool SET claimed_by = NULL, maybe_written = MAX(maybe_written, ?) WHERE seq = ?",
                 [(int(s in unsure), s) for s in seqs],
             )
+
+    # -- refused calls ---------------------------------------------------------------
+    def refuse(self, event_id: str, event_type: str, payload: str, severity: str, reason: str) -> None:
+        """Keep a call that is not an event (raises :class:`SpoolUnavailable` if the disk refuses)."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO refused (event_id, at_ms, event_type, payload, severity, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (event_id, time.time_ns() // 1_000_000, event_type, payload, severity, reason),
+            )
+
+    def refused(self, limit: int = 100) -> list[RefusedCall]:
+        """The most recent refused calls, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, at_ms, event_type, payload, severity, reason FROM refused "
+                "ORDER BY at_ms DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [RefusedCall(*row) for row in rows]
+
+    def refused_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM refused").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

@@ -35,13 +35,38 @@ def send(
     spool = Path(tempfile.mkdtemp(prefix="continuum-send-")) / "spool.db"
     with EventProducer(settings, source=source, spool_path=spool) as producer:
         try:
-            event_id = producer.dispatch(event_type, data, severity)
+            event_id = producer.dispatch(event_type, data, severity, strict=True)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         if producer.flush(15) or producer.stats().delivered == 0:
             console.print(f"[red]error:[/] the brokers at {settings.describe()} did not acknowledge the event")
             raise typer.Exit(1)
     typer.echo(event_id)
+
+
+def spool(
+    path: Path = typer.Argument(None, help="The spool file (default: $CONTINUUM_SPOOL_PATH, else the per-user one; "
+                                           "`make run` uses .state/spool.db)."),
+    refused: bool = typer.Option(False, "--refused", help="List the calls that could not be events, with why."),
+    limit: int = typer.Option(20, help="How many refused calls to list, newest first."),
+) -> None:
+    """What an app's local spool holds: events waiting for the brokers, and refused calls."""
+    from continuum_events.producers.spool import Spool, default_spool_path
+
+    path = path or default_spool_path()
+    if not path.exists():
+        console.print(f"[red]error:[/] no spool at {path}")
+        raise typer.Exit(1)
+    store = Spool(path)
+    try:
+        typer.echo(f"{path}: {len(store)} events waiting ({store.bytes:,} bytes), "
+                   f"{store.refused_count()} refused calls")
+        if refused:
+            for call in store.refused(limit):
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(call.at_ms / 1000))
+                typer.echo(f"{stamp}Z {call.event_id} {call.event_type}: {call.reason}\n    payload {call.payload[:300]}")
+    finally:
+        store.close()
 
 
 def tail(

@@ -68,32 +68,58 @@ def test_ten_thousand_events_arrive_intact_and_in_order_per_printer(settings, fr
     assert producer.stats().delivered == 10_000 and producer.stats().spooled_total == 0
 
 
-@pytest.mark.parametrize(
-    ("event_type", "data", "severity", "message"),
-    [
-        ("printer.offline", {"printer_id": 17}, None, "printer.offline: payload.printer_id: expected string"),
-        ("printer.offline", {"printer_id": "p", "colour": "red"}, None, "payload.colour: unknown field"),
-        ("printer.offline", {"printer_name": "x"}, None, "payload.printer_id: required field is missing"),
-        ("redirect.created", {"redirect_id": "r", "source_printer_id": "p", "port": "9100"}, None, "payload.port"),
-        ("printer.melted", {"printer_id": "p"}, None, "unknown event type 'printer.melted'"),
-        ("printer.offline", {"printer_id": "p"}, "urgent", "severity 'urgent' is not one of"),
-        ("printer.offline", ["printer_id"], None, "the payload must be a mapping"),
-        ("system.error", {"details": {"attempt": 3}}, None, "details[]: expected string"),
-        # Over every vendor's limit: librdkafka would refuse it, and a spooled copy would block the spool.
-        ("system.error", {"component": "c", "message": "m", "details": {"trace": "x" * 1_000_000}}, None,
-         "over the 1,000,000-byte limit"),
-    ],
-)
-def test_bad_events_raise_a_clear_value_error_and_nothing_is_sent(
-    settings, fresh_topic, tmp_path, event_type, data, severity, message
+ODD_CALLS = [
+    # (event type, payload, severity, what strict=True says, refused when not strict)
+    ("printer.offline", {"printer_id": 17}, None, "payload.printer_id: int given, sent as string", False),
+    ("printer.offline", {"printer_id": "p", "colour": "red"}, None, "payload.colour: unknown field", False),
+    ("printer.offline", {"printer_name": "x"}, None, "payload.printer_id: missing, taken from printer_name", False),
+    ("redirect.created", {"redirect_id": "r", "source_printer_id": "p", "port": "9100"}, None, "payload.port", False),
+    ("printer.melted", {"printer_id": "p"}, None, "'printer.melted' is not a Continuum event type", True),
+    ("printer.offline", {"printer_id": "p"}, "urgent", "severity: 'urgent' is not one of", False),
+    ("printer.offline", ["printer_id"], None, "payload: must be a mapping of fields, got list", True),
+    ("system.error", {"details": {"attempt": 3}}, None, "details[attempt]: not text", False),
+    ("job.failed", {"pages": 2, "tray": 1}, None, "payload.job_id: missing, and no printer_id or job_id", True),
+    # Over every vendor's limit: librdkafka would refuse it, and a spooled copy would block the spool.
+    ("system.error", {"component": "c", "message": "m", "details": {"trace": "x" * 1_000_000}}, None,
+     "over the 1,000,000-byte limit", True),
+]
+
+
+@pytest.mark.parametrize(("event_type", "data", "severity", "message", "refused"), ODD_CALLS)
+def test_strict_producers_raise_a_clear_value_error_and_send_nothing(
+    settings, fresh_topic, tmp_path, event_type, data, severity, message, refused
 ) -> None:
-    with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
+    with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db", strict=True) as producer:
         with pytest.raises(ValueError) as caught:
             producer.dispatch(event_type, data, severity=severity)
         assert message in str(caught.value)
         assert producer.stats().dispatched == 0
         producer.flush(5)
     assert read_topic(settings.bootstrap_servers, fresh_topic, idle=1.5) == []
+
+
+def test_by_default_odd_calls_never_raise_and_nothing_is_lost(settings, fresh_topic, tmp_path) -> None:
+    """Continuum wraps each call in ``except Exception: logger.error(...)``: an exception is a
+    lost event. Every call is adjusted into an event, or kept on disk with the reason."""
+    with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
+        ids = {producer.dispatch(event_type, data, severity=severity): refused
+               for event_type, data, severity, _, refused in ODD_CALLS}
+        assert producer.flush(10) == 0
+        stats = producer.stats()
+        kept = {call.event_id: call for call in producer.spool.refused()}
+    sent = {i for i, refused in ids.items() if not refused}
+    received = read_topic(settings.bootstrap_servers, fresh_topic, expect=len(sent), timeout=30)
+    assert {r.event.event_id for r in received} == sent
+    assert (stats.adjusted, stats.refused) == (len(sent), len(ids) - len(sent))
+    assert set(kept) == set(ids) - sent
+    reasons = sorted(call.reason for call in kept.values())
+    assert any("'printer.melted' is not a Continuum event type" in r for r in reasons)
+    assert any("over the 1,000,000-byte limit" in r for r in reasons)
+    by_id = {r.event.event_id: r.event for r in received}
+    adjusted = [by_id[i] for i in ids if i in by_id]
+    assert adjusted[0].payload["printer_id"] == "17"
+    assert adjusted[1].details["colour"] == "red"
+    assert adjusted[2].payload["printer_id"] == "x" and adjusted[2].details["printer_id_from"] == "printer_name"
 
 
 def test_async_dispatch_resolves_once_the_broker_acknowledged(settings, fresh_topic, tmp_path) -> None:

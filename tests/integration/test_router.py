@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+import types
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,74 @@ def test_every_event_type_reaches_exactly_its_categories(router, producer, rbrok
     assert sample.headers["continuum.rule"] == b"alerting-default"
     assert sample.headers["continuum.category"] == b"alerting"
     assert sample.key.startswith(b"printer:") or sample.key.startswith(b"system:")
+
+
+def continuum_calls(dispatch_event, EventType) -> list[str]:  # noqa: N803 (Continuum's own names)
+    """Calls as Continuum's code writes them, with its models' values: integer ids, a health
+    check's float (or None) where a count is expected, protocols as a comma string, integer
+    error codes, upper-case severities, extra context keys, the usage example without an id.
+    Each inside ``try/except Exception`` as the app does: an exception is a lost event."""
+    printer = types.SimpleNamespace(id=42, name="Finance 3F", ip_address="10.1.2.3", location="HQ",
+                                    protocols="raw,ipp,lpd")
+    redirect_obj = types.SimpleNamespace(id=7, source_printer_id=42, target_printer_id=43, port="9100")
+    calls = [
+        (EventType.PRINTER_ADDED, {"printer_id": printer.id, "printer_name": printer.name,
+                                   "printer_ip": printer.ip_address, "protocols": printer.protocols,
+                                   "created_by": "admin"}, "info"),
+        (EventType.PRINTER_OFFLINE, {"printer_id": printer.id, "printer_name": printer.name,
+                                     "consecutive_failures": 1532.4}, "warning"),
+        (EventType.PRINTER_OFFLINE, {"printer_id": printer.id, "consecutive_failures": None}, "WARNING"),
+        (EventType.PRINTER_ONLINE, {"printer_id": printer.id, "response_time_ms": 12}, "info"),
+        (EventType.PRINTER_ERROR, {"printer_id": printer.id, "error_code": 500, "error_message": "Fuser fault",
+                                   "tray": 2}, "ERROR"),
+        (EventType.REDIRECT_CREATED, {"redirect_id": redirect_obj.id, "source_printer_id": redirect_obj.source_printer_id,
+                                      "target_printer_id": redirect_obj.target_printer_id, "port": redirect_obj.port,
+                                      "protocol": "raw"}, "info"),
+        (EventType.REDIRECT_FAILED, {"redirect_id": redirect_obj.id, "source_printer_id": 42, "error_code": 111,
+                                     "error_message": "Connection refused"}, "Error"),
+        (EventType.PRINTER_OFFLINE, {"printer_name": "Lobby", "printer_ip": "10.0.0.9"}, "warning"),
+        (EventType.GROUP_CREATED, {"group_id": 3, "group_name": "Floor 2", "printer_ids": [42, 43]}, None),
+        (EventType.JOB_FAILED, {"job_id": 1001, "printer_id": printer.id, "pages": 3.0, "user": "alice"}, None),
+        (EventType.SYSTEM_ERROR, {"component": "scheduler", "message": "queue stalled", "error_code": 2}, "CRITICAL"),
+    ]
+    ids = []
+    for event_type, data, severity in calls:
+        try:
+            ids.append(dispatch_event(event_type, data, severity=severity))
+        except Exception as exc:  # what Continuum does: log, and the event is gone
+            ids.append(f"lost: {exc}")
+    return ids
+
+
+def test_continuums_own_calls_with_model_values_arrive_routed(router, rbroker, tmp_path) -> None:
+    from continuum_events import dropin
+    from continuum_events.producers import configure
+
+    producer = configure(settings=KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers),
+                         spool_path=tmp_path / "s.db")
+    try:
+        dropin.install()
+        from app.services.integrations import EventType as ContinuumTypes, dispatch_event  # the app's import path
+
+        ids = continuum_calls(dispatch_event, ContinuumTypes)
+        assert producer.flush(10) == 0
+        stats = producer.stats()
+    finally:
+        producer.close()
+    assert not [i for i in ids if i.startswith("lost")], ids
+    assert (stats.refused, stats.adjusted) == (0, len(ids))
+    routed = collect(rbroker.bootstrap_servers, set(ids), expect={"logging": len(ids)})
+    logged = {r.event.event_id: r.event for r in routed["logging"]}
+    assert set(logged) == set(ids)
+    for event_id, event in logged.items():
+        reached = {c for c, records in routed.items() if any(r.event.event_id == event_id for r in records)}
+        assert reached == expected_categories(event.event_type.value), event
+    first, offline, _, _, error, redirect, failed, lobby, *_ = (logged[i] for i in ids)
+    assert first.payload["printer_id"] == "42" and first.payload["protocols"] == ["raw", "ipp", "lpd"]
+    assert offline.details["consecutive_failures"] == "1532.4" and offline.payload["consecutive_failures"] is None
+    assert error.payload["error_code"] == "500" and error.details["tray"] == "2" and error.severity == "error"
+    assert redirect.payload["port"] == 9100 and failed.severity == "error"
+    assert lobby.payload["printer_id"] == "10.0.0.9"
 
 
 def test_a_rule_change_applies_to_the_next_events_without_restart(router, producer, rbroker) -> None:
