@@ -40,12 +40,14 @@ _ONE_LINE = str.maketrans("\r\n\0", "   ")
 UDP_PAYLOAD_LIMIT = 65_507
 #: Default bound over UDP: 64 KB, under the datagram limit with room to spare.
 UDP_MAX_MESSAGE_BYTES = 64_000
-#: Default bound over TCP and TLS: rsyslog's default maxMessageSize (8k). A longer
-#: octet-counted frame is cut by rsyslog and its rest read as further frames.
-TCP_MAX_MESSAGE_BYTES = 8_192
-#: Default bound for RFC 3164 (whatever the transport); RFC 3164 itself says 1,024:
-#: set ``max_message_bytes=1024`` for a receiver that enforces it.
-RFC3164_MAX_MESSAGE_BYTES = 8_192
+#: Default bound over TCP and TLS: rsyslog's default maxMessageSize, documented as "8k",
+#: is 8,096 bytes ("max msg size is 8096" in its log; measured with 8.2302). A longer frame
+#: is cut there and its rest read as further messages, with or without octet counting.
+TCP_MAX_MESSAGE_BYTES = 8_096
+#: Default bound for RFC 3164 whatever the transport (it puts event_id last, where a
+#: receiver's own cut would take it): rsyslog's 8,096 too. RFC 3164 itself says 1,024:
+#: set ``max_message_bytes=1024`` for a receiver that enforces that.
+RFC3164_MAX_MESSAGE_BYTES = 8_096
 #: Free-text payload fields, cut after ``details`` (and before the other text fields) to make
 #: a message fit.
 _FREE_TEXT = ("error_message", "message", "document_name")

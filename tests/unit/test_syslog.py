@@ -83,7 +83,7 @@ def test_a_cut_never_splits_a_multibyte_character(bound: int) -> None:
 def test_rfc3164_keeps_the_event_id_when_it_cuts_the_text() -> None:
     event = replace(EVENT, payload={**EVENT.payload, "error_message": "jammed " * 1_000})
     for bound, sink in ((1_024, SyslogSink(SyslogConfig("h", format="rfc3164", max_message_bytes=1_024))),
-                        (8_192, SyslogSink(SyslogConfig("h", format="rfc3164", transport="tcp")))):
+                        (8_096, SyslogSink(SyslogConfig("h", format="rfc3164", transport="tcp")))):
         message = sink.format(replace(event, payload={**event.payload, "error_message": "jammed " * 2_000}))
         assert len(message) <= bound and message.decode().endswith(f"… event_id={EVENT_ID}"), bound
         assert message.decode().startswith("<131>Nov 27 ") and " HQFIN1 continuum: printer.error HQ FIN 1 jammed" \
@@ -92,9 +92,9 @@ def test_rfc3164_keeps_the_event_id_when_it_cuts_the_text() -> None:
 
 @pytest.mark.parametrize(("options", "bound"), [
     ({}, 64_000),  # UDP: one datagram, under IPv4's 65,507 bytes
-    ({"transport": "tcp"}, 8_192),  # rsyslog's default maxMessageSize
-    ({"transport": "tls"}, 8_192),
-    ({"format": "rfc3164"}, 8_192),
+    ({"transport": "tcp"}, 8_096),  # rsyslog's default maxMessageSize ("8k")
+    ({"transport": "tls"}, 8_096),
+    ({"format": "rfc3164"}, 8_096),
     ({"transport": "tcp", "max_message_bytes": 100_000}, 100_000),
 ])
 def test_default_bounds_by_transport_and_format(options: dict[str, object], bound: int) -> None:
@@ -145,7 +145,7 @@ def test_a_600_kb_event_over_tcp_is_one_bounded_frame() -> None:
         count, _, rest = frames.partition(b" ")
         lengths.append(int(count))
         frames = rest[int(count):]
-    assert len(lengths) == 3 and lengths[1] == 8_192
+    assert len(lengths) == 3 and lengths[1] == 8_096
 
 
 def test_a_record_that_can_never_fit_is_refused_alone_and_the_rest_is_sent() -> None:
@@ -153,7 +153,7 @@ def test_a_record_that_can_never_fit_is_refused_alone_and_the_rest_is_sent() -> 
     never = replace(EVENT, source="s" * 9_000)  # the envelope is never cut
     result = sink.write([EVENT, never, EVENT])
     assert set(result.rejected) == {1} and not result.retry
-    assert "cannot be cut to 8192 bytes" in result.rejected[1] and EVENT_ID in result.rejected[1]
+    assert "cannot be cut to 8096 bytes" in result.rejected[1] and EVENT_ID in result.rejected[1]
     assert fake.sent[0].count(b"\n") == 2
     tiny, fake = sink_of(max_message_bytes=100)  # under the irreducible part of every event
     result = tiny.write([EVENT])
