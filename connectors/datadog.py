@@ -1,10 +1,17 @@
 """Datadog Logs (v2): gzip'd JSON arrays of at most 1,000 logs and 5 MB, to the site's
-intake, with ``ddsource``, ``service`` and ``ddtags`` carrying the event's facts."""
+intake, with ``ddsource``, ``service`` and ``ddtags`` carrying the event's facts.
+
+Datadog answers 202 for a log older than 18 hours but never indexes it at its time. Such
+an event (a replay, a backlog) goes without ``timestamp``, so Datadog stamps it on
+arrival, and keeps its own time in ``event_timestamp`` (and the tag ``late:true``) — as
+the New Relic connector does for its 24-hour window."""
 
 from __future__ import annotations
 
-import orjson
+import time
 from collections.abc import Sequence
+
+import orjson
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -17,6 +24,7 @@ SITES = ("datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.e
          "ap2.datadoghq.com", "ddog-gov.com")
 LIMITS = Limits(max_records=1000, max_bytes=4_500_000, linger_s=0.2, timeout_s=10.0)
 MAX_LOG_BYTES = 1_000_000
+TIMESTAMP_WINDOW_S = 18 * 3600 - 300  # a margin against clock skew
 
 
 @dataclass(frozen=True)
@@ -48,13 +56,16 @@ class DatadogSink:
         self.config = config
         self.client = client or HttpClient(LIMITS.timeout_s)
 
-    def log_of(self, event: Event) -> dict[str, object]:
+    def log_of(self, event: Event, now: float | None = None) -> dict[str, object]:
         p = event.payload
         tags = {"event_type": event.event_type.value, "severity": event.severity.value}
         for name, key in (("printer_location", "location"), ("printer_department", "department")):
             if p.get(name):
                 tags[key] = p[name]
         body = describe_event(event)
+        if (now or time.time()) - event.timestamp_us / 1e6 >= TIMESTAMP_WINDOW_S:
+            body["event_timestamp"] = body.pop("timestamp")
+            tags["late"] = "true"
         return {
             "ddsource": self.config.ddsource, "service": self.config.service,
             "hostname": p.get("printer_name") or event.source,

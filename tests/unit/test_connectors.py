@@ -73,7 +73,7 @@ def test_elasticsearch_bulk_uses_create_with_the_event_id_and_daily_indices() ->
 
 
 def test_datadog_logs_carry_source_service_and_tags() -> None:
-    log = DatadogSink(DatadogConfig(SecretStr("k"), site="datadoghq.eu")).log_of(EVENT)
+    log = DatadogSink(DatadogConfig(SecretStr("k"), site="datadoghq.eu")).log_of(EVENT, now=EVENT.timestamp_us / 1e6)
     assert log["ddsource"] == "continuum" and log["service"] == "continuum" and log["hostname"] == "HQ FIN 1"
     assert log["ddtags"] == "event_type:printer.offline,severity:warning,location:hq-1f,department:finance"
     with pytest.raises(ValueError, match="unknown Datadog site"):
@@ -177,3 +177,23 @@ def test_opsgenie_cuts_long_tags_and_details_to_its_limits_and_still_alerts() ->
     assert all(len(t) <= 50 for t in alert["tags"]) and alert["tags"][2].startswith("Headquarters, building C")
     assert sum(len(k) + len(v) for k, v in alert["details"].items()) <= 8000
     assert alert["details"]["event_id"] == EVENT.event_id and alert["details"]["error_message"].startswith("paper")
+
+
+def test_datadog_sends_an_event_older_than_18_hours_at_now_keeping_its_own_time() -> None:
+    import time
+
+    from continuum_events.receivers import DatadogReceiver
+
+    old = Event("6e1c0d55-93a2-4c1b-8f0e-1d2c3b4a5f60", EVENT.event_type, EVENT.severity,
+                int((time.time() - 20 * 3600) * 1e6), EVENT.payload)
+    fresh = Event("7f2d1e66-a4b3-4d2c-9a1f-2e3d4c5b6a71", EVENT.event_type, EVENT.severity,
+                  int(time.time() * 1e6), EVENT.payload)
+    with DatadogReceiver() as datadog:
+        sink = DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=datadog.url))
+        assert sink.write([old, fresh]).rejected == {}
+        sink.close()
+        assert set(datadog.received.event_ids) == {old.event_id, fresh.event_id} and datadog.unindexed == 0
+        late, on_time = sorted(datadog.received.bodies, key=lambda log: log["event_id"])
+    assert "timestamp" not in late and late["event_timestamp"] == old.timestamp.isoformat().replace("+00:00", "Z")
+    assert late["ddtags"].endswith(",late:true")
+    assert on_time["timestamp"].startswith(fresh.timestamp.isoformat()[:19]) and "late" not in on_time["ddtags"]

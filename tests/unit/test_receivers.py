@@ -85,6 +85,20 @@ def test_existing_receivers_answer_as_before_and_other_methods_get_405() -> None
         assert dd.received.requests == 3
 
 
+def test_datadog_accepts_logs_older_than_18_hours_but_never_indexes_them() -> None:
+    with DatadogReceiver() as dd:
+        old_s = time.time() - 19 * 3600
+        logs = [{"message": "fresh", "event_id": EVENT_ID, "timestamp": now_ms()},
+                {"message": "old", "event_id": OTHER_ID, "timestamp": int(old_s * 1000)},
+                {"message": "old iso", "event_id": str(uuid.uuid4()),
+                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old_s))},
+                {"message": "unstamped", "event_id": str(uuid.uuid4())}]
+        answer = requests.post(f"{dd.url}/api/v2/logs", json=logs, headers={"DD-API-KEY": DatadogReceiver.API_KEY},
+                               timeout=TIMEOUT)
+        assert answer.status_code == 202 and dd.unindexed == 2
+        assert set(dd.received.event_ids) == {EVENT_ID, logs[3]["event_id"]}
+
+
 @pytest.mark.parametrize("cls", [GrafanaReceiver, NewRelicReceiver, PagerDutyReceiver, OpsgenieReceiver,
                                  VictorOpsReceiver])
 def test_every_new_receiver_honours_script_and_down(cls: type[ContractReceiver]) -> None:
