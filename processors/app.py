@@ -180,6 +180,8 @@ def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: 
         "datadir": str(datadir or Path(".state") / "router"),
     }
     conf.update(overrides)
+    # Faust makes only the last directory of the path: a fresh clone has no .state/ yet.
+    Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     _bound_fetch_wait()
     if conf["processing_guarantee"] == "exactly_once":
         _transactions_follow_the_source()
