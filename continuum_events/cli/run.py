@@ -16,7 +16,6 @@ what it holds, connectors finish their batch and commit, before the broker goes.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import subprocess
@@ -107,7 +106,7 @@ def run(
         where = f" (local {embedded.engine} broker{', history in ' + str(state / 'kafka') if embedded.durable else ', memory only'})" if embedded else ""
         console.print(f"pipeline on {settings.describe()}{where}")
 
-        names = _connect(settings, specs, cleanup, demo=embedded is not None) if connectors else []
+        names = _connect(settings, specs, cleanup, demo=embedded is not None, state=state) if connectors else []
         monitor = FlowMonitor(settings, EVENTS_TOPIC).start()
         cleanup.callback(monitor.stop)
         flows = {c: FlowMonitor(settings, category_topic(c)).start() for c in (*CATEGORIES, "dlq")}
@@ -186,7 +185,8 @@ def _choose_engine(asked: str | None) -> Engine:
 DEMO_NAMES = frozenset({"demo-splunk", "demo-grafana", "demo-pagerduty"})
 
 
-def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack, demo: bool) -> list[str]:
+def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack, demo: bool, state: Path,
+             ) -> list[str]:
     """Connect the file's integrations; with none anywhere (or only the demo's, from an earlier
     run on the same local broker) on a local broker, demo integrations delivering to local
     contract receivers. Returns the names."""
@@ -205,7 +205,7 @@ def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack
     # Connected again with this run's receiver addresses; an earlier run's groups keep
     # their commits, so the connectors resume where they stopped.
     names = []
-    for spec in _demo_integrations(cleanup):
+    for spec in _demo_integrations(cleanup, state):
         connect(settings, spec, config)
         names.append(spec.name)
     if HYGIENE_KEY not in config:  # show alert hygiene at work, with a short group wait
@@ -215,26 +215,35 @@ def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack
     return names
 
 
-def _demo_integrations(cleanup: contextlib.ExitStack) -> list:
-    """One strict contract receiver per category, in this process, and an integration for each."""
+def _demo_integrations(cleanup: contextlib.ExitStack, state: Path) -> list:
+    """One strict contract receiver per category, in this process, and an integration for each.
+
+    Their credentials are files under ``state/demo-secrets`` (mode 600), so a command in another
+    shell (``replay demo-splunk``, ``integrations test``) resolves them as the connectors do."""
     from continuum_events.integrations import IntegrationSpec
     from continuum_events.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
 
     splunk, grafana, pagerduty = (cleanup.enter_context(r()) for r in (SplunkReceiver, GrafanaReceiver,
                                                                         PagerDutyReceiver))
-    # The demo receivers' own credentials, handed to the connector process by reference.
-    os.environ.update({"CONTINUUM_DEMO_SPLUNK_TOKEN": SplunkReceiver.TOKEN,
-                       "CONTINUUM_DEMO_GRAFANA_TOKEN": GrafanaReceiver.TOKEN,
-                       "CONTINUUM_DEMO_PAGERDUTY_KEY": PagerDutyReceiver.ROUTING_KEY})
+    secrets = state.resolve() / "demo-secrets"
+    secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def secret_file(name: str, value: str) -> dict[str, str]:
+        path = secrets / name
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(value)
+        return {"file": str(path)}
     # The demo receivers listen on loopback, plain http: allowed explicitly, as a user would.
     LOCAL = {"allow_private_network": True, "allow_insecure_http": True}
     return [
         IntegrationSpec(name="demo-splunk", vendor="splunk", options={"url": splunk.url, "index": "printers"},
-                        secrets={"token": {"env": "CONTINUUM_DEMO_SPLUNK_TOKEN"}}, **LOCAL),
+                        secrets={"token": secret_file("splunk-token", SplunkReceiver.TOKEN)}, **LOCAL),
         IntegrationSpec(name="demo-grafana", vendor="grafana", options={"url": grafana.url},
-                        secrets={"token": {"env": "CONTINUUM_DEMO_GRAFANA_TOKEN"}}, **LOCAL),
+                        secrets={"token": secret_file("grafana-token", GrafanaReceiver.TOKEN)}, **LOCAL),
         IntegrationSpec(name="demo-pagerduty", vendor="pagerduty", options={"url": pagerduty.url},
-                        secrets={"routing_key": {"env": "CONTINUUM_DEMO_PAGERDUTY_KEY"}}, **LOCAL),
+                        secrets={"routing_key": secret_file("pagerduty-key", PagerDutyReceiver.ROUTING_KEY)},
+                        **LOCAL),
     ]
 
 
