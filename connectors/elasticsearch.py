@@ -1,12 +1,19 @@
 """Elasticsearch ``_bulk``: ``create`` actions with ``_id`` = event_id, so a replay or a
-redelivery never makes a second document; each item's outcome is read on its own."""
+redelivery never makes a second document; each item's outcome is read on its own.
+
+The index pattern is checked against Elasticsearch's index name rules when the
+integration is configured; an index the cluster still refuses (closed, blocked, a name
+it will not take, missing) is the integration's configuration problem — the batch is
+kept and the integration reported unhealthy — never a reason to dead-letter events."""
 
 from __future__ import annotations
 
-import orjson
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
+
+import orjson
 
 from pydantic import SecretStr
 
@@ -15,6 +22,36 @@ from continuum_events.connectors.http import HttpClient, raise_for_common
 from continuum_events.events import Event
 
 LIMITS = Limits(max_records=1000, max_bytes=5_000_000, linger_s=0.2, timeout_s=15.0)
+#: Item errors that mean the index, not the document, is refused: configuration, not the record.
+INDEX_REFUSED = frozenset({"index_not_found_exception", "invalid_index_name_exception", "index_closed_exception",
+                           "cluster_block_exception", "invalid_alias_name_exception", "security_exception"})
+FORBIDDEN_IN_INDEX = frozenset('\\/*?"<>| ,#:')
+MAX_INDEX_BYTES = 255
+#: Dates whose formatting covers every month and weekday name (the longest names included).
+_SAMPLE_DAYS = [datetime(2026, month, 28, 23, 59, 59, tzinfo=timezone.utc) for month in range(1, 13)] + \
+               [datetime(2026, 9, day, tzinfo=timezone.utc) for day in range(21, 28)]
+
+
+def index_problem(pattern: str) -> str | None:
+    """Why indices named by ``pattern`` (strftime) would break Elasticsearch's index name
+    rules, or None: lower case, none of ``\\ / * ? " < > | , # :`` nor space, not starting
+    with ``-``, ``_`` or ``+``, not ``.`` or ``..``, at most 255 bytes."""
+    for day in _SAMPLE_DAYS:
+        name = day.strftime(pattern)
+        if not name:
+            return "index_pattern makes an empty index name"
+        if name != name.lower():
+            return f"index_pattern makes {name!r}: index names are lower case"
+        bad = sorted(FORBIDDEN_IN_INDEX.intersection(name))
+        if bad:
+            return f"index_pattern makes {name!r}: index names cannot hold {' '.join(repr(c) for c in bad)}"
+        if name[0] in "-_+":
+            return f"index_pattern makes {name!r}: index names cannot start with -, _ or +"
+        if name in (".", ".."):
+            return "index_pattern makes '.' or '..', which cannot name an index"
+        if len(name.encode()) > MAX_INDEX_BYTES:
+            return f"index_pattern makes names of {len(name.encode())} bytes: at most {MAX_INDEX_BYTES}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +62,17 @@ class ElasticsearchConfig:
     password: SecretStr | None = None
     #: strftime pattern applied to the event's time: daily indices by default.
     index_pattern: str = "continuum-events-%Y.%m.%d"
+
+    def __post_init__(self) -> None:
+        self.check_options({"index_pattern": self.index_pattern})
+
+    @staticmethod
+    def check_options(options: Mapping[str, Any]) -> None:
+        """Checks that need no secret, so an integration is refused when it is connected."""
+        pattern = options.get("index_pattern")
+        problem = index_problem(pattern) if isinstance(pattern, str) else None
+        if problem:
+            raise ValueError(problem)
 
 
 class ElasticsearchSink:
@@ -71,8 +119,8 @@ class ElasticsearchSink:
                 continue  # 409 on create with our own _id: already delivered earlier
             if status == 429 or status >= 500:
                 retry[i] = f"Elasticsearch item {status} {reason}"
-            elif error.get("type") in ("index_not_found_exception", "security_exception"):
-                raise ConfigError(f"Elasticsearch: {reason}")
+            elif error.get("type") in INDEX_REFUSED:
+                raise ConfigError(f"Elasticsearch refuses index {result.get('_index', '?')}: {reason}")
             else:
                 rejected[i] = f"Elasticsearch item {status} {reason}"
         return BatchResult(rejected=rejected, retry=retry)

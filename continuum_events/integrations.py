@@ -174,6 +174,9 @@ class IntegrationSpec(BaseModel):
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ValueError(f"{self.vendor} needs {', '.join(missing)}")
+        check = getattr(config, "check_options", None)  # a vendor's own rules for its options
+        if check is not None:
+            check(self.options)
         return self
 
     @property

@@ -250,6 +250,24 @@ class ElasticsearchReceiver(ContractReceiver):
         self.documents: dict[str, dict[str, Any]] = {}
         self.conflicts = 0  # second creates of an existing _id: duplicates Elasticsearch absorbed
         self.item_429_once: set[str] = set()
+        self.closed_indices: set[str] = set()  # a test closes one: every create into it is refused
+
+    @staticmethod
+    def index_name_problem(name: Any) -> str | None:
+        """Elasticsearch's index name rules (MetadataCreateIndexService.validateIndexOrAliasName)."""
+        if not isinstance(name, str) or not name:
+            return "must not be empty"
+        if name != name.lower():
+            return "must be lowercase"
+        if any(c in name for c in '\\/*?"<>| ,#:'):
+            return 'must not contain the following characters [ , \\, /, *, ?, ", <, >, |, ,, #, :]'
+        if name[0] in "-_+":
+            return "must not start with '_', '-', or '+'"
+        if name in (".", ".."):
+            return "must not be '.' or '..'"
+        if len(name.encode()) > 255:
+            return "index name is too long, (> 255)"
+        return None
 
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
         if path != "/_bulk":
@@ -273,9 +291,15 @@ class ElasticsearchReceiver(ContractReceiver):
             if meta is None or "_id" not in meta or "_index" not in meta:
                 return 400, {"error": {"type": "action_request_validation_exception",
                                        "reason": "create with _index and _id expected"}}, {}
-            doc_id = meta["_id"]
+            doc_id, index = meta["_id"], meta["_index"]
+            bad_name = self.index_name_problem(index)
             with self.lock:
-                if doc_id in self.item_429_once:
+                if bad_name:
+                    status, error = 400, {"type": "invalid_index_name_exception",
+                                          "reason": f"Invalid index name [{index}], {bad_name}"}
+                elif index in self.closed_indices:
+                    status, error = 400, {"type": "index_closed_exception", "reason": "closed", "index": index}
+                elif doc_id in self.item_429_once:
                     self.item_429_once.discard(doc_id)
                     status, error = 429, {"type": "es_rejected_execution_exception", "reason": "queue full"}
                 elif doc_id in self.refuse_ids or "@timestamp" not in source:

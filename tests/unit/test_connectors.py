@@ -197,3 +197,37 @@ def test_datadog_sends_an_event_older_than_18_hours_at_now_keeping_its_own_time(
     assert "timestamp" not in late and late["event_timestamp"] == old.timestamp.isoformat().replace("+00:00", "Z")
     assert late["ddtags"].endswith(",late:true")
     assert on_time["timestamp"].startswith(fresh.timestamp.isoformat()[:19]) and "late" not in on_time["ddtags"]
+
+
+@pytest.mark.parametrize("pattern", ["Continuum-%Y.%m.%d", "continuum-%b", "continuum events", "continuum/%Y",
+                                     "continuum-*", "-continuum", "_continuum", "+c", ".", "..", "c,d", "c#%d",
+                                     "c" * 250 + "-%Y.%m", ""])
+def test_elasticsearch_index_pattern_is_checked_when_connected(pattern: str) -> None:
+    from continuum_events.integrations import IntegrationSpec
+
+    with pytest.raises(ValueError, match="index"):
+        ElasticsearchConfig("http://x", index_pattern=pattern)
+    with pytest.raises(ValueError, match="index"):
+        IntegrationSpec(name="es", vendor="elasticsearch", options={"url": "https://es.example.com",
+                                                                    "index_pattern": pattern})
+
+
+def test_an_index_elasticsearch_refuses_is_a_configuration_error_never_a_dead_letter() -> None:
+    from continuum_events.connectors.base import ConfigError
+    from continuum_events.receivers import ElasticsearchReceiver
+
+    for pattern in ("continuum-%Y", "continuum-.-%Y", "logs-printers.2026"):
+        ElasticsearchConfig("http://x", index_pattern=pattern)  # valid names pass
+    with ElasticsearchReceiver() as es:
+        config = ElasticsearchConfig(es.url, api_key=SecretStr(ElasticsearchReceiver.API_KEY))
+        sink = ElasticsearchSink(config)
+        es.closed_indices.add(sink.index_of(EVENT))
+        with pytest.raises(ConfigError, match="index_closed_exception"):
+            sink.write([EVENT])
+        object.__setattr__(config, "index_pattern", "Continuum-%Y")  # a name the cluster will not take
+        with pytest.raises(ConfigError, match="invalid_index_name_exception"):
+            sink.write([EVENT])
+        object.__setattr__(config, "index_pattern", "continuum-events-%Y.%m.%d")
+        es.closed_indices.clear()
+        assert sink.write([EVENT]).rejected == {} and set(es.received.event_ids) == {EVENT.event_id}
+        sink.close()

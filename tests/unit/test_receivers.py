@@ -85,6 +85,21 @@ def test_existing_receivers_answer_as_before_and_other_methods_get_405() -> None
         assert dd.received.requests == 3
 
 
+@pytest.mark.parametrize("index", ["Printers", "printers events", "a/b", "a*", "a?", 'a"', "a<", "a>", "a|", "a,b",
+                                   "a#", "a:b", "-a", "_a", "+a", ".", "..", "a" * 256, "é" * 128])
+def test_elasticsearch_refuses_items_for_index_names_it_will_not_take(index: str) -> None:
+    from continuum_events.receivers import ElasticsearchReceiver
+
+    with ElasticsearchReceiver() as es:
+        body = "\n".join(json.dumps(x) for x in ({"create": {"_index": index, "_id": EVENT_ID}},
+                                                  {"@timestamp": "2026-01-01T00:00:00Z", "event_id": EVENT_ID})) + "\n"
+        answer = requests.post(f"{es.url}/_bulk", data=body, timeout=TIMEOUT, headers={
+            "Authorization": f"ApiKey {ElasticsearchReceiver.API_KEY}", "Content-Type": "application/x-ndjson"})
+        [item] = answer.json()["items"]
+        assert answer.status_code == 200 and answer.json()["errors"] and item["create"]["status"] == 400
+        assert item["create"]["error"]["type"] == "invalid_index_name_exception" and not es.documents
+
+
 def test_datadog_accepts_logs_older_than_18_hours_but_never_indexes_them() -> None:
     with DatadogReceiver() as dd:
         old_s = time.time() - 19 * 3600
