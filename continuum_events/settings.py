@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from continuum_events import kafkalog
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -63,6 +65,8 @@ class KafkaSettings(BaseSettings):
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
             "client.id": self.client_id,
+            # Through Python logging, rate-limited, instead of librdkafka's own stderr lines.
+            "logger": kafkalog.LOGGER,
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -16,6 +16,7 @@ def test_env_configures_tls_and_sasl(monkeypatch) -> None:
     monkeypatch.setenv("CONTINUUM_KAFKA_SSL_CA_LOCATION", "/etc/kafka/ca.pem")
     settings = KafkaSettings()
     config = settings.client_config(**{"acks": "all"})
+    assert config.pop("logger").name == "librdkafka"
     assert config == {
         "bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL", "client.id": "continuum-events",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "continuum", "sasl.password": SECRET,
