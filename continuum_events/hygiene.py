@@ -14,10 +14,20 @@ latest page (an offline printer stays paged; an online one resolves what was ope
 **Outage grouping** — an offline page is held ``hold_s`` (the group wait). If more than
 ``threshold`` printers of the same location (or department) go offline within
 ``window_s``, alerting receives one ``group.outage`` (``group_id`` = ``location:<name>``,
-the count and the printers' ids in its details) instead of their pages. The group
-resolves when ``resolve_ratio`` of its printers are back; the printers still offline then
-get their own pages. An offline page that outlives its hold without a group is released
-as it was; a printer back within its hold pages nothing.
+the count and the printers' ids in its details) instead of their pages. While it is open
+and more printers go offline, the same incident is told the grown count: another
+``group.outage`` with ``details.state=open``, the same ``group_id`` (so the vendors'
+incident key), the new count and ids and ``previous_count`` — at most once per
+``update_s`` and only once the count grew by ``update_growth`` since the count last sent
+(the clock's tick sends one that waited for ``update_s``). The group resolves when
+``resolve_ratio`` of its printers are back; each printer still offline then is held
+``resolve_grace_s`` like a new offline page, and paged on its own only if it is still
+offline when that grace ends. An offline page that outlives its hold without a group is
+released as it was; a printer back within its hold (or its grace) pages nothing.
+
+Time: holds, graces and update intervals run on the clock the caller passes as ``now``
+(the router's wall clock, whose ticks release what is due; :func:`simulate` uses event
+time), event times only order and count pages within ``window_s``.
 
 Every transition is idempotent (a duplicate or an event re-processed after a crash finds
 the state already moved), and synthesized events get deterministic ids, so a re-emission
@@ -58,6 +68,12 @@ class GroupPolicy(BaseModel):
     window_s: float = Field(120.0, gt=0, description="The window offline printers are counted in (seconds).")
     hold_s: float = Field(30.0, ge=0, description="How long an offline page waits for a group to form (seconds).")
     resolve_ratio: float = Field(0.8, gt=0, le=1, description="The group resolves when this share is back.")
+    resolve_grace_s: float = Field(120.0, ge=0, description="After the group resolves, a printer still offline "
+                                   "is paged on its own only if still offline this long later (seconds).")
+    update_s: float = Field(30.0, ge=0, description="An open group's incident gets its grown count at most "
+                            "once per this many seconds.")
+    update_growth: float = Field(0.1, ge=0, description="... and only once the count grew by this share since "
+                                 "the count last sent.")
 
 
 class HygienePolicy(BaseModel):
@@ -192,7 +208,8 @@ def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: 
             if printer_id in members and members[printer_id]["state"] == "offline":
                 return state, [Suppress(f"part of the {policy.by} {name} outage")]
             members[printer_id] = {"state": "offline", "paged": False, "record": record.dump()}
-            return state, [Suppress(f"part of the {policy.by} {name} outage ({len(members)} printers)")]
+            state, grown = _tell_growth(state, name, ts, now, policy)
+            return state, [*grown, Suppress(f"part of the {policy.by} {name} outage ({len(members)} printers)")]
         if printer_id in window:
             entry = window[printer_id]
             return state, [Send(record, "already paged")] if entry["paged"] else [Suppress("already held")]
@@ -201,13 +218,16 @@ def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: 
         window[printer_id] = {"ts": ts, "seen": now, "paged": False, "record": record.dump(),
                               "release_at": now + policy.hold_s}
         if len([e for e in window.values() if e["ts"] > ts - policy.window_s]) > policy.threshold:
-            return _open_group(state, name, ts, policy)
+            return _open_group(state, name, ts, now, policy)
         if policy.hold_s <= 0:
             return release_due(state, now, name, policy)
         return state, [Suppress(f"held up to {policy.hold_s:.0f} s for an outage of {policy.by} {name} to show")]
     # online
     if printer_id in window and not window[printer_id]["paged"]:
-        del window[printer_id]
+        entry = window.pop(printer_id)
+        if entry.get("after_outage"):
+            return state, [Suppress(f"back within the {policy.resolve_grace_s:.0f} s grace after the {policy.by} "
+                                    f"{name} outage: its offline page was never sent")]
         return state, [Suppress(f"back within the {policy.hold_s:.0f} s hold: its offline page was never sent")]
     if state["open"] and printer_id in members:
         member = members[printer_id]
@@ -226,22 +246,29 @@ def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: 
 
 
 def release_due(state: State, now: float, name: str, policy: GroupPolicy) -> tuple[State, list[Action]]:
-    """Offline pages whose hold is over, with no group formed, go out as they were."""
+    """Offline pages whose hold (or grace after an outage) is over, with no group formed,
+    go out as they were."""
     if state["open"]:
         return state, []
     window = dict(state["window"])
     actions: list[Action] = []
     for pid, entry in sorted(window.items(), key=lambda kv: kv[1]["ts"]):
         if not entry["paged"] and entry["release_at"] <= now:
-            actions.append(Send(Record.load(entry["record"]),
-                                f"held {policy.hold_s:.0f} s, no outage of {policy.by} {name}"))
+            why = (f"still offline {policy.resolve_grace_s:.0f} s after the {policy.by} {name} outage resolved: "
+                   "its own incident") if entry.get("after_outage") else \
+                f"held {policy.hold_s:.0f} s, no outage of {policy.by} {name}"
+            actions.append(Send(Record.load(entry["record"]), why))
             window[pid] = {**entry, "paged": True, "record": None, "release_at": None}
     return {**state, "window": window}, actions
 
 
 def group_tick(state: State, now: float, name: str, policy: GroupPolicy) -> tuple[State | None, list[Action]]:
-    """Time passing: release held pages; forget what no longer counts."""
+    """Time passing: release held pages; tell an open group's incident its grown count
+    once ``update_s`` allows; forget what no longer counts."""
     state, actions = release_due(state, now, name, policy)
+    if state["open"]:
+        state, grown = _tell_growth(state, name, now, now, policy)
+        actions += grown
     if not state["open"] and not any(not e["paged"] for e in state["window"].values()):
         # Wall-clock age here (a tick has no event time): a page seen long ago counts no more.
         window = {p: e for p, e in state["window"].items() if e.get("seen", now) > now - policy.window_s}
@@ -251,14 +278,32 @@ def group_tick(state: State, now: float, name: str, policy: GroupPolicy) -> tupl
     return state, actions
 
 
-def _open_group(state: State, name: str, ts: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
+def _open_group(state: State, name: str, ts: float, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
     members = {pid: {"state": "offline", "paged": e["paged"], "record": e["record"]}
                for pid, e in state["window"].items() if e["ts"] > ts - policy.window_s}
-    state = {**state, "open": True, "opened": ts, "members": members, "window": {}}
+    state = {**state, "open": True, "opened": ts, "members": members, "window": {},
+             "told": {"count": len(members), "at": now}}
     event = _outage(name, "open", ts, sorted(members), len(members), policy, state["opened"])
     return state, [Emit(event, f"more than {policy.threshold} printers of {policy.by} {name} offline within "
                                f"{policy.window_s:.0f} s: one incident"),
                    Suppress(f"part of the {policy.by} {name} outage")]
+
+
+def _tell_growth(state: State, name: str, ts: float, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
+    """The open group's incident told its grown count, when the throttle allows: a
+    ``group.outage`` like the one that opened it (same ``group_id``, so the same incident
+    at the vendors), with the new count and ids."""
+    members = state["members"]
+    told = state.get("told") or {"count": 0, "at": float("-inf")}  # opened before updates existed
+    count = len(members)
+    if count <= told["count"] or count < told["count"] * (1 + policy.update_growth) \
+            or now - told["at"] < policy.update_s:
+        return state, []
+    event = _outage(name, "open", max(ts, state["opened"]), sorted(members), count, policy, state["opened"],
+                    previous=told["count"])
+    return {**state, "told": {"count": count, "at": now}}, \
+        [Emit(event, f"{count - told['count']} more printers of {policy.by} {name} offline: the outage's "
+                     f"incident now counts {count}")]
 
 
 def _resolve_group(state: State, name: str, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
@@ -267,23 +312,34 @@ def _resolve_group(state: State, name: str, now: float, policy: GroupPolicy) -> 
     event = _outage(name, "resolved", now, sorted(members), len(members), policy, state["opened"],
                     still_offline=still)
     actions: list[Action] = [Emit(event, f"{len(members) - len(still)} of {len(members)} back")]
+    # Those still offline are held for the grace, as a new offline page is held: most come
+    # back moments after the rest of the site, and the clock's tick releases the others.
+    window = {}
     for pid in still:
         member = members[pid]
-        if not member["paged"] and member["record"]:
-            actions.append(Send(Record.load(member["record"]), f"still offline after the {policy.by} {name} "
-                                                                "outage resolved: its own incident"))
-    window = {pid: {"ts": now, "seen": now, "paged": True, "record": None, "release_at": None} for pid in still}
-    return {**state, "open": False, "opened": None, "members": {}, "window": window}, actions
+        held = not member["paged"] and bool(member["record"])
+        window[pid] = {"ts": now, "seen": now, "paged": not held, "record": member["record"] if held else None,
+                       "release_at": now + policy.resolve_grace_s if held else None, "after_outage": True}
+    state = {k: v for k, v in state.items() if k != "told"}
+    state = {**state, "open": False, "opened": None, "members": {}, "window": window}
+    if policy.resolve_grace_s <= 0:
+        state, released = release_due(state, now, name, policy)
+        actions += released
+    return state, actions
 
 
 def _outage(name: str, phase: str, ts: float, ids: list[str], count: int, policy: GroupPolicy, opened: float,
-            still_offline: list[str] | None = None) -> Event:
+            still_offline: list[str] | None = None, previous: int | None = None) -> Event:
     details = {"state": phase, "dimension": policy.by, "count": str(count),
                "printer_ids": ",".join(ids)[:4000]}
     if still_offline is not None:
         details["still_offline"] = str(len(still_offline))
+    # An update is an event of its own (its own id), about the same incident (group_id).
+    tag: tuple[object, ...] = (phase,) if previous is None else (phase, count)
+    if previous is not None:
+        details["previous_count"] = str(previous)
     return Event(
-        _id("outage", policy.by, name, opened, phase), EventType.GROUP_OUTAGE,
+        _id("outage", policy.by, name, opened, *tag), EventType.GROUP_OUTAGE,
         Severity.ERROR if phase == "open" else Severity.INFO, _micros(ts),
         {"group_id": f"{policy.by}:{name}", "group_name": name, "printer_ids": ids}, "continuum-router", details,
     )
@@ -300,7 +356,8 @@ def simulate(events: list[Event], policy: HygienePolicy) -> list[tuple[Event, li
         notes: list[str] = []
         for name, state in list(groups.items()):
             new, actions = group_tick(state, now, name, policy.grouping)
-            notes += [f"meanwhile, an earlier page was {_describe(a)}" for a in actions if isinstance(a, Send)]
+            notes += [f"meanwhile, an earlier page was {_describe(a)}" if isinstance(a, Send) else
+                      f"meanwhile, {_describe(a)}" for a in actions if not isinstance(a, Suppress)]
             if new is None:
                 groups.pop(name)
             else:

@@ -19,7 +19,8 @@ the config use) and keeps following; each change is written and acknowledged bef
 page that caused it counts as handled. A key carries the partition it belongs to; only
 the worker that owns that partition changes it.
 
-Time-driven decisions (a hold that ends, a flapping printer that has been quiet) come
+Time-driven decisions (a hold that ends, a flapping printer that has been quiet, the
+grace after an outage, an open outage's grown count waiting for its interval) come
 from a clock: every worker sends a tick to every partition of the hygiene topic each
 second, and the worker that owns the partition handles it.
 

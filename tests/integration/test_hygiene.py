@@ -26,7 +26,8 @@ from tests.router_helpers import RouterProcess
 
 pytestmark = pytest.mark.broker
 POLICY = HygienePolicy(flapping=FlapPolicy(changes=4, window_s=300, quiet_s=15),
-                       grouping=GroupPolicy(threshold=10, window_s=60, hold_s=10, resolve_ratio=1.0))
+                       grouping=GroupPolicy(threshold=10, window_s=60, hold_s=10, resolve_ratio=1.0,
+                                            update_s=3, update_growth=0))
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,8 @@ def transitions(records: list[Received], prefix: str) -> Counter[tuple[str, str]
         if r.event.event_id in seen:
             continue  # a re-emission after a crash is the same event (the ledger sends it once)
         seen.add(r.event.event_id)
+        if "previous_count" in r.event.details:
+            continue  # a growth update: the same incident told its new count, not another page
         for incident in incidents_of(r.event):
             if incident.key.startswith(prefix):
                 out[(incident.key, incident.action)] += 1
@@ -97,6 +100,11 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     assert not transitions(records, "printer/fin-"), "no printer of the site paged on its own"
     outage = next(r.event for r in records if r.event.event_type is EventType.GROUP_OUTAGE)
     assert int(outage.details["count"]) > POLICY.grouping.threshold
+    records = alerting(settings, until=lambda rs: any(r.event.details.get("count") == "200" for r in rs))
+    updates = [r.event for r in records if r.event.event_type is EventType.GROUP_OUTAGE
+               and "previous_count" in r.event.details]
+    assert updates and updates[-1].details["count"] == "200", "the grown outage's incident is told its count"
+    assert {u.payload["group_id"] for u in updates} == {outage.payload["group_id"]}, "the same incident"
 
     router.kill()  # and again while they come back
     router.start()

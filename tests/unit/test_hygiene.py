@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from continuum_events.events import EventType
 from continuum_events.hygiene import (
     Emit,
@@ -101,12 +103,14 @@ def test_more_than_x_offline_become_one_incident_that_resolves_and_leaves_stragg
     assert opened.event_type is EventType.GROUP_OUTAGE and opened.payload["group_id"] == "location:HQ"
     assert opened.details["state"] == "open" and opened.details["count"] == "4"
     assert state["open"] and len(state["members"]) == 8
-    assert group_tick(state, 5000, "HQ", GROUP)[1] == [], "members' pages are never released while open"
+    state, actions = group_tick(state, 5000, "HQ", GROUP)
+    assert not any(isinstance(a, Send) for a in actions), "members' pages are never released while open"
     for n in range(6):
         state, actions = group_event(state, "HQ", f"p-{n}", "online", 200 + n, 2000 + n, rec(100 + n), GROUP)
     assert [a.event.details["state"] for a in actions if isinstance(a, Emit)] == ["resolved"]
+    state, actions = group_tick(state, 2005 + GROUP.resolve_grace_s, "HQ", GROUP)
     stragglers = [a.record for a in actions if isinstance(a, Send)]
-    assert stragglers == [rec(6), rec(7)], "still offline: their own pages"
+    assert stragglers == [rec(6), rec(7)], "still offline after the grace: their own pages"
     state, actions = group_event(state, "HQ", "p-6", "online", 300, 3000, rec(106), GROUP)
     assert kinds(actions) == ["Send"], "and their own resolves"
 
@@ -160,3 +164,109 @@ def test_simulate_explains_each_page() -> None:
     assert any("held up to 10 s" in line for line in notes[0][1])
     assert any("group.outage (open)" in line for line in notes[3][1]), notes[3][1]
     assert notes[4][1] == ["suppressed: part of the location HQ outage (5 printers)"]
+
+
+def _outage_of(n: int, policy: GroupPolicy, now: float = 1000):
+    """``n`` printers of HQ offline, one a second: the group and what it emitted."""
+    state, emitted = None, []
+    for i in range(n):
+        state, actions = group_event(state, "HQ", f"p-{i}", "offline", 100 + i, now + i, rec(i), policy)
+        emitted += [a.event for a in actions if isinstance(a, Emit)]
+    return state, emitted
+
+
+def test_stragglers_after_the_outage_resolves_are_paged_only_if_still_offline_after_the_grace() -> None:
+    policy = GroupPolicy(threshold=3, window_s=60, hold_s=10)  # the default resolve ratio, 0.8
+    assert policy.resolve_ratio == 0.8 and policy.resolve_grace_s == 120, "the documented defaults"
+    state, _ = _outage_of(10, policy)
+    for n in range(8):
+        state, actions = group_event(state, "HQ", f"p-{n}", "online", 200 + n, 2000 + n, rec(100 + n), policy)
+    assert [a.event.details["state"] for a in actions if isinstance(a, Emit)] == ["resolved"]
+    assert not any(isinstance(a, Send) for a in actions), "the last 20 % are not paged the moment it resolves"
+    resolved = 2007
+    state, actions = group_event(state, "HQ", "p-8", "online", 300, resolved + 60, rec(108), policy)
+    assert kinds(actions) == ["Suppress"] and "grace" in actions[0].why, "back within the grace: never paged"
+    state, actions = group_tick(state, resolved + policy.resolve_grace_s - 1, "HQ", policy)
+    assert actions == []
+    state, actions = group_tick(state, resolved + policy.resolve_grace_s, "HQ", policy)
+    assert [a.record for a in actions] == [rec(9)] and "still offline 120 s after" in actions[0].why
+    if state is not None:
+        assert group_tick(state, resolved + policy.resolve_grace_s + 1, "HQ", policy)[1] == [], "paged once"
+    state, actions = group_event(state, "HQ", "p-9", "online", 400, resolved + 500, rec(109), policy)
+    assert kinds(actions) == ["Send"], "its own incident gets its own resolve"
+    assert group_event(state, "HQ", "p-8", "online", 401, resolved + 501, rec(108), policy)[1][0].record == rec(108), \
+        "p-8 is an ordinary printer again"
+
+
+def test_a_zero_grace_pages_stragglers_when_the_outage_resolves() -> None:
+    policy = GroupPolicy(threshold=3, window_s=60, hold_s=10, resolve_grace_s=0)
+    state, _ = _outage_of(10, policy)
+    for n in range(8):
+        state, actions = group_event(state, "HQ", f"p-{n}", "online", 200 + n, 2000 + n, rec(100 + n), policy)
+    assert [a.record for a in actions if isinstance(a, Send)] == [rec(8), rec(9)]
+
+
+def test_switching_off_during_the_grace_pages_the_stragglers() -> None:
+    from continuum_events.hygiene import HygienePolicy, drain
+
+    policy = GroupPolicy(threshold=3, window_s=60, hold_s=10)
+    state, _ = _outage_of(10, policy)
+    for n in range(8):
+        state, _ = group_event(state, "HQ", f"p-{n}", "online", 200 + n, 2000 + n, rec(100 + n), policy)
+    actions = drain("group:HQ", state, 2010, HygienePolicy(grouping=policy))
+    assert [a.record for a in actions] == [rec(8), rec(9)], "nothing stays held"
+
+
+def test_a_growing_outage_updates_its_incident_at_most_once_per_interval_and_per_growth() -> None:
+    from continuum_events.connectors.incidents import incidents_of
+
+    policy = GroupPolicy(threshold=3, window_s=600, hold_s=10)
+    assert (policy.update_s, policy.update_growth) == (30, 0.1), "the documented defaults"
+    state, emitted = _outage_of(4, policy)  # opens at the 4th, now=1003
+    (opened,) = emitted
+    state, actions = group_event(state, "HQ", "p-4", "offline", 104, 1010, rec(4), policy)
+    assert kinds(actions) == ["Suppress"], "grown 25 %, but only 7 s after the incident opened"
+    assert group_tick(state, 1032, "HQ", policy)[1] == []
+    state, actions = group_tick(state, 1033, "HQ", policy)
+    (update,) = [a.event for a in actions]
+    assert update.event_type is EventType.GROUP_OUTAGE and update.details["state"] == "open"
+    assert (update.details["count"], update.details["previous_count"]) == ("5", "4")
+    assert update.payload["group_id"] == opened.payload["group_id"] == "location:HQ"
+    assert update.payload["printer_ids"] == [f"p-{n}" for n in range(5)]
+    assert update.event_id != opened.event_id, "an event of its own"
+    assert [(i.key, i.action) for i in incidents_of(update)] == [(i.key, i.action) for i in incidents_of(opened)], \
+        "about the same incident (dedup key / alias)"
+    assert group_tick(state, 1100, "HQ", policy)[1] == [], "nothing new to tell"
+    for n in range(5, 20):  # grows to 20, told on the page that arrives once 30 s passed
+        state, actions = group_event(state, "HQ", f"p-{n}", "offline", 100 + n, 1100 + n, rec(n), policy)
+    state, _ = group_tick(state, 1200, "HQ", policy)
+    assert state["told"]["count"] == 20
+    state, actions = group_event(state, "HQ", "p-20", "offline", 300, 1300, rec(20), policy)
+    assert kinds(actions) == ["Suppress"], "21 of 20 told: under 10 % more"
+    state, actions = group_event(state, "HQ", "p-21", "offline", 301, 1301, rec(21), policy)
+    assert [a.event.details["count"] for a in actions if isinstance(a, Emit)] == ["22"], "10 % more, 101 s later"
+
+
+def test_growth_updates_are_deterministic() -> None:
+    policy = GroupPolicy(threshold=3, window_s=600, hold_s=10, update_s=0)
+
+    def run():
+        _, emitted = _outage_of(8, policy)
+        return [(e.event_id, e.details["count"]) for e in emitted]
+
+    first = run()
+    assert first == run() and [c for _, c in first] == ["4", "5", "6", "7", "8"]
+    assert len({i for i, _ in first}) == 5
+
+
+@pytest.mark.xfail(strict=True, reason="connectors/incidents.py decide() drops a trigger for an incident it holds "
+                                       "open unless the severity rises, so the ledger keeps a growth update from "
+                                       "reaching PagerDuty/Opsgenie; remove this mark once the ledger lets it pass")
+def test_the_incident_ledger_lets_a_growth_update_through() -> None:
+    from continuum_events.connectors.incidents import decide, incidents_of
+
+    policy = GroupPolicy(threshold=3, window_s=600, hold_s=10, update_s=0)
+    _, (opened, update) = _outage_of(5, policy)
+    entry = decide(None, incidents_of(opened)[0])
+    assert entry is not None
+    assert decide(entry, incidents_of(update)[0]) is not None
