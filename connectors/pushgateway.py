@@ -6,7 +6,9 @@ survives): ``continuum_printer_up`` (1 online, 0 offline), ``continuum_printer_t
 ``continuum_printer_last_change_timestamp_seconds`` (event time of the last up/down change) and
 ``continuum_printer_info{name,model,location,department,ip} 1``. ``printer.removed`` deletes
 the printer's group. Every event counts in ``continuum_events_total{event_type,severity}``, the
-group ``/metrics/job/<job>/instance/<instance>``, pushed whole with PUT::
+group ``/metrics/job/<job>/instance/<instance>``, pushed whole with PUT, together with
+``continuum_printer_last_event_timestamp_seconds{printer}``: the event time of the last event
+applied to each printer (kept after ``printer.removed``)::
 
     sink = PushgatewaySink(PushgatewayConfig("http://pushgateway:9091"))
     sink.open(context)        # reads counters and printers back, so they continue after a restart
@@ -14,6 +16,24 @@ group ``/metrics/job/<job>/instance/<instance>``, pushed whole with PUT::
 
 Every push sets absolute values, so a batch sent again changes nothing: a batch is folded
 into a new state, which replaces the old one only once all its pushes succeeded.
+
+Duplicates, redeliveries and late records: a printer's event is applied and counted only when
+its event time is later than the printer's last applied event time, so a redelivered old
+``printer.offline`` cannot set a printer that came back online down again, and a batch the
+runtime delivers again after a crash is not counted again. The last event times and the
+counters travel in the same PUT, so they change together and are read back together at
+start. What holds, and what does not:
+
+- a printer event is counted at most once, across restarts; one that arrives after a later
+  event of its printer (a late record) is neither applied nor counted, nor is a second event
+  of a printer with the very same event time (a replay cannot be told from it);
+- a crash after the printers' POSTs but before the PUT re-applies that batch's printer events
+  on replay, which sets the same absolute values again and counts them once;
+- events without a printer (system, redirect, job) are counted once per event id by a
+  running connector (the last :data:`SEEN_IDS` ids); after a restart, those of the
+  uncommitted batch are counted again;
+- a removed printer keeps its last event time, so an older event replayed later does not
+  bring its group back.
 Answers: 200/202 ok; 400 malformed -> Split; 400 type inconsistent with another pusher, 401/403/404 -> config; 5xx,
 timeouts, refused connections -> Retry.
 """
@@ -39,12 +59,16 @@ log = logging.getLogger(__name__)
 #: Metrics need not be real-time: fewer, larger batches mean fewer pushes per printer.
 LIMITS = Limits(max_records=500, max_bytes=1_000_000, linger_s=1.0, timeout_s=10.0)
 COUNTER = "continuum_events_total"
+LAST_EVENT = "continuum_printer_last_event_timestamp_seconds"
+#: How many ids of events without a printer a running connector remembers, to count each once.
+SEEN_IDS = 100_000
 METRICS = {  # name -> (type, help), in the order a group lists them
     "continuum_printer_up": ("gauge", "1 when the printer last reported online, 0 offline."),
     "continuum_printer_toner_level_percent": ("gauge", "Toner level last reported by the printer."),
     "continuum_printer_last_change_timestamp_seconds": ("gauge", "Event time of the last up/down change."),
     "continuum_printer_info": ("gauge", "Printer facts as labels; always 1."),
     COUNTER: ("counter", "Events delivered to the Pushgateway, by type and severity."),
+    LAST_EVENT: ("gauge", "Event time of the last event applied to the printer; older ones are ignored."),
 }
 _ORDER = {name: i for i, name in enumerate(METRICS)}
 UP = {"printer.online": 1, "printer.offline": 0}
@@ -84,6 +108,10 @@ class Printer:
 class State:
     counters: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (event_type, severity) -> n
     printers: Mapping[str, Printer] = field(default_factory=dict)
+    #: printer_id -> event time (µs) of the last event applied; pushed with the counters.
+    last_event_us: Mapping[str, int] = field(default_factory=dict)
+    #: Ids of events without a printer counted by this process, oldest first (not pushed).
+    seen: Mapping[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,16 +123,27 @@ class Changes:
 
 
 def fold(state: State, events: Iterable[Event]) -> tuple[State, Changes]:
-    """The state after ``events`` and the pushes that bring the gateway there; ``state`` is untouched."""
-    counters, printers = dict(state.counters), dict(state.printers)
+    """The state after ``events`` and the pushes that bring the gateway there; ``state`` is untouched.
+
+    A printer's event not later than the last one applied to that printer is skipped: neither
+    applied nor counted. Other events count once per event id."""
+    counters, printers, last_event_us = dict(state.counters), dict(state.printers), dict(state.last_event_us)
+    seen = dict(state.seen)
     removed: dict[str, None] = {}
     touched: dict[str, None] = {}  # ordered sets
     for event in events:
-        key = (event.event_type.value, event.severity.value)
-        counters[key] = counters.get(key, 0) + 1
         printer_id = event.payload.get("printer_id")
         if event.family != "printer" or not isinstance(printer_id, str):
+            if event.event_id not in seen:
+                seen[event.event_id] = None
+                key = (event.event_type.value, event.severity.value)
+                counters[key] = counters.get(key, 0) + 1
             continue
+        if event.timestamp_us <= last_event_us.get(printer_id, -math.inf):
+            continue  # a duplicate, a redelivery or a late record: the printer has moved on
+        last_event_us[printer_id] = event.timestamp_us
+        key = (event.event_type.value, event.severity.value)
+        counters[key] = counters.get(key, 0) + 1
         if event.event_type.value == "printer.removed":
             printers.pop(printer_id, None)
             touched.pop(printer_id, None)
@@ -112,7 +151,9 @@ def fold(state: State, events: Iterable[Event]) -> tuple[State, Changes]:
         else:
             printers[printer_id] = apply(printers.get(printer_id, Printer()), event)
             touched[printer_id] = None
-    return State(counters, printers), Changes(tuple(removed), tuple(touched))
+    while len(seen) > SEEN_IDS:
+        del seen[next(iter(seen))]
+    return State(counters, printers, last_event_us, seen), Changes(tuple(removed), tuple(touched))
 
 
 def apply(printer: Printer, event: Event) -> Printer:
@@ -143,6 +184,12 @@ def printer_samples(printer: Printer) -> list[Sample]:
 
 def counter_samples(counters: Mapping[tuple[str, str], float]) -> list[Sample]:
     return [(COUNTER, {"event_type": t, "severity": s}, n) for (t, s), n in sorted(counters.items())]
+
+
+def instance_samples(state: State) -> list[Sample]:
+    """The counters and the printers' last event times: one group, pushed whole, so both change together."""
+    return counter_samples(state.counters) + [(LAST_EVENT, {"printer": p}, t / 1_000_000)
+                                              for p, t in sorted(state.last_event_us.items())]
 
 
 def render(samples: Iterable[Sample]) -> bytes:
@@ -201,11 +248,14 @@ def state_from_api(answer: object, job: str, instance: str) -> State:
         raise ValueError("not a Pushgateway metrics answer")
     counters: dict[tuple[str, str], float] = {}
     printers: dict[str, Printer] = {}
+    last_event_us: dict[str, int] = {}
     for group in answer["data"]:
         labels, values = group.get("labels", {}), {n: group[n]["metrics"] for n in METRICS if n in group}
         if labels == {"job": job, "instance": instance}:
             counters = {(_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): _count(m["value"])
                         for m in values.get(COUNTER, [])}
+            last_event_us = {_label(m["labels"]["printer"]): _event_time_us(m["value"])
+                             for m in values.get(LAST_EVENT, [])}
         elif labels.keys() == {"job", "printer"} and labels["job"] == job:
             first = {n: m[0] for n, m in values.items() if m}
             gauge = {n: float(m["value"]) for n, m in first.items()}
@@ -215,7 +265,15 @@ def state_from_api(answer: object, job: str, instance: str) -> State:
             printers[labels["printer"]] = Printer(None if up is None else int(up),
                                                   gauge.get("continuum_printer_toner_level_percent"),
                                                   gauge.get("continuum_printer_last_change_timestamp_seconds"), info)
-    return State(counters, printers)
+    return State(counters, printers, last_event_us)
+
+
+def _event_time_us(value: object) -> int:
+    """A last event time as read back, in µs (the gateway writes the shortest exact text)."""
+    seconds = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(seconds):
+        raise ValueError(f"last event time {value!r} is not a time")
+    return round(seconds * 1_000_000)
 
 
 class PushgatewaySink:
@@ -244,8 +302,9 @@ class PushgatewaySink:
             self._send("DELETE", self._printer_path(printer_id))
         for printer_id in changes.touched:
             self._send("POST", self._printer_path(printer_id), render(printer_samples(state.printers[printer_id])))
+        # Last: a crash before it re-applies this batch on replay, never counts it twice.
         self._send("PUT", grouping_path([("job", self.config.job), ("instance", self.config.instance)]),
-                   render(counter_samples(state.counters)))
+                   render(instance_samples(state)))
         self.state = state
         return BatchResult()
 
@@ -265,8 +324,9 @@ class PushgatewaySink:
         return grouping_path([("job", self.config.job), ("printer", printer_id)])
 
     def _restore(self) -> State:
-        """Counters and printers as the gateway holds them: counting goes on after a restart,
-        and a repeated offline is not mistaken for a change."""
+        """Counters, printers and their last event times as the gateway holds them: counting goes
+        on after a restart, a repeated offline is not mistaken for a change, and a replayed batch
+        is neither applied nor counted again."""
         response = self._request("GET", "/api/v1/metrics")
         if response.status_code != 200:  # never start from zero on an answer we do not understand
             raise Retry(f"Pushgateway GET /api/v1/metrics: unexpected HTTP {response.status_code}")

@@ -96,7 +96,7 @@ def test_removed_printer_group_is_gone(gateway: Gateway) -> None:
     sink = sink_for(gateway, "removal")
     sink.write([ev(EventType.PRINTER_OFFLINE, "stays"), ev(EventType.PRINTER_OFFLINE, "goes", toner_level_percent=5)])
     assert {"job": "removal", "printer": "goes"} in gateway.groups("removal")
-    sink.write([ev(EventType.PRINTER_REMOVED, "goes", severity="info")])
+    sink.write([ev(EventType.PRINTER_REMOVED, "goes", at_s=1, severity="info")])
     assert gateway.samples("continuum_printer_up", job="removal", printer="goes") == []
     assert gateway.samples("continuum_printer_toner_level_percent", job="removal", printer="goes") == []
     assert {"job": "removal", "printer": "goes"} not in gateway.groups("removal")
@@ -107,17 +107,39 @@ def test_removed_printer_group_is_gone(gateway: Gateway) -> None:
 def test_a_restarted_connector_continues_counting(gateway: Gateway) -> None:
     first = sink_for(gateway, "restart")
     first.open(CONTEXT)
-    first.write([ev(EventType.PRINTER_OFFLINE, at_s=1)] * 5)
+    first.write([ev(EventType.PRINTER_OFFLINE, at_s=1 + i / 10) for i in range(5)])
     first.close()
     second = sink_for(gateway, "restart")
     second.open(CONTEXT)
-    second.write([ev(EventType.PRINTER_OFFLINE, at_s=9)] * 3)  # offline again: not a change
+    second.write([ev(EventType.PRINTER_OFFLINE, at_s=9 + i / 10) for i in range(3)])  # offline again: not a change
     second.close()
     third = sink_for(gateway, "restart")  # open never called: read back on the first batch
-    third.write([ev(EventType.PRINTER_OFFLINE, at_s=10)] * 2)
+    third.write([ev(EventType.PRINTER_OFFLINE, at_s=10 + i / 10) for i in range(2)])
     assert gateway.counters("restart") == {("printer.offline", "warning"): 10}
     assert gateway.value("continuum_printer_last_change_timestamp_seconds", job="restart", printer="p-1") \
         == pytest.approx((T0 + 1_000_000) / 1e6, abs=1e-6)
+
+
+def test_a_batch_replayed_after_a_restart_is_neither_applied_nor_counted_again(gateway: Gateway) -> None:
+    """A connector crashes after its pushes, before the offsets were committed: the next one
+    gets the same records again, and an old offline redelivered later still."""
+    batch = [ev(EventType.PRINTER_OFFLINE, "a", at_s=1), ev(EventType.PRINTER_ONLINE, "a", at_s=2, severity="info"),
+             ev(EventType.PRINTER_OFFLINE, "b", at_s=1)]
+    first = sink_for(gateway, "replay")
+    first.open(CONTEXT)
+    first.write(batch)
+    first.close()
+    second = sink_for(gateway, "replay")
+    second.open(CONTEXT)
+    second.write(batch)
+    second.write([ev(EventType.PRINTER_OFFLINE, "a", at_s=1.5)])  # late: older than the online
+    assert gateway.counters("replay") == {("printer.offline", "warning"): 2, ("printer.online", "info"): 1}
+    assert gateway.value("continuum_printer_up", job="replay", printer="a") == 1
+    assert gateway.value("continuum_printer_last_event_timestamp_seconds", job="replay", instance="continuum-events",
+                         printer="a") == pytest.approx((T0 + 2_000_000) / 1e6, abs=1e-6)
+    second.write([ev(EventType.PRINTER_OFFLINE, "a", at_s=3)])  # newer: applied and counted
+    assert gateway.value("continuum_printer_up", job="replay", printer="a") == 0
+    assert gateway.counters("replay")[("printer.offline", "warning")] == 3
 
 
 class AnswerLost(HttpClient):

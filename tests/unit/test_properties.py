@@ -710,9 +710,13 @@ def test_pushgateway_paths_are_safe_and_label_values_escaped(batch: list[Event],
         if method != "DELETE":
             families = list(text_string_to_metric_families(body.decode()))  # the Prometheus parser reads it
             pushed[key[1]] = {s.name: s for f in families for s in f.samples}
-    info = {}
+    info, last_us = {}, {}
     for event in batch:
         printer_id = event.payload.get("printer_id")
+        if event.family == "printer" and isinstance(printer_id, str):  # a printer's older events are skipped
+            if event.timestamp_us <= last_us.get(printer_id, -math.inf):
+                continue
+            last_us[printer_id] = event.timestamp_us
         if event.family == "printer" and event.event_type is not EventType.PRINTER_REMOVED:
             facts = {k: str(event.payload[n]) for k, n in (("name", "printer_name"), ("location", "printer_location"))
                      if event.payload.get(n) not in (None, "")}

@@ -11,6 +11,7 @@ import requests
 from continuum_events.connectors.base import ConfigError, Retry, Split
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import (
+    Changes,
     Printer,
     PushgatewayConfig,
     PushgatewaySink,
@@ -19,6 +20,7 @@ from continuum_events.connectors.pushgateway import (
     escape,
     fold,
     grouping_path,
+    instance_samples,
     number,
     printer_samples,
     render,
@@ -70,20 +72,71 @@ def test_no_up_value_is_invented_for_events_that_do_not_say() -> None:
 
 def test_removed_printers_are_deleted_and_may_come_back() -> None:
     start, _ = fold(State(), [ev(EventType.PRINTER_ONLINE, "a"), ev(EventType.PRINTER_ONLINE, "b")])
-    state, changes = fold(start, [ev(EventType.PRINTER_REMOVED, "a"), ev(EventType.PRINTER_OFFLINE, "b"),
+    state, changes = fold(start, [ev(EventType.PRINTER_REMOVED, "a", at_s=1), ev(EventType.PRINTER_OFFLINE, "b", at_s=1),
                                   ev(EventType.PRINTER_REMOVED, "c"), ev(EventType.PRINTER_ONLINE, "c", at_s=3)])
     assert "a" not in state.printers and state.printers["c"] == Printer(1, None, (T0 + 3_000_000) / 1e6, {})
     assert changes.removed == ("a", "c") and changes.touched == ("b", "c")  # c: delete first, then push
 
 
 def test_every_event_counts_by_type_and_severity() -> None:
-    events = [ev(EventType.PRINTER_OFFLINE, severity="warning"), ev(EventType.PRINTER_OFFLINE, severity="error"),
-              ev(EventType.PRINTER_OFFLINE, severity="warning"), ev(EventType.SYSTEM_ERROR, None, component="db"),
+    events = [ev(EventType.PRINTER_OFFLINE, at_s=1, severity="warning"),
+              ev(EventType.PRINTER_OFFLINE, at_s=2, severity="error"),
+              ev(EventType.PRINTER_OFFLINE, at_s=3, severity="warning"), ev(EventType.SYSTEM_ERROR, None, component="db"),
               ev(EventType.PRINTER_REMOVED, "gone")]
     state, changes = fold(State(counters={("printer.offline", "warning"): 40}), events)
     assert state.counters == {("printer.offline", "warning"): 42, ("printer.offline", "error"): 1,
                               ("system.error", "warning"): 1, ("printer.removed", "warning"): 1}
     assert changes.touched == ("p-1",)  # the system event has no printer
+
+
+def test_a_redelivered_old_offline_does_not_set_an_online_printer_down() -> None:
+    offline, online = ev(EventType.PRINTER_OFFLINE, at_s=1), ev(EventType.PRINTER_ONLINE, at_s=2)
+    state, _ = fold(State(), [offline, online])
+    state, changes = fold(state, [offline])  # redelivered after the online
+    assert state.printers["p-1"].up == 1 and state.printers["p-1"].last_change_s == (T0 + 2_000_000) / 1e6
+    assert changes.touched == ()
+    state, _ = fold(State(), [online, offline])  # late in one batch: the older offline arrives last
+    assert state.printers["p-1"].up == 1 and state.last_event_us == {"p-1": T0 + 2_000_000}
+
+
+def test_a_redelivered_batch_is_not_counted_again() -> None:
+    batch = [ev(EventType.PRINTER_OFFLINE, "a", at_s=1), ev(EventType.PRINTER_ONLINE, "a", at_s=2),
+             ev(EventType.PRINTER_OFFLINE, "b", at_s=1), ev(EventType.SYSTEM_ERROR, None, at_s=5, component="db")]
+    once, _ = fold(State(), batch)
+    twice, changes = fold(once, batch)
+    assert twice.counters == once.counters == {("printer.offline", "warning"): 2, ("printer.online", "warning"): 1,
+                                               ("system.error", "warning"): 1}
+    assert changes == Changes()
+    newer, _ = fold(twice, [ev(EventType.PRINTER_OFFLINE, "a", at_s=3)])
+    assert newer.counters[("printer.offline", "warning")] == 3 and newer.printers["a"].up == 0
+
+
+def test_a_late_removal_keeps_the_printer_and_old_events_do_not_bring_a_removed_one_back() -> None:
+    state, _ = fold(State(), [ev(EventType.PRINTER_ONLINE, "a", at_s=5), ev(EventType.PRINTER_REMOVED, "a", at_s=4)])
+    assert state.printers["a"].up == 1
+    state, changes = fold(state, [ev(EventType.PRINTER_REMOVED, "a", at_s=6), ev(EventType.PRINTER_OFFLINE, "a", at_s=5.5)])
+    assert "a" not in state.printers and changes == Changes(removed=("a",))
+    assert state.last_event_us == {"a": T0 + 6_000_000}  # kept, so a replay cannot bring it back
+
+
+def test_the_last_event_times_are_pushed_with_the_counters_and_read_back_exactly() -> None:
+    exact = Event("e-ab", EventType.PRINTER_OFFLINE, Severity.ERROR, T0 + 1_000_001, {"printer_id": "a/b"})
+    state, _ = fold(State(), [exact, ev(EventType.PRINTER_ONLINE, "c")])
+    text = render(instance_samples(state)).decode()
+    assert "# TYPE continuum_printer_last_event_timestamp_seconds gauge" in text
+    assert 'continuum_printer_last_event_timestamp_seconds{printer="a/b"} 1795800001.000001' in text
+    answer = {"status": "success", "data": [{"labels": {"job": "continuum", "instance": "continuum-events"},
+                                             "continuum_printer_last_event_timestamp_seconds": {"metrics": [
+        {"labels": {"printer": "a/b"}, "value": "1.795800001000001e+09"},
+        {"labels": {"printer": "c"}, "value": "1.7958e+09"}]}}]}
+    assert state_from_api(answer, "continuum", "continuum-events").last_event_us == state.last_event_us
+
+
+def test_events_without_a_printer_count_once_per_event_id() -> None:
+    system = ev(EventType.SYSTEM_ERROR, None, component="db")
+    state, _ = fold(State(), [system, system])
+    state, _ = fold(state, [system])
+    assert state.counters == {("system.error", "warning"): 1}
 
 
 def test_folding_leaves_the_old_state_alone() -> None:
