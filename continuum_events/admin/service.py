@@ -44,6 +44,8 @@ LABELS = {
     "port": "Port", "routing_key": "Routing key", "license_key": "License key", "account_id": "Account ID",
     "password": "Password", "username": "User name", "job": "Job", "region": "Region",
 }
+#: The options that say where an integration sends (and so where its secrets go).
+ADDRESS_OPTIONS = ("url", "host", "port", "site", "region", "endpoint")
 TITLES = {
     "splunk": "Splunk", "datadog": "Datadog", "elasticsearch": "Elastic", "syslog": "Syslog",
     "pushgateway": "Prometheus", "grafana": "Grafana", "newrelic": "New Relic", "nsca": "Nagios",
@@ -188,19 +190,25 @@ class AdminService:
             raise Problem(422, "Invalid integration", errors=[{"field": "secrets", "message": "expected an object"}])
         name = body.get("name")
         existing = connected(self.config()).get(name) if isinstance(name, str) else None
-        references, raw = {}, {}
+        references, raw, problems = {}, {}, []
         for field_name, value in secrets.items():
             if isinstance(value, str) and value:
                 raw[field_name] = value
                 references[field_name] = {"file": "(secret store)"}
-            elif (value in ("", None)) and existing is not None and field_name in existing.secrets:
-                references[field_name] = existing.secrets[field_name].model_dump(mode="json")  # keep the stored one
-            elif isinstance(value, dict):
-                references[field_name] = value
-            elif value not in ("", None):
-                raise Problem(422, "Invalid integration",
-                              errors=[{"field": f"secrets.{field_name}", "message": "expected text"}])
+            elif value in ("", None):
+                if existing is not None and field_name in existing.secrets:
+                    references[field_name] = existing.secrets[field_name].model_dump(mode="json")  # keep it
+            else:
+                # A reference ({file: …} / {env: …}) would make this server read any file or
+                # variable it can (another integration's secret, its own admin token) and send
+                # it to an address the caller chose: only the operator's integrations file names them.
+                problems.append({"field": f"secrets.{field_name}", "message": "give the secret's value (text); "
+                                 "file and environment references are taken only from the integrations file"})
+        if problems:
+            raise Problem(422, "Invalid integration", errors=problems)
         spec = self._validate({**body, "secrets": references})
+        if existing is not None:
+            self._check_kept_secrets(existing, spec, raw)
         try:
             spec.check_targets(self.resolver)
         except UnsafeTarget as exc:
@@ -216,6 +224,19 @@ class AdminService:
         self._wait_for(lambda: connected(self.store.values()).get(spec.name) == spec)
         self._status = (0.0, {})
         return {**self._describe(spec), "positioned": done.positioned, "default_rule_written": done.default_rule_written}
+
+    @staticmethod
+    def _check_kept_secrets(existing: IntegrationSpec, spec: IntegrationSpec, raw: Mapping[str, str]) -> None:
+        """A stored secret is kept only for the address it was given for: pointing an
+        integration elsewhere without retyping its secrets would send them there."""
+        moved = [f"options.{k}" for k in ADDRESS_OPTIONS if spec.options.get(k) != existing.options.get(k)]
+        if spec.vendor != existing.vendor:
+            moved.append("vendor")
+        kept = [k for k in spec.secrets if k not in raw]
+        if moved and kept:
+            raise Problem(422, "Secrets needed", f"{', '.join(moved)} changed: enter the secrets again",
+                          errors=[{"field": f"secrets.{k}", "message": f"{', '.join(moved)} changed: enter it again"}
+                                  for k in kept])
 
     def _validate(self, body: Mapping[str, Any]) -> IntegrationSpec:
         try:

@@ -227,6 +227,56 @@ def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, b
     assert again.status_code == 201 and again.json["secrets"]["token"]["reference"] == f"file {stored}"
 
 
+def test_secrets_through_the_api_are_values_never_references(client, service, splunk, tmp_path, monkeypatch,
+                                                             caplog) -> None:
+    """An admin must not make the server read another integration's secret file or its own
+    admin token and send it to a vendor address of the admin's choosing."""
+    other = tmp_path / "other-integration-token"
+    other.write_text("other-integrations-secret")
+    other.chmod(0o600)
+    monkeypatch.setenv("CONTINUUM_ADMIN_TOKEN", TOKEN)
+    for reference in ({"file": str(other)}, {"env": "CONTINUUM_ADMIN_TOKEN"}):
+        form = {**splunk_form("api-ref", splunk), "secrets": {"token": reference}}
+        response = client.post("/api/integrations", json=form, headers=WRITE)
+        assert response.status_code == 422, response.json
+        errors = {e["field"]: e["message"] for e in response.json["errors"]}
+        assert "secret's value" in errors["secrets.token"] and "integrations file" in errors["secrets.token"]
+    assert client.get("/api/integrations/api-ref", headers=READ).status_code == 404
+    assert not (service.secrets_dir / "api-ref").exists()
+
+    # The operator's file still names references; the API keeps them while the address stays.
+    from continuum_events import operations
+    from continuum_events.integrations import IntegrationSpec
+
+    spec = IntegrationSpec.model_validate({**splunk_form("api-yaml", splunk), "secrets": {"token": {"file": str(other)}}})
+    operations.connect(service.settings, spec)
+    service._wait_for(lambda: "integration/api-yaml" in service.store.values())
+    kept = client.post("/api/integrations", json={**splunk_form("api-yaml", splunk), "secrets": {"token": ""}},
+                       headers=WRITE)
+    assert kept.status_code == 201 and kept.json["secrets"]["token"]["reference"] == f"file {other}"
+    assert client.delete("/api/integrations/api-yaml", headers=WRITE).status_code == 204
+    everything = caplog.text + "".join(Responses.bodies)
+    assert "other-integrations-secret" not in everything and TOKEN not in everything.replace(f"Bearer {TOKEN}", "")
+
+
+def test_changing_the_address_needs_the_secrets_again(client, service, splunk) -> None:
+    assert client.post("/api/integrations", json=splunk_form("api-move", splunk), headers=WRITE).status_code == 201
+    try:
+        moved = {**splunk_form("api-move", splunk), "options": {"url": "http://127.0.0.1:9/", "index": "printers"},
+                 "secrets": {"token": ""}}
+        response = client.post("/api/integrations", json=moved, headers=WRITE)
+        assert response.status_code == 422, response.json
+        errors = {e["field"]: e["message"] for e in response.json["errors"]}
+        assert "options.url changed" in errors["secrets.token"]
+        stored = client.get("/api/integrations/api-move", headers=READ).json
+        assert stored["options"]["url"] == splunk.url, "nothing changed"
+        retyped = client.post("/api/integrations", json={**moved, "secrets": {"token": SplunkReceiver.TOKEN}},
+                              headers=WRITE)
+        assert retyped.status_code == 201 and retyped.json["options"]["url"] == "http://127.0.0.1:9/"
+    finally:
+        assert client.delete("/api/integrations/api-move", headers=WRITE).status_code == 204
+
+
 def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:
     assert client.post("/api/integrations", json=splunk_form("api-rules", splunk), headers=WRITE).status_code == 201
     bad = client.put("/api/integrations/api-rules/filters", json={"filters": [{"drop": ["nope"]}]}, headers=WRITE)
