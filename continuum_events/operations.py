@@ -80,7 +80,28 @@ def connect(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str,
     """Write ``spec`` and its filters to the config topic; set its category's default routing
     when the category has none; place a new integration's group at ``spec.start_from``."""
     config = read_config(settings) if config is None else config
-    ensure_topics(AdminClient(settings.client_config()), Topology().integration_topics(spec.name))
+    admin = AdminClient(settings.client_config())
+    created = ensure_topics(admin, Topology().integration_topics(spec.name))
+    try:
+        return _connect(settings, spec, config)
+    except BaseException:
+        if spec.key not in config and created:  # a first connect that failed leaves nothing behind
+            _undo_connect(admin, spec.name, created)
+        raise
+
+
+def _undo_connect(admin: AdminClient, name: str, topics: list[str]) -> None:
+    # Its topics were new: so is its group (a disconnect keeps both, to resume from).
+    futures = {**admin.delete_topics(topics, operation_timeout=30),
+               **admin.delete_consumer_groups([connector_group(name)], request_timeout=30)}
+    for what, future in futures.items():
+        try:
+            future.result(30)
+        except KafkaException as exc:  # e.g. no such group: it was never placed
+            log.debug("undoing the connect of %s: %s: %s", name, what, exc)
+
+
+def _connect(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str, Any]) -> Connected:
     positioned, behind = _place_group(settings, spec)
     stale = [k for k in config if k.startswith(f"rule/{spec.name}.filter.")]
     values: dict[str, Any] = {k: None for k in stale}

@@ -19,6 +19,8 @@ Errors are problem documents (``application/problem+json``) with field-level mes
 from __future__ import annotations
 
 import hmac
+import json
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -32,6 +34,12 @@ from continuum_events.admin.service import AdminService, Problem
 CSRF_HEADER = "X-Requested-With"
 CSRF_VALUE = "continuum-admin"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+#: A request body larger than this is refused before it is read (a form is a few KiB).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+#: A form nests five levels (body, filters, a filter, where, a value list).
+MAX_DEPTH = 32
+#: Strings (escapes included) and brackets: enough to measure a JSON text's nesting.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 def admin_blueprint(service: AdminService, *, token: str | None = None,
@@ -64,10 +72,10 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
     def body() -> Any:
         if not request.content_length:
             return {}
-        data = request.get_json(silent=True)
-        if data is None:
-            raise Problem(400, "Bad request", "the body is not valid JSON")
-        return data
+        if request.content_length > MAX_BODY_BYTES:
+            raise Problem(413, "Body too large", f"at most {MAX_BODY_BYTES // 1024} KiB",
+                          errors=[{"field": "body", "message": f"at most {MAX_BODY_BYTES // 1024} KiB"}])
+        return parse_body(request.get_data(cache=False))
 
     # -- the page --------------------------------------------------------------------------
     @bp.get("/")
@@ -175,6 +183,28 @@ def create_app(service: AdminService, *, token: str) -> Flask:
         return response
 
     return app
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON body, its nesting checked before it is parsed (the parser recurses once per
+    level: a body nested 100,000 deep would end in RecursionError, a 500)."""
+    depth, key = 0, "body"
+    for token in _JSON_TOKENS.finditer(raw):
+        char = token.group()[:1]
+        if char == b'"':
+            if depth == 1:  # the last string at the top level before a nested value is its key
+                key = token.group()[1:-1].decode("utf-8", "replace")
+            continue
+        depth += 1 if char in b"[{" else -1
+        if depth > MAX_DEPTH:
+            message = f"nested deeper than {MAX_DEPTH} levels"
+            raise Problem(400, "Bad request", message, errors=[{"field": key if depth > 2 else "body",
+                                                                 "message": message}])
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Problem(400, "Bad request", "the body is not valid JSON",
+                      errors=[{"field": "body", "message": "not valid JSON"}]) from None
 
 
 def _authorized(req: Any, token: str | None, authorize: Callable[[Any], bool] | None) -> bool:

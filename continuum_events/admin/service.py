@@ -12,6 +12,7 @@ as background jobs with progress. Every method returns plain JSON-ready data and
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from continuum_events import operations
@@ -44,6 +46,11 @@ LABELS = {
     "port": "Port", "routing_key": "Routing key", "license_key": "License key", "account_id": "Account ID",
     "password": "Password", "username": "User name", "job": "Job", "region": "Region",
 }
+#: Limits checked before anything is written: Kafka refuses a config record over ~1 MB
+#: (after the topics and the secret file were made), and no real option or key is near these.
+MAX_OPTION_CHARS = 2048
+MAX_SECRET_CHARS = 16384
+MAX_RECORD_BYTES = 64 * 1024
 #: The options that say where an integration sends (and so where its secrets go).
 ADDRESS_OPTIONS = ("url", "host", "port", "site", "region", "endpoint")
 TITLES = {
@@ -67,6 +74,24 @@ class Problem(Exception):
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+def secret_problem(value: str) -> str | None:
+    """What makes ``value`` unusable as a credential (never quoting it), or None. Vendors
+    carry credentials in HTTP headers, which hold Latin-1 only."""
+    if len(value) > MAX_SECRET_CHARS:
+        return f"at most {MAX_SECRET_CHARS} characters"
+    if not value.isprintable() or not value.isascii() and any(ord(c) > 0xFF for c in value):
+        return "only printable Latin-1 characters (it is sent in an HTTP header)"
+    return None
+
+
+def record_problem(record: Any, field_name: str) -> None:
+    """Refuse a config record Kafka would refuse, before anything is written."""
+    size = len(json.dumps(record).encode())
+    if size > MAX_RECORD_BYTES:
+        raise Problem(422, "Too large", errors=[{"field": field_name,
+                                                 "message": f"at most {MAX_RECORD_BYTES // 1024} KiB in all"}])
 
 
 @dataclass
@@ -193,6 +218,9 @@ class AdminService:
         references, raw, problems = {}, {}, []
         for field_name, value in secrets.items():
             if isinstance(value, str) and value:
+                problem = secret_problem(value)
+                if problem:
+                    problems.append({"field": f"secrets.{field_name}", "message": problem})
                 raw[field_name] = value
                 references[field_name] = {"file": "(secret store)"}
             elif value in ("", None):
@@ -204,9 +232,14 @@ class AdminService:
                 # it to an address the caller chose: only the operator's integrations file names them.
                 problems.append({"field": f"secrets.{field_name}", "message": "give the secret's value (text); "
                                  "file and environment references are taken only from the integrations file"})
+        options = body.get("options")
+        for key, value in (options.items() if isinstance(options, dict) else ()):
+            if isinstance(value, str) and len(value) > MAX_OPTION_CHARS:
+                problems.append({"field": f"options.{key}", "message": f"at most {MAX_OPTION_CHARS} characters"})
         if problems:
             raise Problem(422, "Invalid integration", errors=problems)
         spec = self._validate({**body, "secrets": references})
+        record_problem(spec.model_dump(mode="json"), "filters" if spec.filters else "integration")
         if existing is not None:
             self._check_kept_secrets(existing, spec, raw)
         try:
@@ -214,13 +247,23 @@ class AdminService:
         except UnsafeTarget as exc:
             field_name, _, message = str(exc).partition(": ")
             raise Problem(422, "Address not allowed", errors=[{"field": field_name, "message": message}]) from None
-        if raw:
-            stored = {k: SecretRef(file=str(self._store_secret(spec.name, k, v))) for k, v in raw.items()}
-            spec = spec.model_copy(update={"secrets": {**spec.secrets, **stored}})
+        written: list[Path] = []
         try:
+            for k, v in raw.items():
+                written.append(self._store_secret(spec.name, k, v))
+            spec = spec.model_copy(update={"secrets": {**spec.secrets, **{
+                k: SecretRef(file=str(path)) for k, path in zip(raw, written, strict=True)}}})
             done = operations.connect(self.settings, spec, self.config())
-        except IntegrationError as exc:
-            raise Problem(422, "Cannot connect", str(exc)) from None
+        except BaseException as exc:
+            self._forget_secrets(written)  # the running integration keeps reading its old files
+            if isinstance(exc, IntegrationError):
+                raise Problem(422, "Cannot connect", str(exc)) from None
+            if isinstance(exc, KafkaException):
+                raise Problem(503, "Kafka refused the change", exc.args[0].str()) from None
+            raise
+        if existing is not None:  # the replaced values' files, no longer referenced
+            self._forget_secrets([Path(ref.file) for k, ref in existing.secrets.items()
+                                  if k in raw and ref.file and self._in_store(Path(ref.file))])
         self._wait_for(lambda: connected(self.store.values()).get(spec.name) == spec)
         self._status = (0.0, {})
         return {**self._describe(spec), "positioned": done.positioned, "default_rule_written": done.default_rule_written}
@@ -252,14 +295,27 @@ class AdminService:
             raise Problem(422, "Invalid integration", errors=errors) from None
 
     def _store_secret(self, name: str, field_name: str, value: str) -> Path:
+        """A new file per value: the one an integration runs with is never overwritten before
+        its replacement is connected."""
         folder = self.secrets_dir / name
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / field_name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        path = folder / f"{field_name}-{uuid.uuid4().hex[:12]}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
         path.chmod(0o600)
         return path.resolve()
+
+    def _in_store(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.secrets_dir.resolve())
+
+    def _forget_secrets(self, paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # only when it held nothing else
+            except OSError:
+                pass
 
     def disconnect(self, name: str) -> None:
         self._spec(name)
@@ -268,8 +324,19 @@ class AdminService:
         self._status = (0.0, {})
 
     def test(self, name: str) -> dict[str, Any]:
+        spec = self._spec(name)
+        problems = []
+        for field_name, ref in spec.secrets.items():
+            try:
+                problem = secret_problem(ref.resolve().get_secret_value())
+            except IntegrationError:
+                continue  # the vendor check reports it, naming the reference
+            if problem:
+                problems.append({"field": f"secrets.{field_name}", "message": problem})
+        if problems:
+            raise Problem(422, "Invalid secret", "a stored secret cannot be sent", errors=problems)
         try:
-            return {"ok": True, "verdict": operations.test_connection(self._spec(name))}
+            return {"ok": True, "verdict": operations.test_connection(spec)}
         except operations.ConnectionFailed as exc:
             return {"ok": False, "kind": exc.kind, "verdict": str(exc)}
 
@@ -281,6 +348,7 @@ class AdminService:
         if not isinstance(filters, list):
             raise Problem(422, "Invalid filters", errors=[{"field": "filters", "message": "expected a list"}])
         updated = self._validate({**spec.model_dump(mode="json"), "filters": filters})
+        record_problem(updated.model_dump(mode="json"), "filters")
         operations.connect(self.settings, updated, self.config())
         self._wait_for(lambda: connected(self.store.values()).get(name) == updated)
         return self._describe(updated)
@@ -298,8 +366,9 @@ class AdminService:
                                                         for e in exc.errors()]) from None
         if rule.category not in CATEGORIES:
             raise Problem(422, "Invalid rule", errors=[{"field": "category", "message": "unknown category"}])
-        write_rule(self.settings, rule)
         stored = rule.model_dump(mode="json")
+        record_problem(stored, "rule")
+        write_rule(self.settings, rule)
         self._wait_for(lambda: self.store.values().get(rule.key) == stored)  # read-your-writes for the next call
         return stored
 

@@ -277,6 +277,92 @@ def test_changing_the_address_needs_the_secrets_again(client, service, splunk) -
         assert client.delete("/api/integrations/api-move", headers=WRITE).status_code == 204
 
 
+def integration_topics_left(service, name: str) -> list[str]:
+    from confluent_kafka.admin import AdminClient
+
+    from continuum_events.topology import Topology
+
+    existing = AdminClient(service.settings.client_config()).list_topics(timeout=10).topics
+    return [t.name for t in Topology().integration_topics(name) if t.name in existing]
+
+
+def test_a_body_nested_too_deep_is_refused_by_field(client) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    response = client.post("/api/integrations", data='{"name": "api-deep", "options": ' + deep + "}",
+                           headers={**WRITE, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert response.json["errors"] == [{"field": "options", "message": "nested deeper than 32 levels"}]
+    response = client.put("/api/rules/api-deep", data=deep, headers={**WRITE, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json["errors"][0]["field"] == "body"
+
+
+def test_a_huge_value_is_refused_before_anything_is_made(client, service, splunk) -> None:
+    form = splunk_form("api-huge", splunk)
+    response = client.post("/api/integrations", headers=WRITE,
+                           json={**form, "options": {**form["options"], "index": "x" * 1_000_000}})
+    assert response.status_code == 422, response.json
+    assert response.json["errors"] == [{"field": "options.index", "message": "at most 2048 characters"}]
+    many = [{"where": {"printer_location": [f"{i}-{'x' * 500}" for i in range(200)]}}]
+    response = client.post("/api/integrations", json={**form, "filters": many}, headers=WRITE)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "filters"
+    response = client.post("/api/integrations", json={**form, "secrets": {"token": "t" * 100_000}}, headers=WRITE)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "secrets.token"
+    assert not integration_topics_left(service, "api-huge") and not (service.secrets_dir / "api-huge").exists()
+    assert client.get("/api/integrations/api-huge", headers=READ).status_code == 404
+
+
+def test_a_connect_kafka_refuses_is_undone(client, service, splunk, monkeypatch) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from continuum_events import operations
+
+    assert client.post("/api/integrations", json=splunk_form("api-keep", splunk), headers=WRITE).status_code == 201
+    before = sorted((service.secrets_dir / "api-keep").iterdir())
+
+    def refuse(*args, **kwargs):
+        raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+
+    monkeypatch.setattr(operations, "write_config", refuse)
+    response = client.post("/api/integrations", json=splunk_form("api-undo", splunk), headers=WRITE)
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    wait_until(lambda: not integration_topics_left(service, "api-undo"), 20)
+    assert not (service.secrets_dir / "api-undo").exists()
+    # A failed edit leaves the running integration's secret as it was.
+    edit = client.post("/api/integrations", json={**splunk_form("api-keep", splunk), "secrets": {"token": "new-one"}},
+                       headers=WRITE)
+    assert edit.status_code == 503
+    assert sorted((service.secrets_dir / "api-keep").iterdir()) == before
+    assert before[0].read_text() == SplunkReceiver.TOKEN
+    monkeypatch.undo()
+    assert client.delete("/api/integrations/api-keep", headers=WRITE).status_code == 204
+
+
+def test_a_secret_an_http_header_cannot_carry_is_refused(client, service, splunk, tmp_path, caplog) -> None:
+    from continuum_events import operations
+    from continuum_events.integrations import IntegrationSpec
+
+    secret = "t\u00f6k\u00e9n\u2013\u20ac-" + uuid.uuid4().hex
+    response = client.post("/api/integrations", json={**splunk_form("api-latin", splunk), "secrets": {"token": secret}},
+                           headers=WRITE)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "secrets.token"
+    assert not (service.secrets_dir / "api-latin").exists()
+    # One the operator's file refers to, found at Test Connection.
+    path = tmp_path / "latin-token"
+    path.write_text(secret, encoding="utf-8")
+    path.chmod(0o600)
+    spec = IntegrationSpec.model_validate({**splunk_form("api-latin", splunk), "secrets": {"token": {"file": str(path)}}})
+    operations.connect(service.settings, spec)
+    service._wait_for(lambda: "integration/api-latin" in service.store.values())
+    try:
+        response = client.post("/api/integrations/api-latin/test", headers=WRITE)
+        assert response.status_code == 422 and response.mimetype == "application/problem+json", response.data[:300]
+        assert response.json["errors"][0]["field"] == "secrets.token"
+    finally:
+        assert client.delete("/api/integrations/api-latin", headers=WRITE).status_code == 204
+    for text in (caplog.text, *Responses.bodies):
+        assert secret not in text and secret[:6] not in text
+
+
 def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:
     assert client.post("/api/integrations", json=splunk_form("api-rules", splunk), headers=WRITE).status_code == 201
     bad = client.put("/api/integrations/api-rules/filters", json={"filters": [{"drop": ["nope"]}]}, headers=WRITE)
