@@ -13,6 +13,14 @@ means delivered. A server that checks packet age closes the same way on a stale 
 and ``--inetd`` mode, or when a packet arrives in pieces, it sleeps a whole second before
 reading again; ``--single`` (systemd's default) on a LAN answers within milliseconds.
 
+Printer state: ``printer.online`` sends OK for "printer status" and for "printer errors" (the
+error cleared with it, unless the event still lists device conditions). Only a printer's events
+later than the last one sent for it are sent: a redelivered or late old ``printer.offline``
+cannot set a printer that came back online down again in Nagios. The last event time per
+printer lives in the running sink only (NSCA cannot be read back): after a restart, the
+records replayed from the last committed offset are sent again, in their order, so Nagios
+ends in the same state but may see the replayed changes once more.
+
 That is a best effort, not an acknowledgement: a server too busy to read within
 ``confirm_s`` counts as delivered, and nsca 2.9.1 and older drop bad packets without
 closing. A connection lost mid-batch sends the batch again (at-least-once; the event id in
@@ -26,11 +34,12 @@ as a connection's last.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -162,9 +171,15 @@ def service_of(event: Event) -> str:
 
 
 def return_code_of(event: Event) -> int:
+    """The severity's code (info OK, warning WARNING, error and critical CRITICAL), except:
+    ``printer.online`` is always OK, ``printer.offline`` at least WARNING (an offline printer
+    is never OK, whatever severity a rule gave it), an unknown event type UNKNOWN."""
     if event.event_type is EventType.UNKNOWN:
         return UNKNOWN
-    return OK if event.event_type is EventType.PRINTER_ONLINE else RETURN_CODE[event.severity.value]
+    if event.event_type is EventType.PRINTER_ONLINE:
+        return OK
+    code = RETURN_CODE[event.severity.value]
+    return max(code, WARNING) if event.event_type is EventType.PRINTER_OFFLINE else code
 
 
 def summary(event: Event) -> str:
@@ -213,6 +228,32 @@ def check_result(event: Event, output_size: int = OUTPUT_SIZE["2.9"], escape: bo
     return CheckResult(host_of(event), service_of(event), return_code_of(event), output)
 
 
+def check_results(event: Event, output_size: int = OUTPUT_SIZE["2.9"], escape: bool = False) -> list[CheckResult]:
+    """The event's result; a ``printer.online`` also clears "printer errors" (OK), unless the
+    printer still reports device conditions."""
+    result = check_result(event, output_size, escape)
+    if event.event_type is EventType.PRINTER_ONLINE and not event.payload.get("conditions"):
+        return [result, CheckResult(result.host, SERVICE["printer.error"], OK, result.output)]
+    return [result]
+
+
+def results_of(events: Sequence[Event], last_event_us: Mapping[str, int], output_size: int = OUTPUT_SIZE["2.9"],
+               escape: bool = False) -> tuple[list[CheckResult], dict[str, int]]:
+    """The results to send for ``events`` and the printers' last event times after them.
+
+    A printer's event (by ``printer_id``) not later than the last one sent for that printer,
+    a duplicate, a redelivery or a late record, is skipped; other events are all sent."""
+    last, results = dict(last_event_us), []
+    for event in events:
+        printer_id = event.payload.get("printer_id")
+        if event.family == "printer" and isinstance(printer_id, str):
+            if event.timestamp_us <= last.get(printer_id, -math.inf):
+                continue
+            last[printer_id] = event.timestamp_us
+        results += check_results(event, output_size, escape)
+    return results, last
+
+
 # -- the sink ---------------------------------------------------------------------------
 class NscaSink:
     limits = LIMITS
@@ -224,9 +265,14 @@ class NscaSink:
         self.output_size = OUTPUT_SIZE[config.packet]
         self.server = f"nsca {config.host}:{config.port}"
         self.policy = policy  # the address rules of a user-configured integration
+        #: printer_id -> event time (µs) of the last event sent for it; this process only.
+        self.last_event_us: dict[str, int] = {}
 
     def write(self, events: Sequence[Event]) -> BatchResult:
-        self.send([check_result(e, self.output_size, self.config.escape) for e in events])
+        results, last_event_us = results_of(events, self.last_event_us, self.output_size, self.config.escape)
+        if results:
+            self.send(results)
+        self.last_event_us = last_event_us  # only once sent: a batch that failed is sent again whole
         return BatchResult()
 
     def check(self) -> str:

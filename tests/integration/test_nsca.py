@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from continuum_events.connectors.base import BatchResult, ConfigError, Retry
-from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result
+from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result, check_results
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.producers import EventProducer
 from pydantic import SecretStr
@@ -98,7 +98,8 @@ def test_results_arrive_as_passive_service_checks(encryption: str, nsca_xor: Nsc
     events = sample_events()
     assert server.sink().write(events) == BatchResult()
     found = server.wait_for([e.event_id for e in events])
-    assert sorted(found) == sorted((r.host, r.service, r.code, as_written(r.output)) for r in map(check_result, events))
+    assert sorted(found) == sorted((r.host, r.service, r.code, as_written(r.output))
+                                   for e in events for r in check_results(e))
     offline, online, toner, error, redirect, system = events
     assert ("Finance-3F-01", "printer status", 1,
             f"OFFLINE - Finance-3F-01 (10.0.0.7): 3 consecutive failures [event {offline.event_id}]") in found
@@ -109,6 +110,29 @@ def test_results_arrive_as_passive_service_checks(encryption: str, nsca_xor: Nsc
         assert next(r for r in found if event.event_id in r[3])[:3] == (host, service, code)
     assert any(r[3].endswith(" | toner=8%;20:;10:;0;100") for r in found)
     assert any("fuser\\nerror" in r[3] for r in found), "a newline arrives escaped, the command on one line"
+
+
+def test_printer_state_in_nagios_follows_the_latest_event(nsca_xor: Nsca) -> None:
+    """Online clears both printer services; an old offline redelivered later changes nothing;
+    an offline is never OK, whatever its severity."""
+    sink, t = nsca_xor.sink(), now_micros() - 60_000_000
+
+    def at(event_type: str, seconds: int, severity: str, printer: str = "p-41") -> Event:
+        return Event(new_event_id(), EventType(event_type), Severity(severity), t + seconds * 1_000_000,
+                     {"printer_id": printer, "printer_name": f"HQ-{printer}"}, "continuum-hq")
+
+    error, online, offline = at("printer.error", 1, "error"), at("printer.online", 3, "info"), at("printer.offline", 2, "error")
+    sink.write([offline, error, online])
+    sink.write([offline])  # redelivered after the online
+    quiet = at("printer.offline", 1, "info", "p-42")
+    sink.write([quiet])
+    found = nsca_xor.wait_for([online.event_id, quiet.event_id], copies=1)
+    assert [(h, s, c) for h, s, c, o in found if online.event_id in o] == [
+        ("HQ-p-41", "printer status", 0), ("HQ-p-41", "printer errors", 0)]
+    assert [(h, s, c) for h, s, c, o in found if quiet.event_id in o] == [("HQ-p-42", "printer status", 1)]
+    latest = {(h, s): c for h, s, c, _ in nsca_xor.results() if h == "HQ-p-41"}  # what Nagios shows now
+    assert latest == {("HQ-p-41", "printer status"): 0, ("HQ-p-41", "printer errors"): 0}
+    assert sum(offline.event_id in o for *_, o in nsca_xor.results()) == 1
 
 
 @pytest.mark.parametrize("packet", ["2.9", "legacy"])
@@ -241,10 +265,11 @@ def kafka() -> Iterator[KafkaSettings]:
         gc.collect()  # the runner's Kafka clients sit in reference cycles: gone before their broker is
 
 
-def produce(settings: KafkaSettings, spool: Path, n: int) -> list[str]:
+def produce(settings: KafkaSettings, spool: Path, n: int) -> dict[str, int]:
+    """Event id -> results it makes: a printer.online also clears "printer errors"."""
     with EventProducer(settings, topic=category_topic("monitoring"), spool_path=spool) as producer:
-        ids = [producer.dispatch(kind, payload(i), severity)
-               for i in range(n) for kind, severity, payload in [MONITORING[i % len(MONITORING)]]]
+        ids = {producer.dispatch(kind, payload(i), severity): 2 if kind is EventType.PRINTER_ONLINE else 1
+               for i in range(n) for kind, severity, payload in [MONITORING[i % len(MONITORING)]]}
         assert producer.flush(10) == 0
     return ids
 
@@ -277,7 +302,7 @@ def test_every_event_reaches_nsca_once_and_is_committed(kafka: KafkaSettings, ns
     finally:
         stop.set()
         thread.join(30)
-    assert set(occurrences(nsca_xor, ids).values()) == {1}, "every event id exactly once"
+    assert occurrences(nsca_xor, ids) == ids, "every event's results exactly once"
     assert runner.health.delivered == len(ids) and runner.health.dead_lettered == 0
 
 
@@ -300,5 +325,5 @@ def test_a_wrong_password_holds_everything_until_fixed(kafka: KafkaSettings, own
     finally:
         stop.set()
         thread.join(30)
-    assert set(occurrences(fixed, ids).values()) == {1}, "everything delivered, once"
+    assert occurrences(fixed, ids) == ids, "everything delivered, once"
     assert runner.health.delivered == len(ids)

@@ -22,6 +22,7 @@ from continuum_events.connectors.nsca import (
     xor_encrypt,
     xor_keystream,
 )
+from continuum_events.connectors.base import Retry
 from pydantic import SecretStr
 
 from continuum_events.events import Event, EventType, Severity
@@ -107,6 +108,7 @@ MAPPING = [
     # event type, severity, payload -> host, service, return code
     ("printer.offline", "warning", {"printer_id": "p-1", "printer_name": "HQ-1"}, "HQ-1", "printer status", WARNING),
     ("printer.offline", "critical", {"printer_id": "p-1"}, "p-1", "printer status", CRITICAL),
+    ("printer.offline", "info", {"printer_id": "p-1"}, "p-1", "printer status", WARNING),  # offline is never OK
     ("printer.online", "warning", {"printer_id": "p-1", "printer_name": "HQ-1"}, "HQ-1", "printer status", OK),
     ("printer.error", "error", {"printer_id": "p-1"}, "p-1", "printer errors", CRITICAL),
     ("printer.jam", "warning", {"printer_id": "p-1"}, "p-1", "printer errors", WARNING),
@@ -129,6 +131,63 @@ def test_events_map_to_host_service_and_return_code(event_type, severity, payloa
     result = check_result(event(event_type, severity, **payload))
     assert (result.host, result.service, result.code) == (host, service, code)
     assert f"[event {EVENT_ID}]" in result.output
+
+
+class Captured(NscaSink):
+    """Keeps what it would send; ``fail`` Retry first, as a lost connection."""
+
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__(NscaConfig("nagios"))
+        self.sent: list[list[CheckResult]] = []
+        self.fail = fail
+
+    def send(self, results) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise Retry("connection lost")
+        self.sent.append(list(results))
+
+
+def at(event_type: str, seconds: float, printer_id: str = "p-1", severity: str = "warning", **payload) -> Event:
+    return Event(f"e-{printer_id}-{seconds}", EventType(event_type), Severity(severity),
+                 1_795_800_000_000_000 + int(seconds * 1_000_000), {"printer_id": printer_id, **payload})
+
+
+def test_online_clears_the_printer_errors_service_too() -> None:
+    sink = Captured()
+    sink.write([at("printer.error", 1, severity="error", printer_name="HQ-1", error_message="fuser"),
+                at("printer.online", 2, severity="info", printer_name="HQ-1")])
+    [(error, status, errors)] = sink.sent
+    assert (error.host, error.service, error.code) == ("HQ-1", "printer errors", CRITICAL)
+    assert [(r.host, r.service, r.code) for r in (status, errors)] == [("HQ-1", "printer status", OK),
+                                                                       ("HQ-1", "printer errors", OK)]
+    assert "[event e-p-1-2]" in errors.output
+    sink.write([at("printer.online", 3, conditions=["jammed"])])  # still reports a condition: errors stay
+    assert [r.service for r in sink.sent[-1]] == ["printer status"]
+
+
+def test_a_redelivered_or_late_old_offline_is_not_sent() -> None:
+    sink = Captured()
+    offline, online = at("printer.offline", 1), at("printer.online", 2, severity="info")
+    sink.write([offline, online, at("printer.offline", 1, "p-2")])
+    sink.write([offline])  # redelivered after the online
+    sink.write([online, at("printer.offline", 1.5), at("printer.offline", 0.5, "p-2")])  # duplicate and late ones
+    sink.write([at("system.error", 1, None)])  # not a printer's: always sent
+    assert [[(r.host, r.service, r.code) for r in batch] for batch in sink.sent] == [
+        [("p-1", "printer status", WARNING), ("p-1", "printer status", OK), ("p-1", "printer errors", OK),
+         ("p-2", "printer status", WARNING)],
+        [("continuum", "continuum system", WARNING)]]
+    sink.write([at("printer.offline", 3)])  # newer: sent
+    assert [(r.service, r.code) for r in sink.sent[-1]] == [("printer status", WARNING)]
+
+
+def test_a_batch_that_failed_is_sent_again_whole() -> None:
+    sink = Captured(fail=1)
+    batch = [at("printer.offline", 1), at("printer.online", 2, severity="info")]
+    with pytest.raises(Retry):
+        sink.write(batch)
+    sink.write(batch)
+    assert [len(b) for b in sink.sent] == [3]
 
 
 def test_plugin_output_is_a_one_line_summary_with_perf_data() -> None:
