@@ -4,10 +4,17 @@ Continuum mounts it in its own app, protected by its own login; or
 ``continuum-events admin`` serves it alone, protected by a bearer token. It is never
 open: building it without a token or an ``authorize`` function is an error::
 
-    app.register_blueprint(admin_blueprint(service, authorize=lambda request: current_user.is_admin),
-                           url_prefix="/admin/integrations")
+    # mounted: ``authorize(request) -> bool`` is the host's authentication hook, called
+    # before every API call inside the host's request context (its session, its
+    # flask_login.current_user); the page then uses that session and asks for no token.
+    app.register_blueprint(admin_blueprint(service, authorize=lambda request: current_user.is_authenticated
+                                           and current_user.is_admin), url_prefix="/admin/integrations")
     # standalone:
     create_app(service, token=os.environ["CONTINUUM_ADMIN_TOKEN"]).run(port=8080)
+
+Both ways answer the same: security headers (Content-Security-Policy, nosniff,
+no-store) on every response and a problem document for every error, never the host's
+HTML error page nor an exception's text.
 
 Requests that change something must be JSON (``Content-Type: application/json``),
 carry ``X-Requested-With: continuum-admin``, and, when the browser sends an
@@ -19,6 +26,7 @@ Errors are problem documents (``application/problem+json``) with field-level mes
 from __future__ import annotations
 
 import hmac
+import logging
 import json
 import re
 from collections.abc import Callable
@@ -27,10 +35,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from continuum_events.admin.openapi import openapi_document
 from continuum_events.admin.service import AdminService, Problem
 
+log = logging.getLogger(__name__)
 CSRF_HEADER = "X-Requested-With"
 CSRF_VALUE = "continuum-admin"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -69,6 +79,18 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
     def _on_problem(problem: Problem) -> Response:
         return _problem(problem)
 
+    @bp.errorhandler(Exception)
+    def _on_error(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):
+            return _problem(Problem(exc.code or 500, exc.name))
+        # The type only: an exception's text may quote what it was given.
+        log.error("admin API: %s at %s %s", type(exc).__name__, request.method, request.path)
+        return _problem(Problem(500, "Internal error", f"{type(exc).__name__}; see the server log"))
+
+    @bp.after_request
+    def _headers(response: Response) -> Response:
+        return _secure(response)
+
     def body() -> Any:
         if not request.content_length:
             return {}
@@ -80,7 +102,12 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
     # -- the page --------------------------------------------------------------------------
     @bp.get("/")
     def page() -> Response:
-        return _static("index.html", "text/html; charset=utf-8")
+        html = _static("index.html", "text/html; charset=utf-8")
+        if authorize is not None:  # mounted: the host's session signs in, no token form
+            text = html.get_data(as_text=True)
+            text = re.sub(r"<!-- token -->.*<!-- /token -->", "", text, flags=re.S)
+            html.set_data(text.replace("<body>", '<body data-auth="session">', 1))
+        return html
 
     @bp.get("/static/<string:filename>")
     def asset(filename: str) -> Response:
@@ -171,18 +198,19 @@ def create_app(service: AdminService, *, token: str) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        app.logger.error("admin API: %s: %s", type(exc).__name__, exc)
+        log.error("admin API: %s at %s %s", type(exc).__name__, request.method, request.path)
         return _problem(Problem(500, "Internal error", f"{type(exc).__name__}; see the server log"))
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.after_request(_secure)
     return app
+
+
+def _secure(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def parse_body(raw: bytes) -> Any:

@@ -155,6 +155,59 @@ def test_a_host_app_mounts_it_behind_its_own_auth(service) -> None:
     assert client.get("/admin/integrations/api/vendors", headers={"X-User": "admin"}).status_code == 200
 
 
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'", "X-Content-Type-Options": "nosniff",
+                    "Cache-Control": "no-store"}
+
+
+def assert_secure(response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert value in response.headers.get(name, ""), (response.request.path, name)
+
+
+def test_mounted_it_answers_as_standalone_does(service, monkeypatch, caplog) -> None:
+    """In a host app: its session signs in (no token prompt), the same security headers,
+    problem documents for every error (never the host's HTML page or an exception's text)."""
+    from flask import session
+
+    app = Flask("continuum")
+    app.secret_key = uuid.uuid4().hex
+
+    @app.post("/login")
+    def login() -> str:
+        session["user"] = "admin"
+        return ""
+
+    app.register_blueprint(admin_blueprint(service, authorize=lambda req: session.get("user") == "admin"),
+                           url_prefix="/admin/integrations")
+    client = app.test_client()
+    refused = client.get("/admin/integrations/api/vendors")
+    assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+    assert_secure(refused)
+    page = client.get("/admin/integrations/")
+    assert_secure(page)
+    html = page.get_data(as_text=True)
+    assert 'data-auth="session"' in html and 'id="token"' not in html and 'id="login-error"' in html
+    assert client.post("/login").status_code == 200
+    assert_secure(client.get("/admin/integrations/api/vendors"))
+    missing = client.get("/admin/integrations/api/integrations/nope")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+
+    def broken() -> None:
+        raise RuntimeError("internal detail with a credential sk-live-123")
+
+    monkeypatch.setattr(service, "vendors", broken)
+    failed = client.get("/admin/integrations/api/vendors")
+    assert failed.status_code == 500 and failed.mimetype == "application/problem+json"
+    assert failed.json["detail"] == "RuntimeError; see the server log"
+    assert_secure(failed)
+    assert "sk-live-123" not in failed.get_data(as_text=True) + caplog.text
+
+
+def test_standalone_the_page_asks_for_the_token(client) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert 'id="token"' in html and "data-auth" not in html
+
+
 # -- reading ----------------------------------------------------------------------------------
 def test_vendors_describe_every_form(client) -> None:
     vendors = {v["vendor"]: v for v in client.get("/api/vendors", headers=READ).json}

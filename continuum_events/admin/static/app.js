@@ -4,6 +4,8 @@
 
 const state = { vendors: [], integrations: [], open: null, timer: null };
 const tokenKey = "continuum-admin-token";
+// Mounted in Continuum: its session cookie signs the calls in; standalone: a bearer token.
+const sessionAuth = () => document.body.dataset.auth === "session";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -19,11 +21,15 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function call(method, path, body) {
-  const headers = { "Authorization": "Bearer " + (sessionStorage.getItem(tokenKey) || "") };
+  const headers = sessionAuth() ? {} : { "Authorization": "Bearer " + (sessionStorage.getItem(tokenKey) || "") };
   if (method !== "GET") headers["X-Requested-With"] = "continuum-admin";
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (response.status === 401) { showLogin("Sign in with the admin token."); throw new Error("unauthorized"); }
+  const response = await fetch(path, { method, headers, credentials: "same-origin",
+                                       body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 401) {
+    showLogin(sessionAuth() ? "Sign in to Continuum as an administrator, then reload this page." : "Sign in with the admin token.");
+    throw new Error("unauthorized");
+  }
   const data = response.status === 204 ? null : await response.json();
   if (!response.ok) { const error = new Error(data.detail || data.title); error.problem = data; throw error; }
   return data;
@@ -34,7 +40,8 @@ function showLogin(message) {
   document.getElementById("board").hidden = true;
   document.getElementById("login").hidden = false;
   document.getElementById("login-error").textContent = message || "";
-  document.getElementById("token").focus();
+  const token = document.getElementById("token");
+  if (token) token.focus();
 }
 
 async function start() {
@@ -241,12 +248,13 @@ async function submitConnect(event) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("login-form").addEventListener("submit", event => {
+  const login = document.getElementById("login-form");
+  if (login) login.addEventListener("submit", event => {
     event.preventDefault();
     sessionStorage.setItem(tokenKey, document.getElementById("token").value);
     start();
   });
   document.getElementById("connect-form").addEventListener("submit", submitConnect);
   document.getElementById("connect-cancel").addEventListener("click", () => document.getElementById("connect-dialog").close());
-  if (sessionStorage.getItem(tokenKey)) start(); else showLogin("");
+  if (sessionAuth() || sessionStorage.getItem(tokenKey)) start(); else showLogin("");
 });
