@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from continuum_events.admin.openapi import openapi_document
 from continuum_events.admin.service import AdminService, Problem
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CSRF_HEADER = "X-Requested-With"
 CSRF_VALUE = "continuum-admin"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+METHODS = {"GET", "HEAD", *UNSAFE}
 #: A request body larger than this is refused before it is read (a form is a few KiB).
 MAX_BODY_BYTES = 2 * 1024 * 1024
 #: A form nests five levels (body, filters, a filter, where, a value list).
@@ -58,9 +59,15 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
         raise ValueError("the admin API is never open: give a token or an authorize function")
     bp = Blueprint(name, __name__)
 
+    allowed: dict[str, set[str]] = {}  # each rule's methods, for the Allow header of a 405
+
+    def route(method: str, rule: str) -> Callable[[Any], Any]:
+        allowed.setdefault(rule, set()).add(method)
+        return bp.route(rule, methods=[method])
+
     @bp.before_request
     def _guard() -> Response | None:
-        if request.endpoint and request.endpoint.endswith((".page", ".asset", ".openapi")):
+        if request.endpoint and request.endpoint.endswith((".page", ".asset", ".openapi", ".unknown")):
             return None  # the page and its code hold no data; every call they make is checked
         if not _authorized(request, token, authorize):
             return _problem(Problem(401, "Unauthorized", "a valid admin token is required"),
@@ -100,7 +107,7 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
         return parse_body(request.get_data(cache=False))
 
     # -- the page --------------------------------------------------------------------------
-    @bp.get("/")
+    @route("GET", "/")
     def page() -> Response:
         html = _static("index.html", "text/html; charset=utf-8")
         if authorize is not None:  # mounted: the host's session signs in, no token form
@@ -109,78 +116,96 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
             html.set_data(text.replace("<body>", '<body data-auth="session">', 1))
         return html
 
-    @bp.get("/static/<string:filename>")
+    @route("GET", "/static/<string:filename>")
     def asset(filename: str) -> Response:
         kinds = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
         if filename not in kinds:
             raise Problem(404, "Not found")
         return _static(filename, kinds[filename])
 
-    @bp.get("/api/openapi.json")
+    @route("GET", "/api/openapi.json")
     def openapi() -> Response:
         return jsonify(openapi_document())
 
     # -- the API ---------------------------------------------------------------------------
-    @bp.get("/api/vendors")
+    @route("GET", "/api/vendors")
     def vendors() -> Response:
         return jsonify(service.vendors())
 
-    @bp.get("/api/integrations")
+    @route("GET", "/api/integrations")
     def integrations() -> Response:
         return jsonify(service.integrations())
 
-    @bp.post("/api/integrations")
+    @route("POST", "/api/integrations")
     def connect() -> tuple[Response, int]:
         return jsonify(service.connect(body())), 201
 
-    @bp.get("/api/integrations/<string:name>")
+    @route("GET", "/api/integrations/<string:name>")
     def integration(name: str) -> Response:
         return jsonify(service.integration(name))
 
-    @bp.delete("/api/integrations/<string:name>")
+    @route("DELETE", "/api/integrations/<string:name>")
     def disconnect(name: str) -> tuple[str, int]:
         service.disconnect(name)
         return "", 204
 
-    @bp.post("/api/integrations/<string:name>/test")
+    @route("POST", "/api/integrations/<string:name>/test")
     def test(name: str) -> Response:
         return jsonify(service.test(name))
 
-    @bp.put("/api/integrations/<string:name>/filters")
+    @route("PUT", "/api/integrations/<string:name>/filters")
     def filters(name: str) -> Response:
         data = body()
         return jsonify(service.set_filters(name, data.get("filters") if isinstance(data, dict) else None))
 
-    @bp.get("/api/integrations/<string:name>/dead-letters")
+    @route("GET", "/api/integrations/<string:name>/dead-letters")
     def dead_letters(name: str) -> Response:
         return jsonify(service.dead_letters(name))
 
-    @bp.post("/api/integrations/<string:name>/dead-letters/redrive")
+    @route("POST", "/api/integrations/<string:name>/dead-letters/redrive")
     def redrive(name: str) -> tuple[Response, int]:
         return jsonify(service.start_redrive(name, body()).as_json()), 202
 
-    @bp.post("/api/integrations/<string:name>/replay")
+    @route("POST", "/api/integrations/<string:name>/replay")
     def replay(name: str) -> tuple[Response, int]:
         return jsonify(service.start_replay(name, body()).as_json()), 202
 
-    @bp.get("/api/jobs/<string:job_id>")
+    @route("GET", "/api/jobs/<string:job_id>")
     def job(job_id: str) -> Response:
         return jsonify(service.job(job_id).as_json())
 
-    @bp.get("/api/rules")
+    @route("GET", "/api/rules")
     def rules() -> Response:
         return jsonify(service.rules())
 
-    @bp.put("/api/rules/<string:name>")
+    @route("PUT", "/api/rules/<string:name>")
     def set_rule(name: str) -> Response:
         return jsonify(service.set_rule(name, body()))
 
-    @bp.delete("/api/rules/<string:name>")
+    @route("DELETE", "/api/rules/<string:name>")
     def delete_rule(name: str) -> tuple[str, int]:
         service.delete_rule(name)
         return "", 204
 
+    # The blueprint answers every method and path under it itself: a host app's router
+    # would answer them with its own HTML pages, and with no Allow header.
+    for i, (rule, methods) in enumerate(allowed.items()):
+        implied = methods | ({"HEAD"} if "GET" in methods else set()) | {"OPTIONS"}
+        bp.add_url_rule(rule, f"not_allowed_{i}", _not_allowed(", ".join(sorted(implied))),
+                        methods=sorted(METHODS - implied), provide_automatic_options=False)
+    bp.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=sorted(METHODS | {"OPTIONS"}))
     return bp
+
+
+def _not_allowed(allow: str) -> Callable[..., Response]:
+    def view(**_: Any) -> Response:
+        raise Problem(405, "Method not allowed", f"allowed: {allow}", headers={"Allow": allow})
+
+    return view
+
+
+def _unknown(unknown: str) -> Response:
+    raise Problem(404, "Not found")
 
 
 def create_app(service: AdminService, *, token: str) -> Flask:
@@ -193,8 +218,9 @@ def create_app(service: AdminService, *, token: str) -> Flask:
         return _problem(Problem(404, "Not found"))
 
     @app.errorhandler(405)
-    def _not_allowed(_: Exception) -> Response:
-        return _problem(Problem(405, "Method not allowed"))
+    def _method_not_allowed(exc: MethodNotAllowed) -> Response:
+        allow = ", ".join(sorted(exc.valid_methods or ()))
+        return _problem(Problem(405, "Method not allowed", headers={"Allow": allow} if allow else None))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -253,7 +279,7 @@ def _problem(problem: Problem, headers: dict[str, str] | None = None) -> Respons
     response = jsonify(problem.body())
     response.status_code = problem.status
     response.mimetype = "application/problem+json"
-    for key, value in (headers or {}).items():
+    for key, value in {**problem.headers, **(headers or {})}.items():
         response.headers[key] = value
     return response
 

@@ -81,7 +81,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op("A replay or redrive's progress", {"200": _json(_ref("Job"), "ok")},
                            params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]),
             },
-            "/api/rules": {"get": _op("Routing rules and filters", {"200": _json(array({"type": "object"}), "ok")})},
+            "/api/rules": {"get": _op("Routing rules and filters, with each category's built-in default when it has "
+                                      "no routing rule of its own (built_in: true)",
+                                      {"200": _json(array({"type": "object", "properties": {
+                                          "built_in": {"type": "boolean"}}}), "ok")})},
             "/api/rules/{name}": {
                 "put": _op("Create or replace a routing rule", {"200": _json({"type": "object"}, "ok")},
                            body={"type": "object"}, params=[_NAME]),

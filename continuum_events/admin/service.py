@@ -33,7 +33,7 @@ from continuum_events.config import ConfigStore
 from continuum_events.connectors.registry import VENDORS
 from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, connected
 from continuum_events.netguard import UnsafeTarget
-from continuum_events.rules import Rule
+from continuum_events.rules import Rule, default_rule
 from continuum_events.settings import KafkaSettings
 from continuum_events.status import StatusBoard, integration_status
 from continuum_events.topology import CATEGORIES
@@ -63,9 +63,11 @@ TITLES = {
 class Problem(Exception):
     """An RFC 9457 problem: status, title, detail, and field errors for a form."""
 
-    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
@@ -341,7 +343,13 @@ class AdminService:
             return {"ok": False, "kind": exc.kind, "verdict": str(exc)}
 
     def rules(self) -> list[dict[str, Any]]:
-        return [r.model_dump(mode="json") for r in self.store.ruleset().rules]
+        """Every rule in force: the stored ones, and the built-in default routing of each
+        category that has none of its own (what the router applies, marked ``built_in``)."""
+        self.config()
+        ruleset = self.store.ruleset()
+        return ([{**r.model_dump(mode="json"), "built_in": False} for r in ruleset.rules]
+                + [{**default_rule(c).model_dump(mode="json"), "built_in": True}
+                   for c in CATEGORIES if c in ruleset.builtin])
 
     def set_filters(self, name: str, filters: Any) -> dict[str, Any]:
         spec = self._spec(name)

@@ -208,6 +208,45 @@ def test_standalone_the_page_asks_for_the_token(client) -> None:
     assert 'id="token"' in html and "data-auth" not in html
 
 
+def test_a_method_not_allowed_says_which_are(client, service) -> None:
+    for method, path, allow in (("PUT", "/api/vendors", "GET, HEAD, OPTIONS"),
+                                ("GET", "/api/integrations/x/test", "OPTIONS, POST"),
+                                ("PATCH", "/api/rules/x", "DELETE, OPTIONS, PUT"),
+                                ("DELETE", "/api/integrations", "GET, HEAD, OPTIONS, POST")):
+        response = client.open(path, method=method, headers=WRITE)
+        assert response.status_code == 405 and response.mimetype == "application/problem+json", (method, path)
+        assert response.headers["Allow"] == allow, (method, path)
+    app = Flask("continuum")
+    app.register_blueprint(admin_blueprint(service, authorize=lambda req: True), url_prefix="/admin/integrations")
+    mounted = app.test_client()
+    response = mounted.put("/admin/integrations/api/vendors", headers=WRITE)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.mimetype == "application/problem+json"
+    assert_secure(response)
+    unknown = mounted.get("/admin/integrations/api/nothing-here")
+    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
+    assert_secure(unknown)
+
+
+def test_rules_include_the_built_in_defaults(client) -> None:
+    def listed() -> dict[str, dict]:
+        return {r["name"]: r for r in client.get("/api/rules", headers=READ).json}
+
+    rules = listed()
+    assert rules["monitoring-default"]["built_in"] is True and rules["monitoring-default"]["priority"] == 1000
+    assert "printer.offline" in rules["monitoring-default"]["event_types"]
+    assert all(r["built_in"] is False for name, r in rules.items() if name.startswith("api-"))
+    # A category's own routing rule replaces the built-in one.
+    own = {"category": "monitoring", "event_types": ["printer.offline"], "priority": 5}
+    assert client.put("/api/rules/api-monitoring-own", json=own, headers=WRITE).status_code == 200
+    try:
+        rules = listed()
+        assert rules["api-monitoring-own"]["built_in"] is False and "monitoring-default" not in rules
+    finally:
+        assert client.delete("/api/rules/api-monitoring-own", headers=WRITE).status_code == 204
+    assert listed()["monitoring-default"]["built_in"] is True
+
+
 # -- reading ----------------------------------------------------------------------------------
 def test_vendors_describe_every_form(client) -> None:
     vendors = {v["vendor"]: v for v in client.get("/api/vendors", headers=READ).json}
