@@ -152,15 +152,25 @@ def _order(entry: Mapping[str, Any]) -> tuple[int, int, int]:
 def decide(entry: Mapping[str, Any] | None, incident: Incident) -> Mapping[str, Any] | None:
     """The ledger entry after sending ``incident``, or None when it must not be sent."""
     t, severity = incident.event.timestamp_us, incident.event.severity.value
+    count = _count(incident)
     if incident.action == "trigger":
         if entry is None or (entry["state"] == "resolved" and t > entry["since"]):
-            return {"state": "open", "since": t, "severity": severity, "event_id": incident.event.event_id}
+            opened = {"state": "open", "since": t, "severity": severity, "event_id": incident.event.event_id}
+            return opened if count is None else {**opened, "count": count}
         if entry["state"] == "open" and t >= entry["since"] and SEVERITY_RANK[severity] > SEVERITY_RANK[entry["severity"]]:
             return {**entry, "severity": severity}  # escalation: same incident, higher severity
+        if entry["state"] == "open" and t >= entry["since"] and count is not None and count > entry.get("count", 0):
+            return {**entry, "count": count}  # an outage that grew: same incident, its new count (once)
         return None
     if entry is not None and entry["state"] == "open" and t >= entry["since"]:
         return {**entry, "state": "resolved", "since": t, "resolved_by": incident.event.event_id}
     return None
+
+
+def _count(incident: Incident) -> int | None:
+    """How many printers a group outage covers (alert hygiene's ``details.count``), else None."""
+    text = incident.event.details.get("count") if incident.event.event_type.value == "group.outage" else None
+    return int(text) if text and text.isdigit() else None
 
 
 class IncidentLedger(TopicFollower):

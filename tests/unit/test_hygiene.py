@@ -259,9 +259,6 @@ def test_growth_updates_are_deterministic() -> None:
     assert len({i for i, _ in first}) == 5
 
 
-@pytest.mark.xfail(strict=True, reason="connectors/incidents.py decide() drops a trigger for an incident it holds "
-                                       "open unless the severity rises, so the ledger keeps a growth update from "
-                                       "reaching PagerDuty/Opsgenie; remove this mark once the ledger lets it pass")
 def test_the_incident_ledger_lets_a_growth_update_through() -> None:
     from continuum_events.connectors.incidents import decide, incidents_of
 
@@ -269,4 +266,6 @@ def test_the_incident_ledger_lets_a_growth_update_through() -> None:
     _, (opened, update) = _outage_of(5, policy)
     entry = decide(None, incidents_of(opened)[0])
     assert entry is not None
-    assert decide(entry, incidents_of(update)[0]) is not None
+    grown = decide(entry, incidents_of(update)[0])
+    assert grown is not None and grown["count"] > entry["count"]
+    assert decide(grown, incidents_of(update)[0]) is None  # the same update again: already sent
