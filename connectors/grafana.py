@@ -30,13 +30,19 @@ class GrafanaConfig:
     panel_id: int | None = None
 
 
+#: The characters of a tag value Grafana's SQL stores keep.
+TAG_VALUE_CHARS = 100
+
+
 def tags_of(event: Event) -> list[str]:
     p = event.payload
     tags = ["continuum", event.event_type.value, f"severity:{event.severity.value}"]
     for label, name in (("printer", "printer_name"), ("location", "printer_location"),
                         ("department", "printer_department")):
         if p.get(name):
-            tags.append(f"{label}:{p[name]}")
+            # Grafana keeps a tag's key and value in varchar(100) columns (MySQL, Postgres): a
+            # longer one fails the whole annotation with a 500, retried for ever.
+            tags.append(f"{label}:{str(p[name])[:TAG_VALUE_CHARS]}")
     return tags
 
 

@@ -437,6 +437,9 @@ class GrafanaReceiver(ContractReceiver):
     MIN_MS = 10**12  # a smaller "millisecond" time is really seconds (or 1970)
     PATCHABLE = ("text", "tags", "time", "timeEnd")
 
+    #: Characters of a tag's key and of its value that Grafana's SQL stores hold (varchar(100)).
+    TAG_COLUMN = 100
+
     def __init__(self) -> None:
         super().__init__()
         self.annotations: dict[int, dict[str, Any]] = {}
@@ -468,6 +471,11 @@ class GrafanaReceiver(ContractReceiver):
             problem = self._problem(new)
             if problem:
                 return 400, {"message": "bad request data", "error": problem}, {}
+            if any(len(part) > self.TAG_COLUMN for tag in new.get("tags") or [] if isinstance(tag, str)
+                   for part in tag.split(":", 1)):
+                # Grafana on MySQL/Postgres stores a tag's key and value in 100-character
+                # columns: a longer one fails the insert, answered as a bare 500.
+                return 500, {"message": "Failed to save annotation"}, {}
             self.annotations[new["id"]] = new
             self.received.bodies.append(fields)
             if isinstance(fields.get("text"), str):

@@ -55,3 +55,20 @@ def test_offline_then_online_becomes_one_region_and_a_replay_adds_nothing(grafan
     again.write(history[:2])
     again.close()
     assert len(receiver.annotations) == 3 and len(receiver.regions()) == 1
+
+
+def test_a_long_printer_name_is_cut_to_grafanas_tag_column_and_delivered(grafana, request) -> None:
+    """Grafana on MySQL/Postgres answers 500 for a tag over its 100-character column; retried,
+    that blocked every later event of the integration."""
+    receiver, settings = grafana
+    t0 = time.time_ns() // 1000
+    long_name = "Finance floor 3 — colour laser by the north stairs " * 5
+    event = printer_event("printer.jam", "p-9", t0, printer_name=long_name)
+    sink = sink_for(receiver, settings, f"grafana-long-{time.time_ns()}")
+    try:
+        result = sink.write([event])
+    finally:
+        sink.close()
+    assert not result.rejected and not result.retry, result
+    (annotation,) = receiver.annotations.values()
+    assert f"printer:{long_name[:100]}" in annotation["tags"]

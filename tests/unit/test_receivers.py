@@ -573,3 +573,8 @@ def test_victorops_refuses_a_refused_event(victorops: VictorOpsReceiver) -> None
     assert vo_post(victorops, vo_alert()).status_code == 400
     assert vo_post(victorops, vo_alert(event_id=OTHER_ID)).status_code == 200
     assert victorops.received.event_ids == {OTHER_ID: 1}
+
+
+def test_grafana_answers_500_for_a_tag_longer_than_its_sql_column(grafana: GrafanaReceiver) -> None:
+    assert annotate(grafana, annotation(tags=["location:" + "x" * 100])).status_code == 200
+    assert annotate(grafana, annotation(tags=["location:" + "x" * 101])).status_code == 500
