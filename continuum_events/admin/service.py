@@ -185,11 +185,13 @@ class AdminService:
 
     @staticmethod
     def _badge(status: Mapping[str, Any]) -> str:
-        if not status:
-            return "Connected"
-        if status.get("state") in ("unhealthy", "retrying", "invalid"):
+        """What its connectors report on the status topic, not only that it is configured."""
+        state = status.get("state")
+        if state in ("unhealthy", "retrying", "invalid"):
             return "Failing"
-        return "Connected"
+        if state == "healthy":
+            return "Connected"
+        return "Disabled" if state == "disabled" else "Not running"  # no fresh report from any connector
 
     @staticmethod
     def _describe(spec: IntegrationSpec) -> dict[str, Any]:
@@ -338,9 +340,9 @@ class AdminService:
         if problems:
             raise Problem(422, "Invalid secret", "a stored secret cannot be sent", errors=problems)
         try:
-            return {"ok": True, "verdict": operations.test_connection(spec)}
+            return {"ok": True, "verdict": operations.test_connection(spec), "checked_at": time.time()}
         except operations.ConnectionFailed as exc:
-            return {"ok": False, "kind": exc.kind, "verdict": str(exc)}
+            return {"ok": False, "kind": exc.kind, "verdict": str(exc), "checked_at": time.time()}
 
     def rules(self) -> list[dict[str, Any]]:
         """Every rule in force: the stored ones, and the built-in default routing of each

@@ -305,11 +305,12 @@ def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, b
     assert any(i["name"] == "api-splunk" for i in client.get("/api/integrations", headers=READ).json)
 
     verdict = client.post("/api/integrations/api-splunk/test", headers=WRITE).json
-    assert verdict["ok"] is True
+    assert verdict["ok"] is True and abs(verdict["checked_at"] - time.time()) < 30
     splunk.auth_broken = True
     try:
         verdict = client.post("/api/integrations/api-splunk/test", headers=WRITE).json
-        assert verdict == {"ok": False, "kind": "configuration", "verdict": verdict["verdict"]}
+        assert verdict == {"ok": False, "kind": "configuration", "verdict": verdict["verdict"],
+                           "checked_at": verdict["checked_at"]}
     finally:
         splunk.auth_broken = False
 
@@ -453,6 +454,16 @@ def test_a_secret_an_http_header_cannot_carry_is_refused(client, service, splunk
         assert client.delete("/api/integrations/api-latin", headers=WRITE).status_code == 204
     for text in (caplog.text, *Responses.bodies):
         assert secret not in text and secret[:6] not in text
+
+
+def test_the_badge_says_whether_a_connector_runs_it(client, splunk) -> None:
+    """Configured is not running: no connector follows api-idle (the host runs only its own)."""
+    assert client.post("/api/integrations", json=splunk_form("api-idle", splunk), headers=WRITE).status_code == 201
+    try:
+        row = client.get("/api/integrations/api-idle", headers=READ).json
+        assert row["status"]["state"] == "not running" and row["badge"] == "Not running"
+    finally:
+        assert client.delete("/api/integrations/api-idle", headers=WRITE).status_code == 204
 
 
 def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:

@@ -85,7 +85,8 @@ function render() {
 
 function card(vendor) {
   const mine = state.integrations.filter(i => i.vendor === vendor.vendor);
-  const badge = mine.some(i => i.badge === "Failing") ? "Failing" : mine.length ? "Connected" : "Not connected";
+  const badge = mine.some(i => i.badge === "Failing") ? "Failing" : mine.some(i => i.badge === "Not running")
+    ? "Not running" : mine.length ? "Connected" : "Not connected";
   const node = el("article", { class: "card", id: "card-" + vendor.vendor, "aria-labelledby": "title-" + vendor.vendor },
     el("h3", { id: "title-" + vendor.vendor }, vendor.title,
       el("span", { class: "badge " + badge.toLowerCase().replace(" ", "-"), "data-badge": badge }, badge)),
@@ -128,7 +129,8 @@ async function testConnection(name) {
   render();
   try {
     const verdict = await call("POST", `api/integrations/${encodeURIComponent(name)}/test`);
-    state[`verdict:${name}`] = (verdict.ok ? "OK: " : "Failed: ") + verdict.verdict;
+    state[`verdict:${name}`] = (verdict.ok ? "OK: " : "Failed: ") + verdict.verdict
+      + " (" + new Date(verdict.checked_at * 1000).toLocaleTimeString() + ")";
   } catch (error) {
     state[`verdict:${name}`] = "Failed: " + error.message;
   }
