@@ -151,8 +151,12 @@ class IntegrationRunner:
         config_retry_s: float = 30.0,
         drain_s: float = 10.0,
         on_batch: Callable[[str], None] | None = None,
+        poison_after: int = 5,
     ) -> None:
         self.name, self.category, self.sink, self.settings = name, category, sink, settings
+        #: Failed attempts after which the same records are split, and one record alone that
+        #: still fails while others are delivered is dead-lettered (see ``_deliver``).
+        self.poison_after = poison_after
         self.codec = codec or EventCodec(settings.schema_registry())
         self.rules = rules
         self.metrics = metrics or Metrics()
@@ -332,8 +336,16 @@ class IntegrationRunner:
 
     def _deliver(self, batch: list[_Record], stop: threading.Event, deadline: float | None = None) -> None:
         """Resolve every record of ``batch``: delivered or dead-lettered. Returns early only
-        when stopping past ``deadline``; those records stay unresolved and uncommitted."""
+        when stopping past ``deadline``; those records stay unresolved and uncommitted.
+
+        Poison after retries: records that failed ``poison_after`` times together are split
+        in two and retried apart, down to one record; one record that still fails that often
+        while others of the batch were delivered is dead-lettered with the vendor's last
+        answer. A vendor that refuses everything (an outage) delivers nothing, so nothing is
+        dead-lettered: it is retried until it answers (split requests, never lost)."""
         queue, attempt = [batch], 0
+        failures: dict[tuple[int, int, int], int] = {}  # (first, last, size) of records failing together
+        progressed = False
         while queue:
             part = queue.pop(0)
             started = time.monotonic()
@@ -367,6 +379,7 @@ class IntegrationRunner:
             for r in delivered:
                 self.offsets.resolved(r.msg.topic(), r.msg.partition(), r.msg.offset())
             if delivered:
+                progressed = True
                 self.metrics.delivered.labels(self.name).inc(len(delivered))
                 self.health.delivered += len(delivered)
                 self.health.last_delivery = time.time()
@@ -390,9 +403,21 @@ class IntegrationRunner:
                 reason = redact(next(iter(result.retry.values())))
                 self._set_health("retrying", reason)
                 log.warning("%s: %d of %d events to retry (%s)", self.name, len(again), len(part), reason)
+                together = (id(again[0]), id(again[-1]), len(again))
+                failures[together] = tries = failures.get(together, 0) + 1
+                if tries >= self.poison_after and len(again) == 1 and progressed:
+                    self._dead_letter(again[0].msg, f"failed {tries} times while other events were delivered; "
+                                                    f"the vendor's last answer: {reason}")
+                    continue
                 if not self._wait(self.backoff.delay(attempt, result.retry_after), stop, deadline):
                     return
                 attempt += 1
+                if tries >= self.poison_after and len(again) > 1:
+                    half = len(again) // 2  # one of the halves holds what the vendor cannot take
+                    log.warning("%s: %d events failed %d times together; retrying them in two halves",
+                                self.name, len(again), tries)
+                    queue[:0] = [again[:half], again[half:]]
+                    continue
                 queue.insert(0, again)
             else:
                 attempt = 0
