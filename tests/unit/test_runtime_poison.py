@@ -103,3 +103,33 @@ def test_a_vendor_that_is_down_gets_everything_once_it_is_back_and_nothing_is_de
     deliver(runner, 16)
     assert sorted(vendor.delivered) == list(range(16))
     assert runner._dlq.values == []  # type: ignore[attr-defined]
+
+
+class Bulky:
+    """A vendor whose body is far larger than the stored events (JSON of each, with
+    context): it refuses a body over its limit, as Splunk (~1 MB) and Datadog (5 MB) do."""
+
+    limits = type("L", (), {"max_bytes": 10_000})()
+
+    def __init__(self) -> None:
+        self.bodies: list[int] = []
+
+    def encode(self, events: list[Event]) -> bytes:
+        return b"x" * (900 * len(events))
+
+    def write(self, events: list[Event]) -> BatchResult:
+        body = self.encode(events)
+        self.bodies.append(len(body))
+        if len(body) > self.limits.max_bytes:
+            raise Retry("HTTP 413 body too large")  # not even a Split: the runtime must not send it
+        return BatchResult()
+
+
+def test_each_body_sent_is_within_the_vendors_limit_whatever_the_stored_size() -> None:
+    vendor = Bulky()
+    runner = IntegrationRunner("splunk-x", "logging", vendor, KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+                               backoff=Backoff(base_s=0.0, cap_s=0.0))  # type: ignore[arg-type]
+    runner._dlq = DeadLetters()  # type: ignore[assignment]
+    deliver(runner, 100)  # 90,000 bytes of body for 100 events: nine times the limit
+    assert vendor.bodies and max(vendor.bodies) <= 10_000
+    assert sum(vendor.bodies) == 90_000 and runner._dlq.values == []  # type: ignore[attr-defined]
