@@ -26,8 +26,8 @@ Errors are problem documents (``application/problem+json``) with field-level mes
 from __future__ import annotations
 
 import hmac
-import logging
 import json
+import logging
 import re
 from collections.abc import Callable
 from importlib import resources
@@ -112,7 +112,7 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
         html = _static("index.html", "text/html; charset=utf-8")
         if authorize is not None:  # mounted: the host's session signs in, no token form
             text = html.get_data(as_text=True)
-            text = re.sub(r"<!-- token -->.*<!-- /token -->", "", text, flags=re.S)
+            text = re.sub(r"<!-- token -->.*<!-- /token -->", "", text, flags=re.DOTALL)
             html.set_data(text.replace("<body>", '<body data-auth="session">', 1))
         return html
 
