@@ -579,7 +579,7 @@ def test_datadog_logs_stay_within_its_limits(batch: list[Event]) -> None:
     for log, event in zip(logs, kept):
         tags = _tags(log["ddtags"])  # one tag per fact, whatever the location's text
         assert tags["event_type"] == event.event_type.value and tags["severity"] == event.severity.value
-        assert set(tags) <= {"event_type", "severity", "location", "department"}
+        assert set(tags) <= {"event_type", "severity", "location", "department", "late"}
 
 
 @PROPERTY
