@@ -11,26 +11,7 @@ from continuum_events.connectors.runtime import Backoff, IntegrationRunner, _Rec
 
 from continuum_events.events import Event, EventType, Severity
 from continuum_events.settings import KafkaSettings
-
-
-class Message:
-    def __init__(self, offset: int) -> None:
-        self.at = offset
-
-    def topic(self) -> str:
-        return "printer-events.monitoring"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self.at
-
-    def value(self) -> bytes:
-        return str(self.at).encode()
-
-    def key(self) -> bytes:
-        return b"p-1"
+from tests.unit.fake_kafka import Message
 
 
 class DeadLetters:
@@ -80,7 +61,7 @@ def runner_for(vendor: Vendor) -> IntegrationRunner:
 
 
 def deliver(runner: IntegrationRunner, count: int) -> None:
-    done = threading.Thread(target=runner._deliver, args=([_Record(Message(i), event(i)) for i in range(count)],
+    done = threading.Thread(target=runner._deliver, args=([_Record(Message(i, "printer-events.monitoring"), event(i)) for i in range(count)],
                                                           threading.Event()), daemon=True)
     done.start()
     done.join(20)

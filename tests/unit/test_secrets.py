@@ -27,6 +27,7 @@ from continuum_events.netguard import TargetPolicy
 from continuum_events.events import Event, EventType, Severity
 from continuum_events.receivers import SplunkReceiver, VictorOpsReceiver
 from continuum_events.settings import KafkaSettings
+from tests.unit.fake_kafka import Message
 from tests.faults import CANARY_PAGERDUTY, CANARY_SPLUNK, assert_no_canary
 
 
@@ -178,25 +179,6 @@ def test_the_runtime_redacts_url_secrets_from_status_dead_letters_and_logs(caplo
             self.stop.set()  # the runner gives up waiting for a fix at once
             raise ConfigError(f"HTTP 404 at /alert/{key}/x")
 
-    class Message:
-        def __init__(self, offset: int) -> None:
-            self.at = offset
-
-        def topic(self) -> str:
-            return "printer-events.alerting"
-
-        def partition(self) -> int:
-            return 0
-
-        def offset(self) -> int:
-            return self.at
-
-        def value(self) -> bytes:
-            return b"{}"
-
-        def key(self) -> bytes:
-            return b"p-1"
-
     class Producer:
         def __init__(self) -> None:
             self.headers: list[Any] = []
@@ -215,7 +197,7 @@ def test_the_runtime_redacts_url_secrets_from_status_dead_letters_and_logs(caplo
     runner = IntegrationRunner("vo", "alerting", sink, KafkaSettings(bootstrap_servers="127.0.0.1:9"),
                                backoff=Backoff(base_s=0.0, cap_s=0.0))
     runner._dlq = Producer()  # type: ignore[assignment]
-    records = [_Record(Message(i), OFFLINE) for i in range(2)]
+    records = [_Record(Message(i, value=b"{}"), OFFLINE) for i in range(2)]
     runner._deliver(records[:1], sink.stop)  # rejected: dead-lettered
     runner._deliver(records[1:], sink.stop)  # retried, then a configuration error
     dead_letters = [v.decode() for _, v in runner._dlq.headers]
