@@ -71,8 +71,11 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # The Java client's partitioner: a key lands on the same partition whichever
     # client (Faust/aiokafka, Kafka Connect, ...) writes it.
     "partitioner": "murmur2_random",
-    # How long librdkafka keeps retrying before an event moves to the spool.
-    "message.timeout.ms": 15_000,
+    # librdkafka never gives up on an event by itself: a per-event timeout fails the oldest
+    # events of a partition while newer ones still get through when the brokers return,
+    # and the spooled older ones would land after them (librdkafka's documented gap). The
+    # producer decides instead, for the whole queue at once and in order (HOLD_S below).
+    "message.timeout.ms": 0,
     "queue.buffering.max.messages": 500_000,
     "queue.buffering.max.kbytes": 256 * 1024,
     "log.connection.close": False,
@@ -84,6 +87,11 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 #: (a _TRANSPORT or _RESOLVE error for it) is librdkafka's to handle: it moves to the new
 #: partition leaders and retries there, in the same idempotent session.
 _DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
+
+#: How long librdkafka may hold events through an outage before they all move to the spool
+#: (on disk, so a crash of the app loses none of them), and how long it gets to deliver them
+#: once the brokers answer again before its session is retired into the spool the same way.
+HOLD_S = 15.0
 
 # Per event type: (Avro enum symbol, key function, union branch, default severity).
 _TYPES = {
@@ -141,6 +149,7 @@ class EventProducer:
         drain_batch: int = 5_000,
         on_delivered: Callable[[str], None] | None = None,
         strict: bool | None = None,
+        hold_s: float = HOLD_S,
     ) -> None:
         self.settings = settings or KafkaSettings()
         self.codec = codec or EventCodec(
@@ -149,6 +158,7 @@ class EventProducer:
         self.topic = topic
         self.source = source
         self.drain_batch = drain_batch
+        self.hold_s = hold_s
         #: Called with each event_id the brokers acknowledge on the direct path (audit hooks, tests).
         self.on_delivered = on_delivered
         self._config = self.settings.client_config(
@@ -166,6 +176,8 @@ class EventProducer:
         self._lock = threading.Lock()
         self._spooling = len(self.spool) > 0
         self._fatal = False
+        self._outage_since: float | None = None  # monotonic time the brokers went away
+        self._held_through_outage = False  # the current producer saw its brokers go away
         self._closed = False
         self._dispatched = self._delivered = self._spooled_total = self._dropped = self._found_written = 0
         self._adjusted = self._refused = 0
@@ -361,9 +373,10 @@ class EventProducer:
             if self.on_delivered:
                 self.on_delivered(event_id)
             return
-        # Timed out, purged, or the producer went fatal: keep it on disk. Only a purge of the
-        # queue proves it was never sent; anything else may have been written without an answer.
-        never_sent = err.code() == KafkaError._PURGE_QUEUE
+        # Purged, or the producer went fatal: keep it on disk. Only a purge of the queue of a
+        # producer whose brokers never went away proves it was never sent; a queued event may
+        # be a retry of a request the lost broker wrote without answering.
+        never_sent = err.code() == KafkaError._PURGE_QUEUE and not self._held_through_outage
         if not never_sent:
             log.debug("delivery of %s failed (%s); spooling", event_id, err)
         self._enter_spooling()
@@ -421,6 +434,9 @@ class EventProducer:
         elif err.code() in _DOWN_CODES:
             if not self._spooling:
                 log.warning("brokers unreachable (%s); spooling events to %s", err.str(), self.spool.path)
+            self._held_through_outage = True
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
             self._enter_spooling()
         else:
             log.debug("producer error: %s", err)
@@ -464,15 +480,28 @@ class EventProducer:
         if self._fatal:
             self._replace_producer()  # a fatal producer can do nothing more, not even metadata
         if not self._broker_reachable():
+            if len(self._producer) and self._outage_since is not None \
+                    and time.monotonic() - self._outage_since > self.hold_s:
+                log.warning("brokers unreachable for %.0f s; moving the %d events librdkafka holds to the spool",
+                            time.monotonic() - self._outage_since, len(self._producer))
+                self._replace_producer()
             return
+        self._outage_since = None
         # What the producer still holds was dispatched before anything spooled, so it goes
-        # first. It is kept, not replaced: its idempotent session retries a batch the broker
-        # wrote but never acknowledged (a broker killed mid-request) under the same producer id
-        # and sequence, and the broker drops the copy; a new session would write it twice. A
-        # broker that forgot the session (Tansu after a restart, Kafka once the id expired)
-        # makes librdkafka start a new one, or fails it fatally, replaced above. What the
-        # producer gives up on joins the spool in dispatch order.
-        if not self._settled(lambda: self._producer.flush(self._config.get("message.timeout.ms", 300_000) / 1000 + 5)):
+        # first, and all of it before the spool: the spool is sent only once librdkafka is
+        # empty, which keeps each printer's events in dispatch order. The producer is kept,
+        # not replaced: its idempotent session retries a batch the broker wrote but never
+        # acknowledged (a broker killed mid-request) under the same producer id and sequence,
+        # and the broker drops the copy; a new session would write it twice. A session the
+        # brokers no longer honour (Tansu after a restart) delivers nothing: after HOLD_S it is
+        # retired, what it held moving to the spool, checked against the topic before resending.
+        if not self._settled(lambda: self._producer.flush(self.hold_s)):
+            return
+        if len(self._producer):
+            log.warning("the brokers answer, yet %d events held through the outage are still not acknowledged "
+                        "after %.0f s; retiring the producer session, its events go to the spool", len(self._producer),
+                        self.hold_s)
+            self._replace_producer()
             return
         while batch := self.spool.claim(self.drain_batch):
             try:
@@ -493,16 +522,16 @@ class EventProducer:
             def done(seq: int, err: KafkaError | None, msg: Any) -> None:
                 if err is None:
                     delivered.append(seq)
-                elif err.code() != KafkaError._PURGE_QUEUE:
+                else:  # even a purged queue may hold a retry of a request the broker wrote
                     unsure.append(seq)
 
             def send(rows: list[SpooledRecord] = batch) -> None:
                 for r in rows:
                     self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms,
                                            on_delivery=functools.partial(done, r.seq))
-                self._producer.flush(30)
+                self._producer.flush(2 * self.hold_s)
 
-            if not self._settled(send):
+            if not self._settled(send) or len(self._producer):
                 self._replace_producer()  # what it held reports back now, delivered or not
             self.spool.delete(delivered)
             self._spool_writes_again()
@@ -587,8 +616,10 @@ class EventProducer:
             old, self._producer = self._producer, self._factory(self._config)
             fatal = self._fatal
             self._fatal = False
-        timeout = 5.0 if fatal else self._config.get("message.timeout.ms", 300_000) / 1000 + 5
-        _purge_into_callbacks(old, in_flight=fatal, timeout=timeout)
+        _purge_into_callbacks(old, in_flight=fatal, timeout=5.0)
+        # What the old one held has reported back by now; the new one starts clean unless
+        # the brokers are still away.
+        self._held_through_outage = self._outage_since is not None
 
 
     # -- lifecycle ------------------------------------------------------------------
