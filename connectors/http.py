@@ -10,6 +10,11 @@ carries a credential (headers and URLs are not echoed).
 * **Address rules** (:class:`~continuum_events.netguard.TargetPolicy`), when given: the
   host is resolved at each new connection, every address checked, and the socket
   connected to the checked address (TLS still verifies the certificate for the name).
+* **Egress proxy** (:mod:`continuum_events.egress`), when the operator sets one: an https
+  vendor is reached through a CONNECT tunnel (TLS end to end, the certificate verified
+  for the vendor's name); the address rules judge the vendor's name, not the proxy's
+  address; a proxy that refuses the tunnel (407, 403, 502 …) is a configuration problem
+  named with the proxy's address and status, never its credentials.
 * **Secrets in URLs** (VictorOps puts both its keys in the path): a sink names them once,
   ``client.conceal(config.api_key, ...)``, and while that client is open :func:`redact`
   replaces them by ``**********`` wherever a text may echo a request path — vendor answers quoted in
@@ -23,12 +28,13 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import socket
 import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import SecretStr
@@ -37,6 +43,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from continuum_events.connectors.base import ConfigError, Retry, TooLarge, parse_retry_after
+from continuum_events.egress import EgressProxy
 from continuum_events.faults import crash_point
 from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget
 
@@ -151,22 +158,66 @@ class GuardedAdapter(HTTPAdapter):
                      {"ConnectionCls": _guarded(HTTPSConnection, self.policy)})
         self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Through a proxy the socket goes to the proxy (the operator's, trusted): its
+        connections keep the deadline but not the address rules, which ``send`` applied to
+        the vendor's name."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = {
+            "http": type("DeadlineHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, None)}),
+            "https": type("DeadlineHTTPSPool", (HTTPSConnectionPool,),
+                          {"ConnectionCls": _guarded(HTTPSConnection, None)}),
+        }
+        return manager
+
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         if self.policy is not None:
-            self.policy.check_scheme((request.url or "").partition(":")[0])
+            scheme = (request.url or "").partition(":")[0]
+            self.policy.check_scheme(scheme)
+            if (kwargs.get("proxies") or {}).get(scheme):
+                # The proxy connects to the vendor, so the rules judge the vendor's name here:
+                # every address it resolves to now, or — when only the proxy can resolve it —
+                # the proxy's answer for it.
+                try:
+                    self.policy.addresses(urlsplit(request.url or "").hostname or "")
+                except Unresolvable:
+                    pass
         return super().send(request, *args, **kwargs)
 
 
-def guarded_session(policy: TargetPolicy | None = None) -> requests.Session:
-    """A session for vendor traffic: guarded connections, no proxy or netrc from the
-    environment (a proxy would be the host the rules check). :class:`HttpClient` never
-    follows a redirect."""
+def guarded_session(policy: TargetPolicy | None = None, proxy: EgressProxy | None = None) -> requests.Session:
+    """A session for vendor traffic: guarded connections; no proxy, CA bundle or netrc from
+    the environment — a proxy is the operator's setting (:mod:`continuum_events.egress`),
+    given as ``proxy``. :class:`HttpClient` never follows a redirect."""
     session = requests.Session()
     session.trust_env = False
+    if proxy is not None and proxy.ca_bundle:
+        session.verify = proxy.ca_bundle
     adapter = GuardedAdapter(policy)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})([^'\")]*)")
+
+
+def _tunnel_refusal(exc: BaseException) -> str | None:
+    """``"407 Proxy Authentication Required"`` when a proxy refused the CONNECT, else None.
+    The status line comes from http.client, which never puts credentials in it."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        match = _TUNNEL_REFUSED.search(str(current))
+        if match:
+            return f"{match.group(1)}{match.group(2)}".strip()
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    *(a for a in current.args if isinstance(a, BaseException))]
+    return None
 
 
 class HttpClient:
@@ -175,10 +226,13 @@ class HttpClient:
     refused address or a redirect is the integration's configuration problem (ConfigError)."""
 
     def __init__(self, timeout_s: float, session: requests.Session | None = None, *,
-                 policy: TargetPolicy | None = None) -> None:
+                 policy: TargetPolicy | None = None, proxy: EgressProxy | None = None) -> None:
         self.timeout_s = timeout_s
-        self.session = session or guarded_session(policy)
+        self.proxy = proxy
+        self.session = session or guarded_session(policy, proxy)
         self.concealed: frozenset[str] = frozenset()
+        if proxy is not None and proxy.secrets():
+            self.conceal(*proxy.secrets())
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, gzip_body: bool = False,
              what: str = "request") -> requests.Response:
@@ -190,6 +244,7 @@ class HttpClient:
     def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
                 *, what: str = "request") -> requests.Response:
         """Any method, within ``timeout_s`` in all; see the module docstring for the rules."""
+        via = self.proxy.for_url(url) if self.proxy is not None else None
         watch = _Watch()
         watchdog = threading.Timer(self.timeout_s, watch.expire)
         watchdog.daemon = True
@@ -197,7 +252,17 @@ class HttpClient:
         watchdog.start()
         try:
             response = self.session.request(method, url, data=body, headers=dict(headers or {}),
-                                            timeout=self.timeout_s, allow_redirects=False)
+                                            timeout=self.timeout_s, allow_redirects=False,
+                                            proxies={"http": via, "https": via} if via else {})
+        except requests.exceptions.ProxyError as exc:
+            assert self.proxy is not None
+            refused = _tunnel_refusal(exc)
+            if refused is not None:
+                hint = " — check the proxy credentials" if refused.startswith("407") else ""
+                raise ConfigError(f"{what}: the proxy at {self.proxy.address} refused the tunnel to "
+                                  f"{urlsplit(url).hostname} (HTTP {refused}){hint}") from None
+            raise Retry(f"{what}: the proxy at {self.proxy.address} cannot be reached or dropped the "
+                        f"connection ({type(exc).__name__})") from None
         except Unresolvable as exc:
             raise Retry(f"{what}: {exc}") from None
         except UnsafeTarget as exc:
@@ -220,6 +285,9 @@ class HttpClient:
             response.close()
             raise Retry(f"{what}: no answer within {self.timeout_s:g} s")
         crash_point("connector.request-answered")
+        if via and response.status_code == 407:  # a plain-http vendor: the proxy answers in its place
+            raise ConfigError(f"{what}: the proxy at {self.proxy.address if self.proxy else '?'} asks for "
+                              "credentials (HTTP 407) — check the proxy credentials")
         if response.is_redirect or 300 <= response.status_code < 400:
             raise ConfigError(f"{what}: the endpoint answered with a redirect (HTTP {response.status_code}); "
                               "redirects are refused — configure the final address")

@@ -32,6 +32,7 @@ from continuum_events.connectors.pushgateway import PushgatewayConfig, Pushgatew
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
+from continuum_events.egress import EgressProxy, global_proxy
 from continuum_events.netguard import TargetPolicy
 
 
@@ -91,14 +92,15 @@ def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, st
         if variable not in environ:
             raise ValueError(f"{vendor}: environment variable {variable} (for {name}) is not set")
         values[name] = SecretStr(environ[variable])
-    return make_sink(vendor, values, policy=policy)
+    return make_sink(vendor, values, policy=policy, proxy=global_proxy(environ))
 
 
 def make_sink(vendor: str, values: Mapping[str, Any], *, policy: TargetPolicy = TargetPolicy(),
-              timeout_s: float | None = None) -> Sink:
+              timeout_s: float | None = None, proxy: EgressProxy | None = None) -> Sink:
     """The sink from its config values; text values are converted to the field's type
     (options given on a command line), secrets must already be ``SecretStr``. Its sends
-    follow ``policy``; ``timeout_s`` bounds each HTTP request (default: the vendor's)."""
+    follow ``policy``; ``timeout_s`` bounds each HTTP request (default: the vendor's); an
+    HTTP vendor is reached through ``proxy`` when one is given (a TCP one never is)."""
     spec = _spec(vendor)
     hints = typing.get_type_hints(spec.config)
     fields = {f.name: f for f in dataclasses.fields(spec.config)}
@@ -114,7 +116,7 @@ def make_sink(vendor: str, values: Mapping[str, Any], *, policy: TargetPolicy = 
     config = spec.config(**converted)
     if spec.transport == "tcp":
         return spec.sink(config, policy=policy)
-    return spec.sink(config, client=HttpClient(timeout_s or spec.sink.limits.timeout_s, policy=policy))
+    return spec.sink(config, client=HttpClient(timeout_s or spec.sink.limits.timeout_s, policy=policy, proxy=proxy))
 
 
 def _spec(vendor: str) -> VendorSpec:

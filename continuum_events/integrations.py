@@ -83,6 +83,45 @@ class SecretRef(BaseModel):
         return SecretStr(text.rstrip("\r\n"))
 
 
+class ProxySpec(BaseModel):
+    """An integration's own egress proxy (see :mod:`continuum_events.egress`), from the
+    operator's integrations file only. ``https_proxy: null`` sends it direct whatever the
+    global setting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    https_proxy: str | None
+    no_proxy: tuple[str, ...] = ()
+    username: str | None = None
+    password: SecretRef | None = None
+    ca_bundle: str | None = None
+
+    @field_validator("no_proxy", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        from continuum_events.egress import split_no_proxy
+
+        return split_no_proxy(value) if isinstance(value, str) else value
+
+    @field_validator("https_proxy")
+    @classmethod
+    def _usable(cls, value: str | None) -> str | None:
+        from continuum_events.egress import EgressProxy
+
+        if value:
+            EgressProxy(value)  # a ProxyError is a ValueError: a validation message
+        return value or None
+
+    def resolve(self, environ: Mapping[str, str] = os.environ) -> Any:
+        """The :class:`~continuum_events.egress.EgressProxy` (its ``url`` None: direct), or None."""
+        from continuum_events.egress import EgressProxy
+
+        if self.https_proxy is None and self.ca_bundle is None:
+            return None
+        password = self.password.resolve(environ) if self.password is not None else None
+        return EgressProxy(self.https_proxy, self.no_proxy, self.username, password, self.ca_bundle)
+
+
 class Filter(BaseModel):
     """One of an integration's filters: which events of its category it takes, and how
     they are reshaped (``drop``/``mask``). The first matching filter applies."""
@@ -129,6 +168,8 @@ class IntegrationSpec(BaseModel):
     allow_insecure_http: bool = False
     #: Each vendor request ends within this many seconds, answered or not (default: the vendor's).
     timeout_s: float | None = Field(None, gt=0, le=300)
+    #: Its own egress proxy (operator's file only); None: the global one, if any.
+    proxy: ProxySpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -224,11 +265,18 @@ class IntegrationSpec(BaseModel):
                 values[field_name] = ref.resolve(environ)
             except IntegrationError as exc:
                 raise IntegrationError(f"{self.name}: secret {field_name}: {exc}") from None
+        from continuum_events.egress import ProxyError, global_proxy
         from continuum_events.netguard import TargetPolicy
 
         policy = TargetPolicy(allow_private=self.allow_private_network, allow_http=self.allow_insecure_http)
         try:
-            return make_sink(self.vendor, values, policy=policy, timeout_s=self.timeout_s)
+            proxy = self.proxy.resolve(environ) if self.proxy is not None else global_proxy(environ)
+        except IntegrationError as exc:
+            raise IntegrationError(f"{self.name}: proxy password: {exc}") from None
+        except ProxyError as exc:
+            raise IntegrationError(f"{self.name}: proxy: {exc}") from None
+        try:
+            return make_sink(self.vendor, values, policy=policy, timeout_s=self.timeout_s, proxy=proxy)
         except (TypeError, ValueError) as exc:
             raise IntegrationError(f"{self.name}: {exc}") from None
 
