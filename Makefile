@@ -57,9 +57,9 @@ cluster: $(STAMP) kafka ## Run a local 3-node Apache Kafka cluster (RF 3, min IS
 	$(BIN)/continuum-events broker --nodes 3 --data-dir .state/kafka-cluster
 
 # Real receivers the integration tests talk to, and the browser the admin page's test drives (Debian packages).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway nsca chromium chromium-driver
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls openssl prometheus-pushgateway prometheus nsca chromium chromium-driver
 
-system-deps: ## Install the Debian receivers the tests use (rsyslog with TLS, Pushgateway, NSCA), if missing
+system-deps: ## Install the Debian receivers and tools the tests use (rsyslog with TLS, Pushgateway, NSCA, promtool), if missing
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \

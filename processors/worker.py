@@ -29,8 +29,9 @@ def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: st
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
     partitions = _partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None
     state = HygieneState(settings) if partitions else None
-    register(app, store.ruleset, codec, store.wait_ready, source_topic=source_topic, hygiene=store.hygiene,
-             hygiene_partitions=partitions, hygiene_state=state)
+    app.continuum_counts = register(  # type: ignore[attr-defined]  # what the router's metrics read
+        app, store.ruleset, codec, store.wait_ready, source_topic=source_topic, hygiene=store.hygiene,
+        hygiene_partitions=partitions, hygiene_state=state)
     return app, store, state
 
 
@@ -51,16 +52,25 @@ def _partitions(settings: KafkaSettings, topic: str) -> int | None:
 
 
 def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",
-               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID, guarantee: str = "at_least_once") -> None:
+               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID, guarantee: str = "at_least_once",
+               metrics_port: int | None = None, metrics_address: str = "127.0.0.1") -> None:
     app, store, state = build(settings, datadir, source_topic, app_id, guarantee)
     store.start()
     if state is not None:
         state.start()
+    metrics = None
+    if metrics_port is not None:
+        from continuum_events.metrics import RouterMetrics, serve
+
+        metrics = RouterMetrics(app.continuum_counts, settings, store, state, group=app_id).start()
+        serve(metrics.registry, metrics_port, metrics_address)
     log.info("router on %s (%s)", settings.describe(), guarantee.replace("_", "-"))
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
+        if metrics is not None:
+            metrics.stop()
         store.stop()
         if state is not None:
             state.stop()

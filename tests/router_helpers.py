@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 class RouterProcess:
-    def __init__(self, bootstrap: str, name: str = "router") -> None:
-        self.bootstrap, self.name = bootstrap, name
+    def __init__(self, bootstrap: str, name: str = "router", *args: str) -> None:
+        self.bootstrap, self.name, self.args = bootstrap, name, args
         self.datadir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log = self.datadir / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -23,7 +23,7 @@ class RouterProcess:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "continuum_events", "router", "-b", self.bootstrap,
-                 "--datadir", str(self.datadir)],
+                 "--datadir", str(self.datadir), *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         return self

@@ -34,6 +34,9 @@ def probe(
     shard: str = typer.Option("0/1", help="INDEX/COUNT: poll this share of the fleet (one process per share)."),
     state: Path = typer.Option(Path(".state/probe"), help="Directory for the probe's state across restarts."),
     follow: bool = typer.Option(True, help="Follow printer.added / printer.removed from printer-events."),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port (deploy/ uses 9402): sweep "
+                                            "time, printers up/down, SNMP polls unanswered, events."),
+    metrics_address: str = typer.Option("127.0.0.1", help="Address the metrics port listens on."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
     """Poll printers over SNMP and emit offline/online/jam/low-toner/error events on change."""
@@ -56,6 +59,12 @@ def probe(
     stop_thread, stop = threading.Event(), asyncio.Event()
     with EventProducer(settings, spool_path=state / f"spool-{index}-of-{count}.db") as producer:
         engine = Probe(printers, producer_emitter(producer), config)
+        metrics = None
+        if metrics_port is not None:
+            from continuum_events.metrics import ProbeMetrics, serve
+
+            metrics = ProbeMetrics(interval)
+            serve(metrics.registry, metrics_port, metrics_address)
         console.print(f"probing {len(engine.printers)} of {len(printers)} printers (shard {index}/{count}) "
                       f"every {interval:g} s; Ctrl-C stops")
         if follow:
@@ -66,7 +75,8 @@ def probe(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await engine.run(stop)
+            await engine.run(stop, on_sweep=(lambda stats: metrics.observe(stats, engine.health))
+                             if metrics is not None else None)
 
         try:
             asyncio.run(main())

@@ -35,6 +35,10 @@ def router(
     guarantee: str = typer.Option("at-least-once", envvar=GUARANTEE_ENV, help="at-least-once, or exactly-once: "
                                   "outputs and input offsets in one Kafka transaction (Apache Kafka only; "
                                   "consumers read read_committed)."),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port (deploy/ uses 9401): "
+                                            "routed per category, dead letters, lag, rule version, hygiene holds."),
+    metrics_address: str = typer.Option("127.0.0.1", help="Address the metrics port listens on (0.0.0.0 for "
+                                         "a scraper on another host)."),
 ) -> None:
     """Run a router worker: printer-events -> per-category topics, by the live rules.
 
@@ -45,7 +49,7 @@ def router(
     if guarantee not in GUARANTEES:
         raise typer.BadParameter(f"{guarantee!r}: expected {' or '.join(GUARANTEES)}", param_hint="--guarantee")
     run_worker(kafka_settings(bootstrap_servers), datadir, source_topic=source_topic, app_id=app_id,
-               guarantee=GUARANTEES[guarantee])
+               guarantee=GUARANTEES[guarantee], metrics_port=metrics_port, metrics_address=metrics_address)
 
 
 def _store(bootstrap_servers: str | None) -> ConfigStore:
@@ -216,6 +220,11 @@ def hygiene_set(
     group_window: float = typer.Option(120, help="... within this many seconds: one outage incident."),
     hold: float = typer.Option(30, help="Seconds an offline page waits for an outage to show (the group wait)."),
     resolve_ratio: float = typer.Option(0.8, help="The outage resolves when this share of its printers is back."),
+    resolve_grace: float = typer.Option(120, help="A printer still offline when its outage resolves is paged on its "
+                                                   "own only if still offline this many seconds later."),
+    update_every: float = typer.Option(30, help="An open outage's page gets its grown printer count at most once "
+                                                 "per this many seconds ..."),
+    update_growth: float = typer.Option(0.1, help="... and once the count grew by this share (0.1: 10 %)."),
     no_flapping: bool = typer.Option(False, "--no-flapping", help="Switch flap suppression off."),
     no_grouping: bool = typer.Option(False, "--no-grouping", help="Switch outage grouping off."),
     bootstrap_servers: str | None = BootstrapOption,
@@ -225,7 +234,8 @@ def hygiene_set(
         policy = HygienePolicy(
             flapping=FlapPolicy(enabled=not no_flapping, changes=flap_changes, window_s=flap_window, quiet_s=quiet),
             grouping=GroupPolicy(enabled=not no_grouping, by=group_by, threshold=group_threshold,
-                                 window_s=group_window, hold_s=hold, resolve_ratio=resolve_ratio))
+                                 window_s=group_window, hold_s=hold, resolve_ratio=resolve_ratio,
+                                 resolve_grace_s=resolve_grace, update_s=update_every, update_growth=update_growth))
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) \
             from None

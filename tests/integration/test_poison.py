@@ -89,11 +89,23 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
             producer.produce(EVENTS_TOPIC, value, f"p-{i % 97}".encode())
             producer.poll(0)
         assert producer.flush(60) == 0
-        router = RouterProcess(broker.bootstrap_servers, "poison-router").start()
+        port = free_port()
+        router = RouterProcess(broker.bootstrap_servers, "poison-router", "--metrics-port", str(port)).start()
         try:
             arrivals, seen = _follow(broker.bootstrap_servers, category_topic("logging"), set(ids), 120)
+            # What the router's /metrics says of the same run (read at each scrape; lag every 15 s).
+            deadline = time.monotonic() + 60
+            while (metrics := _scrape(port)).get("continuum_router_lag") != 0 \
+                    or metrics.get("continuum_router_events_total", 0) < TOTAL - BAD:
+                assert time.monotonic() < deadline, f"router metrics never settled: {metrics}"
+                time.sleep(1)
         finally:
             router.stop()
+        assert metrics["continuum_router_dead_letters_total"] == BAD, metrics
+        assert metrics["continuum_router_events_total"] == TOTAL - BAD
+        assert metrics['continuum_router_routed_total{category="logging"}'] == TOTAL - BAD
+        assert metrics["continuum_router_rules_count"] >= 1 and any(k.startswith("continuum_router_rules{version=")
+                                                                     for k in metrics)
         verdict = Completeness.judge(ids, seen)
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         letters = read_topic(broker.bootstrap_servers, EVENTS_DLQ_TOPIC, timeout=30, idle=3,
@@ -106,6 +118,28 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
         assert all(r.headers.get("dlq.reason") and r.headers.get("dlq.exception") for r in letters)
         assert reasons["too large"] == 1 and sum(reasons.values()) == BAD
         assert max(gaps) <= 5.0, f"the stream stalled {max(gaps):.1f} s"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """``name{labels}`` -> value of every sample the router serves (empty while it starts)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    return {s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else ""):
+            s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 class _RawCodec:
