@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 
 
 def instance_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Host, process and a start nonce: each run of a connector host reports under a key of
+    its own, so the last report of every earlier run (its error total) stays on the topic."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class StatusReporter:
@@ -66,6 +69,7 @@ class StatusReporter:
                 "vendor": spec.vendor if spec else None, "state": health.state, "last_error": health.last_error,
                 "last_delivery": health.last_delivery, "delivered": health.delivered, "retried": health.retried,
                 "dead_lettered": health.dead_lettered, "lag": health.lag,
+                "errors": health.errors, "last_error_at": health.last_error_at,
             }
         if values:
             try:
@@ -83,6 +87,12 @@ class StatusBoard(TopicFollower):
 
     def __init__(self, settings: KafkaSettings) -> None:
         super().__init__(settings, STATUS_TOPIC, name="status")
+
+    def errors(self, integration: str) -> int:
+        """Failures ``integration``'s connectors ever reported: the last report of every run,
+        live, stopped or gone, summed (a run's count starts at zero)."""
+        return sum(int(r.get("errors") or 0) for r in self.values().values()
+                   if isinstance(r, dict) and r.get("integration") == integration)
 
     def reports(self, integration: str, stale_s: float = 15.0, stopped: bool = False) -> list[dict[str, Any]]:
         """The live instances' reports for ``integration`` (a stopped one counts as not live,
@@ -108,6 +118,9 @@ class IntegrationStatus:
     dead_lettered: int
     dead_letters_waiting: int | None
     last_error: str | None
+    #: Failures over every run of its connectors (see :meth:`StatusBoard.errors`).
+    errors: int = 0
+    last_error_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +140,7 @@ def combine(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "lag": sum(r.get("lag") or 0 for r in reports),
         **{k: sum(int(r.get(k) or 0) for r in reports) for k in ("delivered", "retried", "dead_lettered")},
         "last_error": max(errors, key=lambda r: r["updated"])["last_error"] if errors else None,
+        "last_error_at": max(errors, key=lambda r: r["updated"]).get("last_error_at") if errors else None,
         "last_delivery": max(deliveries) if deliveries else None,
     }
 
@@ -182,6 +196,7 @@ def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board
                 lag=lag, last_delivery=seen.get("last_delivery"), delivered=seen.get("delivered", 0),
                 retried=seen.get("retried", 0), dead_lettered=seen.get("dead_lettered", 0),
                 dead_letters_waiting=waiting, last_error=seen.get("last_error"),
+                errors=board.errors(name), last_error_at=seen.get("last_error_at"),
             ))
     finally:
         consumer.close()

@@ -144,6 +144,10 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
     def integration(name: str) -> Response:
         return jsonify(service.integration(name))
 
+    @route("PUT", "/api/integrations/<string:name>")
+    def edit(name: str) -> Response:
+        return jsonify(service.edit(name, body()))
+
     @route("DELETE", "/api/integrations/<string:name>")
     def disconnect(name: str) -> tuple[str, int]:
         service.disconnect(name)

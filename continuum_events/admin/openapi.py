@@ -42,11 +42,15 @@ def openapi_document() -> dict[str, Any]:
             "/api/integrations": {
                 "get": _op("Connected integrations with live status",
                            {"200": _json(array(_ref("Integration")), "ok")}),
-                "post": _op("Connect (or update) an integration", {"201": _json(_ref("Integration"), "connected")},
-                            body=_ref("ConnectRequest")),
+                "post": _op("Connect an integration (409 if the name is connected, unless replace is true)",
+                            {"201": _json(_ref("Integration"), "connected")}, body=_ref("ConnectRequest")),
             },
             "/api/integrations/{name}": {
                 "get": _op("One integration", {"200": _json(_ref("Integration"), "ok")}, params=[_NAME]),
+                "put": _op("Edit an integration: its whole new form; blank secrets keep the stored ones unless "
+                           "its address changes; name and vendor stay",
+                           {"200": _json(_ref("Integration"), "changed")}, body=_ref("ConnectRequest"),
+                           params=[_NAME]),
                 "delete": _op("Disconnect", {"204": {"description": "disconnected"}}, params=[_NAME]),
             },
             "/api/integrations/{name}/test": {
@@ -112,23 +116,28 @@ def openapi_document() -> dict[str, Any]:
                 "ConnectRequest": {"type": "object", "required": ["name", "vendor"], "properties": {
                     "name": {"type": "string"}, "vendor": {"type": "string"}, "category": {"type": "string"},
                     "options": {"type": "object"},
-                    "secrets": {"type": "object", "description": "field -> the secret (stored in the secret store, "
-                                                                 "never returned) or {env: VAR} / {file: PATH}"},
+                    "secrets": {"type": "object", "description": "field -> the secret's value (stored in the secret "
+                                                                 "store, never returned); blank keeps the stored one"},
                     "filters": array(_ref("Filter")), "start_from": {"enum": ["latest", "earliest"]},
-                    "allow_private_network": {"type": "boolean"}, "allow_insecure_http": {"type": "boolean"}}},
+                    "allow_private_network": {"type": "boolean"}, "allow_insecure_http": {"type": "boolean"},
+                    "replace": {"type": "boolean", "description": "replace an integration of this name"}}},
                 "Integration": {"type": "object", "properties": {
                     "name": {"type": "string"}, "vendor": {"type": "string"}, "category": {"type": "string"},
                     "options": {"type": "object"},
                     "secrets": {"type": "object", "description": "field -> {set, reference}; never the value"},
-                    "badge": {"enum": ["Connected", "Failing"]}, "status": _ref("Status")}},
+                    "badge": {"enum": ["Connected", "Failing", "Not running", "Disabled"]},
+                    "status": _ref("Status")}},
                 "Status": {"type": "object", "properties": {
                     "state": {"type": "string"}, "instances": {"type": "integer"},
                     "lag": {"type": ["integer", "null"]}, "last_delivery": {"type": ["number", "null"]},
                     "delivered": {"type": "integer"}, "retried": {"type": "integer"},
                     "dead_lettered": {"type": "integer"}, "dead_letters_waiting": {"type": ["integer", "null"]},
-                    "last_error": {"type": ["string", "null"]}}},
+                    "last_error": {"type": ["string", "null"], "description": "cleared once delivery succeeds again"},
+                    "last_error_at": {"type": ["number", "null"]},
+                    "errors": {"type": "integer", "description": "failures over every run of its connectors"}}},
                 "Verdict": {"type": "object", "properties": {"ok": {"type": "boolean"}, "kind": {"type": "string"},
-                                                             "verdict": {"type": "string"}}},
+                                                             "verdict": {"type": "string"},
+                                                             "checked_at": {"type": "number"}}},
                 "DeadLetters": {"type": "object", "properties": {
                     "waiting": {"type": "integer"}, "retained": {"type": "integer"},
                     "groups": array({"type": "object"})}},

@@ -209,16 +209,27 @@ class AdminService:
         return spec
 
     # -- changing --------------------------------------------------------------------------
-    def connect(self, body: Any) -> dict[str, Any]:
+    def connect(self, body: Any, replace: bool = False) -> dict[str, Any]:
         """Validate the form, store raw secrets in the secret store (0600 files), apply the
-        address rules, connect. The response describes references, never values."""
+        address rules, connect. The response describes references, never values.
+
+        A name already connected is replaced only when asked (``replace``, or ``"replace":
+        true`` in the body): otherwise 409, so a form never overwrites another integration
+        by picking its name."""
         if not isinstance(body, dict):
             raise Problem(400, "Bad request", "expected a JSON object")
+        body = dict(body)
+        replace = body.pop("replace", False) is True or replace
         secrets = body.get("secrets") or {}
         if not isinstance(secrets, dict):
             raise Problem(422, "Invalid integration", errors=[{"field": "secrets", "message": "expected an object"}])
         name = body.get("name")
         existing = connected(self.config()).get(name) if isinstance(name, str) else None
+        if existing is not None and not replace:
+            raise Problem(409, "Already connected",
+                          f"an integration named {name!r} is connected ({existing.vendor}); "
+                          "send \"replace\": true to replace it, or choose another name",
+                          errors=[{"field": "name", "message": "already connected"}])
         references, raw, problems = {}, {}, []
         for field_name, value in secrets.items():
             if isinstance(value, str) and value:
@@ -236,6 +247,12 @@ class AdminService:
                 # it to an address the caller chose: only the operator's integrations file names them.
                 problems.append({"field": f"secrets.{field_name}", "message": "give the secret's value (text); "
                                  "file and environment references are taken only from the integrations file"})
+        if "proxy" in body:
+            # The way out is the operator's: a proxy chosen here could read every request.
+            problems.append({"field": "proxy", "message": "the egress proxy is set by the operator (the integrations "
+                             "file, or CONTINUUM_EGRESS_HTTPS_PROXY), not through the admin API"})
+        elif existing is not None and existing.proxy is not None:
+            body["proxy"] = existing.proxy.model_dump(mode="json")  # an edit keeps the operator's proxy
         options = body.get("options")
         for key, value in (options.items() if isinstance(options, dict) else ()):
             if isinstance(value, str) and len(value) > MAX_OPTION_CHARS:
@@ -271,6 +288,23 @@ class AdminService:
         self._wait_for(lambda: connected(self.store.values()).get(spec.name) == spec)
         self._status = (0.0, {})
         return {**self._describe(spec), "positioned": done.positioned, "default_rule_written": done.default_rule_written}
+
+    def edit(self, name: str, body: Any) -> dict[str, Any]:
+        """Change a connected integration: the body is its whole new form (blank secrets keep
+        the stored ones, unless its address changes)."""
+        existing = self._spec(name)
+        if not isinstance(body, dict):
+            raise Problem(400, "Bad request", "expected a JSON object")
+        if body.get("name", name) != name:
+            raise Problem(422, "Invalid integration", errors=[{"field": "name", "message": "cannot be changed; "
+                                                               "connect a new integration instead"}])
+        if body.get("vendor", existing.vendor) != existing.vendor:
+            raise Problem(422, "Invalid integration", errors=[{"field": "vendor", "message": "cannot be changed; "
+                                                               "connect a new integration instead"}])
+        secrets = body.get("secrets") if isinstance(body.get("secrets"), dict) else {}
+        kept = {k: "" for k in existing.secrets if k not in secrets}  # not given: kept (a blank field)
+        return self.connect({**body, "name": name, "vendor": existing.vendor, "secrets": {**secrets, **kept}},
+                            replace=True)
 
     @staticmethod
     def _check_kept_secrets(existing: IntegrationSpec, spec: IntegrationSpec, raw: Mapping[str, str]) -> None:

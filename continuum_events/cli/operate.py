@@ -209,12 +209,13 @@ def status(
         return
     style = {"healthy": "green", "retrying": "yellow", "unhealthy": "red", "invalid": "red", "not running": "dim"}
     table = Table("integration", "vendor", "state", "lag", "last delivery", "delivered", "retried",
-                  "dead-lettered", "DLQ waiting", "last error")
+                  "dead-lettered", "DLQ waiting", "errors", "last error")
     for s in statuses:
         table.add_row(s.name, s.vendor, f"[{style.get(s.state, 'white')}]{s.state}[/]"
                       + (f" ×{s.instances}" if s.instances > 1 else ""),
                       _num(s.lag), _ago(s.last_delivery), str(s.delivered), str(s.retried), str(s.dead_lettered),
-                      _num(s.dead_letters_waiting), (s.last_error or "-")[:80])
+                      _num(s.dead_letters_waiting), str(s.errors),
+                      f"{_ago(s.last_error_at)}: {s.last_error[:80]}" if s.last_error else "-")
     out.print(table)
 
 

@@ -254,7 +254,7 @@ def test_vendors_describe_every_form(client) -> None:
     fields = {f["name"]: f for f in vendors["splunk"]["fields"]}
     assert fields["url"]["required"] and fields["token"]["secret"] and not fields["index"]["required"]
     assert {f["name"] for f in vendors["datadog"]["fields"]} >= {"site", "api_key"}
-    assert [f["name"] for f in vendors["pagerduty"]["fields"] if f["secret"]] == ["routing_key"]
+    assert [f["name"] for f in vendors["pagerduty"]["fields"] if f["secret"]] == ["routing_key", "heartbeat_url"]
 
 
 def test_the_openapi_description_is_valid(client) -> None:
@@ -276,6 +276,8 @@ def test_the_openapi_description_is_valid(client) -> None:
      "inside an IPv6 address"),
     ({"start_from": "yesterday"}, "start_from", "'latest' or 'earliest'"),
     ({"filters": [{"event_types": ["printer.explode"]}]}, "filters.0", "matches no event type"),
+    # The way out is the operator's: a proxy of a user's choosing could read every request.
+    ({"proxy": {"https_proxy": "http://attacker.example:3128"}}, "proxy", "set by the operator"),
 ])
 def test_bad_forms_get_field_level_messages(client, splunk, service, change, field, message) -> None:
     form = {**splunk_form("api-bad", splunk), **change}
@@ -314,10 +316,25 @@ def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, b
     finally:
         splunk.auth_broken = False
 
-    # Editing without retyping the secret keeps the stored one.
-    again = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "secrets": {"token": ""}},
-                        headers=WRITE)
-    assert again.status_code == 201 and again.json["secrets"]["token"]["reference"] == f"file {stored}"
+    # Connecting a name already connected asks first: 409, nothing changed, unless replace is said.
+    taken = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "options": {
+        "url": splunk.url, "index": "other"}}, headers=WRITE)
+    assert taken.status_code == 409 and taken.json["errors"] == [{"field": "name", "message": "already connected"}]
+    assert client.get("/api/integrations/api-splunk", headers=READ).json["options"]["index"] == "printers"
+    # Editing (PUT, the whole form) without retyping the secret keeps the stored one.
+    again = client.put("/api/integrations/api-splunk", json={**splunk_form("api-splunk", splunk), "secrets": {"token": ""},
+                                                            "options": {"url": splunk.url, "index": "edited"}},
+                       headers=WRITE)
+    assert again.status_code == 200 and again.json["secrets"]["token"]["reference"] == f"file {stored}"
+    assert again.json["options"]["index"] == "edited"
+    for change, field in (({"name": "api-other"}, "name"), ({"vendor": "datadog"}, "vendor")):
+        refused = client.put("/api/integrations/api-splunk", json={**splunk_form("api-splunk", splunk), **change},
+                             headers=WRITE)
+        assert refused.status_code == 422 and refused.json["errors"][0]["field"] == field, refused.json
+    assert client.put("/api/integrations/api-none", json=splunk_form("api-none", splunk), headers=WRITE).status_code == 404
+    replaced = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "replace": True},
+                           headers=WRITE)
+    assert replaced.status_code == 201 and replaced.json["options"]["index"] == "printers"
 
 
 def test_secrets_through_the_api_are_values_never_references(client, service, splunk, tmp_path, monkeypatch,
@@ -344,9 +361,9 @@ def test_secrets_through_the_api_are_values_never_references(client, service, sp
     spec = IntegrationSpec.model_validate({**splunk_form("api-yaml", splunk), "secrets": {"token": {"file": str(other)}}})
     operations.connect(service.settings, spec)
     service._wait_for(lambda: "integration/api-yaml" in service.store.values())
-    kept = client.post("/api/integrations", json={**splunk_form("api-yaml", splunk), "secrets": {"token": ""}},
-                       headers=WRITE)
-    assert kept.status_code == 201 and kept.json["secrets"]["token"]["reference"] == f"file {other}"
+    kept = client.put("/api/integrations/api-yaml", json={**splunk_form("api-yaml", splunk), "secrets": {"token": ""}},
+                      headers=WRITE)
+    assert kept.status_code == 200 and kept.json["secrets"]["token"]["reference"] == f"file {other}"
     assert client.delete("/api/integrations/api-yaml", headers=WRITE).status_code == 204
     everything = caplog.text + "".join(Responses.bodies)
     assert "other-integrations-secret" not in everything and TOKEN not in everything.replace(f"Bearer {TOKEN}", "")
@@ -357,15 +374,15 @@ def test_changing_the_address_needs_the_secrets_again(client, service, splunk) -
     try:
         moved = {**splunk_form("api-move", splunk), "options": {"url": "http://127.0.0.1:9/", "index": "printers"},
                  "secrets": {"token": ""}}
-        response = client.post("/api/integrations", json=moved, headers=WRITE)
+        response = client.put("/api/integrations/api-move", json=moved, headers=WRITE)
         assert response.status_code == 422, response.json
         errors = {e["field"]: e["message"] for e in response.json["errors"]}
         assert "options.url changed" in errors["secrets.token"]
         stored = client.get("/api/integrations/api-move", headers=READ).json
         assert stored["options"]["url"] == splunk.url, "nothing changed"
-        retyped = client.post("/api/integrations", json={**moved, "secrets": {"token": SplunkReceiver.TOKEN}},
-                              headers=WRITE)
-        assert retyped.status_code == 201 and retyped.json["options"]["url"] == "http://127.0.0.1:9/"
+        retyped = client.put("/api/integrations/api-move", json={**moved, "secrets": {"token": SplunkReceiver.TOKEN}},
+                             headers=WRITE)
+        assert retyped.status_code == 200 and retyped.json["options"]["url"] == "http://127.0.0.1:9/"
     finally:
         assert client.delete("/api/integrations/api-move", headers=WRITE).status_code == 204
 
@@ -421,8 +438,8 @@ def test_a_connect_kafka_refuses_is_undone(client, service, splunk, monkeypatch)
     wait_until(lambda: not integration_topics_left(service, "api-undo"), 20)
     assert not (service.secrets_dir / "api-undo").exists()
     # A failed edit leaves the running integration's secret as it was.
-    edit = client.post("/api/integrations", json={**splunk_form("api-keep", splunk), "secrets": {"token": "new-one"}},
-                       headers=WRITE)
+    edit = client.put("/api/integrations/api-keep", json={**splunk_form("api-keep", splunk), "secrets": {"token": "new-one"}},
+                      headers=WRITE)
     assert edit.status_code == 503
     assert sorted((service.secrets_dir / "api-keep").iterdir()) == before
     assert before[0].read_text() == SplunkReceiver.TOKEN
@@ -464,6 +481,53 @@ def test_the_badge_says_whether_a_connector_runs_it(client, splunk) -> None:
         assert row["status"]["state"] == "not running" and row["badge"] == "Not running"
     finally:
         assert client.delete("/api/integrations/api-idle", headers=WRITE).status_code == 204
+
+
+def test_errors_are_counted_over_connector_restarts_and_a_recovery_clears_the_last(client, broker, tmp_path) -> None:
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+
+    def status() -> dict:
+        return client.get("/api/integrations/api-errors", headers=READ).json["status"]
+
+    def run(until) -> None:
+        """One run of a connector host for this integration, stopped once ``until`` holds."""
+        stop = threading.Event()
+        thread = threading.Thread(target=ConnectorHost(settings, only={"api-errors"}).run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_until(until, 90)
+        finally:
+            stop.set()
+            thread.join(30)
+
+    with SplunkReceiver() as vendor:
+        assert client.post("/api/integrations", json=splunk_form("api-errors", vendor), headers=WRITE).status_code == 201
+        try:
+            vendor.down = True
+            first = produce(broker, "api-errors", 5, tmp_path)
+            seen: dict = {}
+
+            def failing_then_recovered() -> bool:
+                now = status()
+                if now.get("errors", 0) >= 2 and now.get("last_error") and vendor.down:
+                    seen.update(now)
+                    vendor.down = False  # the vendor is back: the next delivery supersedes the error
+                return not vendor.down and set(first) <= set(vendor.received.event_ids) \
+                    and now.get("last_error") is None and now.get("delivered", 0) >= 5
+
+            run(failing_then_recovered)
+            assert "503" in seen["last_error"] and abs(seen["last_error_at"] - time.time()) < 120, seen
+            wait_until(lambda: status()["state"] == "not running")
+            total = status()["errors"]
+            assert total >= seen["errors"]
+
+            # A new run counts from zero; the integration's total keeps the earlier run's.
+            second = produce(broker, "api-errors", 3, tmp_path)
+            run(lambda: set(second) <= set(vendor.received.event_ids) and status().get("delivered", 0) >= 3)
+            after = status()
+            assert after["errors"] == total and after["last_error"] is None, after
+        finally:
+            assert client.delete("/api/integrations/api-errors", headers=WRITE).status_code == 204
 
 
 def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:

@@ -154,3 +154,59 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         browser.save_screenshot(str(ARTIFACTS / "admin-integrations.png"))
         assert SplunkReceiver.TOKEN not in browser.page_source
         assert (ARTIFACTS / "admin-integrations.png").stat().st_size > 10_000
+        wait(browser, lambda b: int(field(b, "splunk-page", "errors") or 0) >= 1, what="the error count")
+        assert " ago)" in field(browser, "splunk-page", "last_error"), "the last error says when"
+        edit_in_a_small_window_and_a_taken_name_asks_first(browser, settings)
+
+
+def in_view(browser: WebDriver, element_id: str) -> bool:
+    return browser.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0;", element_id)
+
+
+def edit_in_a_small_window_and_a_taken_name_asks_first(browser: WebDriver, settings: KafkaSettings) -> None:
+    from continuum_events.integrations import connected
+    from continuum_events.operations import read_config
+
+    browser.set_window_size(900, 420)  # a laptop with the browser's toolbars: fewer lines than the form
+    try:
+        click(browser, "edit-splunk-page")
+        wait(browser, lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is not None)
+        assert browser.find_element(By.ID, "connect-title").text == "Edit splunk-page"
+        name = browser.find_element(By.ID, "field-name")
+        assert name.get_attribute("value") == "splunk-page" and name.get_attribute("readonly") is not None
+        token = browser.find_element(By.ID, "field-token")
+        assert token.get_attribute("value") == "" and "leave blank" in token.get_attribute("placeholder")
+        assert in_view(browser, "connect-submit") and in_view(browser, "connect-cancel"), "buttons scrolled away"
+        index = browser.find_element(By.ID, "field-index")
+        index.clear()
+        index.send_keys("edited")
+        browser.find_element(By.ID, "connect-submit").click()
+        wait(browser, lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is None,
+             what=f"saved ({browser.find_element(By.ID, 'connect-error').text})")
+        wait(browser, lambda b: connected(read_config(settings))["splunk-page"].options.get("index") == "edited",
+             what="the edit stored, its secret kept")
+        assert connected(read_config(settings))["splunk-page"].secrets["token"].file
+
+        # "Connect another" under a name already taken: the page asks; declining changes nothing.
+        click(browser, "connect-splunk")
+        wait(browser, lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is not None)
+        assert in_view(browser, "connect-submit")
+        name = browser.find_element(By.ID, "field-name")
+        name.clear()
+        name.send_keys("splunk-page")
+        browser.find_element(By.ID, "field-url").send_keys("http://127.0.0.1:9/")
+        browser.find_element(By.ID, "field-token").send_keys("another-token")
+        browser.find_element(By.NAME, "allow_insecure_http").click()
+        browser.find_element(By.NAME, "allow_private_network").click()
+        browser.find_element(By.ID, "connect-submit").click()
+        alert = WebDriverWait(browser, 15).until(lambda b: b.switch_to.alert)
+        assert "already connected" in alert.text and "Replace" in alert.text
+        alert.dismiss()
+        wait(browser, lambda b: "Already connected" in b.find_element(By.ID, "field-name-error").text,
+             what="the name's message")
+        assert connected(read_config(settings))["splunk-page"].options.get("index") == "edited"
+        click(browser, "connect-cancel")
+    finally:
+        browser.set_window_size(1400, 1800)

@@ -133,10 +133,13 @@ def test_rules_test_explains_what_alert_hygiene_does_with_a_page(broker, tmp_pat
                        "payload": {"printer_id": "h-9", "printer_location": "HQ-2F"}})
     assert "alert hygiene: not configured" in runner.invoke(app, ["rules", "test", page, *b]).stdout
     assert runner.invoke(app, ["rules", "hygiene", "set", "--group-threshold", "2", "--hold", "20",
-                               "--flap-changes", "2", *b]).exit_code == 0
+                               "--flap-changes", "2", "--resolve-grace", "300", "--update-every", "60",
+                               "--update-growth", "0.25", *b]).exit_code == 0
     try:
         shown = json.loads(runner.invoke(app, ["rules", "hygiene", "show", *b]).stdout)
         assert shown["grouping"]["threshold"] == 2 and shown["grouping"]["hold_s"] == 20
+        assert (shown["grouping"]["resolve_grace_s"], shown["grouping"]["update_s"],
+                shown["grouping"]["update_growth"]) == (300, 60, 0.25)
         alone = runner.invoke(app, ["rules", "test", page, *b])
         assert "alert hygiene: suppressed: held up to 20 s for an outage of location HQ-2F to show" in alone.stdout
         history = tmp_path / "before.jsonl"

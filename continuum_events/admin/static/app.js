@@ -110,13 +110,16 @@ function integration(i) {
       el("dt", {}, "Waiting in DLQ"), el("dd", { "data-field": "waiting" }, s.dead_letters_waiting ?? "?"),
       el("dt", {}, "Lag"), el("dd", { "data-field": "lag" }, s.lag ?? "?"),
       el("dt", {}, "Last delivery"), el("dd", {}, ago(s.last_delivery)),
+      el("dt", {}, "Errors"), el("dd", { "data-field": "errors", title: "failures over every run of its connectors" },
+        s.errors ?? 0),
       el("dt", {}, "Last error"), el("dd", { "data-field": "last_error", class: s.last_error ? "error" : "" },
-        s.last_error || "none")),
+        s.last_error ? `${s.last_error} (${ago(s.last_error_at)})` : "none")),
     el("p", { class: "verdict", id: "verdict-" + i.name, role: "status", "aria-live": "polite" },
       state[`verdict:${i.name}`] || ""),
     state.open === i.name ? letters(i.name) : null,
     el("div", { class: "actions" },
       el("button", { type: "button", id: "test-" + i.name, onclick: () => testConnection(i.name) }, "Test Connection"),
+      el("button", { type: "button", id: "edit-" + i.name, class: "secondary", onclick: () => openEdit(i) }, "Edit"),
       el("button", { type: "button", id: "letters-" + i.name, class: "secondary", onclick: () => toggleLetters(i.name) },
         state.open === i.name ? "Hide dead letters" : "Dead letters"),
       el("button", { type: "button", id: "disconnect-" + i.name, class: "secondary", onclick: () => disconnect(i.name) },
@@ -179,16 +182,28 @@ async function redrive(name) {
   render();
 }
 
-function openConnect(vendor) {
+function openEdit(integration) {
+  const vendor = state.vendors.find(v => v.vendor === integration.vendor);
+  if (vendor) openConnect(vendor, integration);
+}
+
+// One dialog for both: connecting a new integration, and editing one (`existing`: its
+// description from the API; secrets are never sent back, so a blank secret keeps the stored one).
+function openConnect(vendor, existing) {
   const dialog = document.getElementById("connect-dialog");
   const form = document.getElementById("connect-form");
   form.reset();
   form.dataset.vendor = vendor.vendor;
-  document.getElementById("connect-title").textContent = "Connect " + vendor.title;
+  form.dataset.editing = existing ? existing.name : "";
+  document.getElementById("connect-title").textContent = (existing ? "Edit " + existing.name : "Connect " + vendor.title);
+  document.getElementById("connect-submit").textContent = existing ? "Save" : "Connect";
   document.getElementById("connect-error").textContent = "";
   const suggested = vendor.vendor + "-" + (state.integrations.filter(i => i.vendor === vendor.vendor).length + 1);
+  const current = field => existing
+    ? (field.name === "name" ? existing.name : existing.options[field.name] ?? field.default) : field.default;
   const fields = [{ name: "name", label: "Integration name", required: true, secret: false, type: "string",
-                    default: suggested }, ...vendor.fields];
+                    default: suggested }, ...vendor.fields].map(field => ({ ...field, default: current(field),
+    required: field.required && !(existing && field.secret && existing.secrets[field.name]) }));
   document.getElementById("connect-fields").replaceChildren(...fields.map(field => {
     const id = "field-" + field.name;
     const input = field.choices
@@ -198,14 +213,22 @@ function openConnect(vendor) {
                       autocomplete: field.secret ? "new-password" : "off",
                       value: field.type === "boolean" ? undefined : (field.default ?? undefined),
                       checked: field.type === "boolean" && field.default === true,
+                      readonly: existing && field.name === "name",
+                      placeholder: existing && field.secret && existing.secrets[field.name] ? "stored: leave blank to keep" : undefined,
                       "aria-describedby": id + "-error" });
     return el("div", { class: "field" },
       el("label", { for: id }, field.label + (field.required ? " (required)" : "")),
       input,
       el("p", { class: "field-error", id: id + "-error" }));
   }));
+  if (existing) {
+    form.elements.allow_private_network.checked = existing.allow_private_network;
+    form.elements.allow_insecure_http.checked = existing.allow_insecure_http;
+    form.elements.start_from.value = existing.start_from;
+  }
   dialog.showModal();
-  document.getElementById("field-name").focus();
+  const first = document.querySelector("#connect-fields input:not([readonly])");
+  if (first) first.focus();
 }
 
 async function submitConnect(event) {
@@ -233,8 +256,23 @@ async function submitConnect(event) {
     if (input.value === "" || input.value === String(field.default ?? "")) continue;
     body.options[field.name] = field.type === "number" ? Number(input.value) : input.value;
   }
+  const editing = form.dataset.editing;
   try {
-    await call("POST", "api/integrations", body);
+    if (editing) {
+      await call("PUT", `api/integrations/${encodeURIComponent(editing)}`, body);
+    } else {
+      try {
+        await call("POST", "api/integrations", body);
+      } catch (error) {
+        if (!error.problem || error.problem.status !== 409) throw error;
+        // The name is taken: replacing it is the operator's decision, never the form's.
+        if (!confirm(`An integration named ${body.name} is already connected. Replace it?`)) {
+          document.getElementById("field-name-error").textContent = "Already connected: choose another name.";
+          return;
+        }
+        await call("POST", "api/integrations", { ...body, replace: true });
+      }
+    }
   } catch (error) {
     const problem = error.problem || {};
     document.getElementById("connect-error").textContent = problem.title ? problem.title + (problem.detail ? ": " + problem.detail : "") : error.message;
