@@ -40,7 +40,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry, SinkContext
-from continuum_events.connectors.http import HttpClient
+from continuum_events.connectors.http import HttpClient, raise_for_common
 from continuum_events.events import SEVERITY_RANK, Event, EventType
 from continuum_events.follower import TopicFollower, write_keys
 from continuum_events.settings import KafkaSettings
@@ -224,6 +224,28 @@ class LifecycleSink:
 
     def deliver(self, event: Event, pending: Pending) -> None:
         raise NotImplementedError
+
+    # -- the dead-man's switch ------------------------------------------------------------
+    @property
+    def heartbeat_s(self) -> float | None:
+        """Seconds between heartbeats, None when this integration sends none. The runtime
+        calls :meth:`heartbeat` that often while the integration is healthy, so the vendor
+        alerts when the pipeline goes silent (stopped, wedged, or failing to deliver)."""
+        url = getattr(self.config, "heartbeat_url", None)
+        return getattr(self.config, "heartbeat_s", None) if url is not None else None
+
+    def heartbeat(self) -> None:
+        """One heartbeat: a POST to the configured dead-man's-switch URL (a check of a
+        service such as healthchecks.io or Dead Man's Snitch, wired to this vendor's
+        service: PagerDuty's and Splunk On-Call's own APIs cannot alert on silence).
+        Raises Retry or ConfigError as a delivery would."""
+        url = self.config.heartbeat_url
+        self.client.conceal(url)  # such URLs carry their check's token
+        response = self.client.post(url.get_secret_value(), b"", {"User-Agent": "continuum-events"}, what="heartbeat")
+        raise_for_common(response, what="heartbeat", retry={408, 429}, config={400, 401, 403, 404, 405},
+                         too_large=False)
+        if response.status_code >= 300:
+            raise ConfigError(f"heartbeat: HTTP {response.status_code}")
 
     def write(self, events: Sequence[Event]) -> BatchResult:
         if self.ledger is None:

@@ -52,9 +52,27 @@ class OpsgenieConfig:
     #: EU instances: https://api.eu.opsgenie.com
     url: str = "https://api.opsgenie.com"
     source: str = "continuum-events"
+    #: The name of an Opsgenie heartbeat (Heartbeat API) pinged every ``heartbeat_s`` while
+    #: the integration is healthy: Opsgenie alerts when the pings stop.
+    heartbeat: str | None = None
+    heartbeat_s: float = 60.0
 
 
 class OpsgenieSink(LifecycleSink):
+    @property
+    def heartbeat_s(self) -> float | None:
+        return self.config.heartbeat_s if self.config.heartbeat else None
+
+    def heartbeat(self) -> None:
+        """``POST /v2/heartbeats/{name}/ping``: 202 "PONG - Heartbeat received". Opsgenie
+        processes pings asynchronously and does not say whether the heartbeat exists."""
+        response = self.client.post(f"{self.config.url}/v2/heartbeats/{quote(self.config.heartbeat, safe='')}/ping",
+                                    b"", self.headers, what="Opsgenie heartbeat")
+        raise_for_common(response, what="Opsgenie heartbeat", retry={429}, config={401, 403, 404, 422},
+                         too_large=False)
+        if response.status_code != 202:
+            raise ConfigError(f"Opsgenie heartbeat: HTTP {response.status_code}")
+
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"GenieKey {self.config.api_key.get_secret_value()}",

@@ -40,6 +40,11 @@ class PagerDutyConfig:
     routing_key: SecretStr
     #: EU accounts: https://events.eu.pagerduty.com
     url: str = "https://events.pagerduty.com"
+    #: A dead-man's-switch check URL (healthchecks.io, Dead Man's Snitch, …) wired to this
+    #: service, POSTed every ``heartbeat_s`` while the integration is healthy: the vendor's
+    #: own API cannot alert on silence. A secret: such URLs carry their check's token.
+    heartbeat_url: SecretStr | None = None
+    heartbeat_s: float = 60.0
 
 
 class PagerDutySink(LifecycleSink):

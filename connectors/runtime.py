@@ -115,6 +115,10 @@ class Metrics:
         self.throttled = Counter("continuum_connector_throttled", "Events held back by the vendor's rate limit",
                                  label, registry=r)
         self.healthy = Gauge("continuum_connector_healthy", "1 healthy, 0 not", label, registry=r)
+        self.heartbeats = Counter("continuum_connector_heartbeats", "Heartbeats the vendor accepted (the "
+                                  "dead-man's switch)", label, registry=r)
+        self.heartbeat_failures = Counter("continuum_connector_heartbeat_failures", "Heartbeats not accepted",
+                                          label, registry=r)
 
 
 @dataclass
@@ -126,6 +130,12 @@ class Health:
     dead_lettered: int = 0
     retried: int = 0
     lag: int | None = None
+    #: Failures seen: failed attempts, configuration problems, dead letters. Published on the
+    #: status topic, where each run's last report stays, so the total survives restarts.
+    errors: int = 0
+    last_error_at: float | None = None
+    #: When the vendor last accepted a heartbeat (integrations with a dead-man's switch).
+    last_heartbeat: float | None = None
 
 
 @dataclass
@@ -157,6 +167,8 @@ class IntegrationRunner:
         #: Failed attempts after which the same records are split, and one record alone that
         #: still fails while others are delivered is dead-lettered (see ``_deliver``).
         self.poison_after = poison_after
+        self._next_heartbeat = 0.0
+        self._heartbeat_ok: bool | None = None
         self.codec = codec or EventCodec(settings.schema_registry())
         self.rules = rules
         self.metrics = metrics or Metrics()
@@ -237,6 +249,7 @@ class IntegrationRunner:
                     self._deliver(batch, stop)
                     batch, batch_bytes = [], 0
                 self._commit()
+                self._heartbeat()
             if batch:  # stopping: finish the batch in hand, within drain_s
                 self._deliver(batch, stop, deadline=time.monotonic() + self.drain_s)
             self._commit(wait=True)
@@ -390,6 +403,7 @@ class IntegrationRunner:
                 self.metrics.delivered.labels(self.name).inc(len(delivered))
                 self.health.delivered += len(delivered)
                 self.health.last_delivery = time.time()
+                self.health.last_error = None  # superseded: the vendor takes events again
             if unsent:
                 # The vendor stopped at a bad record (Splunk HEC does): the rest goes again at
                 # once, in order, before anything else — backing off would stall the stream
@@ -437,6 +451,30 @@ class IntegrationRunner:
         if self.on_batch:
             self.on_batch("delivered")
 
+    def _heartbeat(self) -> None:
+        """The dead-man's switch: a sink with a heartbeat (``heartbeat_s`` not None) tells its
+        vendor every ``heartbeat_s`` that this integration is alive — only from the delivery
+        loop and only while healthy, so a stopped, wedged or failing connector goes silent
+        and the vendor alerts. A heartbeat that fails is logged and counted; it does not
+        change delivery health (deliveries say that themselves)."""
+        interval = getattr(self.sink, "heartbeat_s", None)
+        if not interval or self.health.state != "healthy" or time.monotonic() < self._next_heartbeat:
+            return
+        self._next_heartbeat = time.monotonic() + interval
+        try:
+            self.sink.heartbeat()  # type: ignore[attr-defined]
+        except (Retry, ConfigError) as exc:
+            self.metrics.heartbeat_failures.labels(self.name).inc()
+            if self._heartbeat_ok is not False:
+                log.warning("%s: heartbeat not accepted: %s", self.name, redact(str(exc)))
+            self._heartbeat_ok = False
+            return
+        self.metrics.heartbeats.labels(self.name).inc()
+        self.health.last_heartbeat = time.time()
+        if self._heartbeat_ok is False:
+            log.info("%s: heartbeats accepted again", self.name)
+        self._heartbeat_ok = True
+
     def _wait(self, seconds: float, stop: threading.Event, deadline: float | None) -> bool:
         """Sleep with the partitions paused, polling so the group keeps us. False: give up."""
         consumer = self._consumer
@@ -475,6 +513,7 @@ class IntegrationRunner:
         self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
         self.metrics.dead_lettered.labels(self.name).inc()
         self.health.dead_lettered += 1
+        self._error(f"dead-lettered {msg.topic()}[{msg.partition()}]@{msg.offset()}: {error}")
         log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, msg.topic(), msg.partition(), msg.offset(), error)
 
     def _unhealthy(self, reason: str) -> None:
@@ -486,8 +525,13 @@ class IntegrationRunner:
     def _set_health(self, state: str, error: str | None = None) -> None:
         self.health.state = state
         if error is not None:
-            self.health.last_error = redact(error)  # published on the status topic
+            self._error(error)
         self.metrics.healthy.labels(self.name).set(1 if state in ("healthy", "starting") else 0)
+
+    def _error(self, error: str) -> None:
+        self.health.errors += 1
+        self.health.last_error = redact(str(error))  # published on the status topic
+        self.health.last_error_at = time.time()
 
     # -- offsets ----------------------------------------------------------------------
     def _commit(self, wait: bool = False) -> None:

@@ -27,6 +27,11 @@ class VictorOpsConfig:
     api_key: SecretStr
     routing_key: SecretStr
     url: str = "https://alert.victorops.com"
+    #: A dead-man's-switch check URL (healthchecks.io, Dead Man's Snitch, …) wired to this
+    #: service, POSTed every ``heartbeat_s`` while the integration is healthy: the vendor's
+    #: own API cannot alert on silence. A secret: such URLs carry their check's token.
+    heartbeat_url: SecretStr | None = None
+    heartbeat_s: float = 60.0
 
 
 class VictorOpsSink(LifecycleSink):

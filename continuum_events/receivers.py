@@ -689,6 +689,7 @@ class OpsgenieReceiver(ContractReceiver):
         super().__init__()
         self.pending_polls = 0
         self.closes = 0  # close requests accepted (they carry no event id)
+        self.heartbeats: list[tuple[str, float]] = []  # (heartbeat name, time.monotonic()) of each ping
         self._alerts: list[dict[str, Any]] = []
         self._outcomes: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, int] = {}
@@ -703,8 +704,15 @@ class OpsgenieReceiver(ContractReceiver):
             return self.answer(401, took=0.0, message="Could not authenticate")
         poll = re.fullmatch(r"/v2/alerts/requests/([^/]+)", url.path)
         close = re.fullmatch(r"/v2/alerts/([^/]+)/close", url.path)
+        beat = re.fullmatch(r"/v2/heartbeats/([^/]+)/ping", url.path)
         if method == "GET" and poll:
             return self._outcome(poll[1])
+        if beat and method in ("GET", "POST", "PUT", "PATCH"):
+            # Heartbeat API: pings are processed asynchronously; the answer never says
+            # whether the heartbeat exists.
+            with self.lock:
+                self.heartbeats.append((unquote(beat[1]), time.monotonic()))
+            return self.answer(202, result="PONG - Heartbeat received")
         if method != "POST" or not (close or url.path == "/v2/alerts"):
             return self.answer(404, message="Could not find the requested resource")
         if body.strip() and media_type(headers) != "application/json":
@@ -867,3 +875,26 @@ class VictorOpsReceiver(IncidentHistory, ContractReceiver):
 
     def open_entities(self) -> set[str]:
         return self.open_keys()
+
+
+class DeadMansSwitch(ContractReceiver):
+    """A dead-man's-switch service (healthchecks.io, Dead Man's Snitch): ``POST
+    /ping/<check token>`` records a ping (200 "OK"); an unknown token is 404."""
+
+    TOKEN = "0c8e1f9a-6b2d-4e7a-9c3f-5d1b8a2e7f40"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pings: list[float] = []  # time.monotonic() of each ping
+
+    @property
+    def check_url(self) -> str:
+        return f"{self.url}/ping/{self.TOKEN}"
+
+    def handle(self, path: str, headers: Any, body: bytes) -> Answer:
+        if path != f"/ping/{self.TOKEN}":
+            return 404, {"error": "not found"}, {}
+        with self.lock:
+            self.pings.append(time.monotonic())
+        return 200, {"ok": True}, {}
+

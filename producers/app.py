@@ -89,9 +89,12 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 _DOWN_CODES = {KafkaError._ALL_BROKERS_DOWN}
 
 #: How long librdkafka may hold events through an outage before they all move to the spool
-#: (on disk, so a crash of the app loses none of them), and how long it gets to deliver them
-#: once the brokers answer again before its session is retired into the spool the same way.
+#: (on disk, so a crash of the app loses none of them).
 HOLD_S = 15.0
+#: Once the brokers answer again, how long librdkafka gets to deliver what it holds (a
+#: restarted broker may take seconds to lead its partitions again) before its session is
+#: retired into the spool the same way; and how long a drain batch gets.
+DELIVER_GRACE_S = 30.0
 
 # Per event type: (Avro enum symbol, key function, union branch, default severity).
 _TYPES = {
@@ -493,14 +496,15 @@ class EventProducer:
         # not replaced: its idempotent session retries a batch the broker wrote but never
         # acknowledged (a broker killed mid-request) under the same producer id and sequence,
         # and the broker drops the copy; a new session would write it twice. A session the
-        # brokers no longer honour (Tansu after a restart) delivers nothing: after HOLD_S it is
-        # retired, what it held moving to the spool, checked against the topic before resending.
-        if not self._settled(lambda: self._producer.flush(self.hold_s)):
+        # brokers no longer honour (Tansu after a restart) delivers nothing: after
+        # DELIVER_GRACE_S it is retired, what it held moving to the spool (checked against
+        # the topic before it is sent again).
+        if not self._settled(lambda: self._producer.flush(DELIVER_GRACE_S)):
             return
         if len(self._producer):
             log.warning("the brokers answer, yet %d events held through the outage are still not acknowledged "
                         "after %.0f s; retiring the producer session, its events go to the spool", len(self._producer),
-                        self.hold_s)
+                        DELIVER_GRACE_S)
             self._replace_producer()
             return
         while batch := self.spool.claim(self.drain_batch):
@@ -529,7 +533,7 @@ class EventProducer:
                 for r in rows:
                     self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms,
                                            on_delivery=functools.partial(done, r.seq))
-                self._producer.flush(2 * self.hold_s)
+                self._producer.flush(DELIVER_GRACE_S)
 
             if not self._settled(send) or len(self._producer):
                 self._replace_producer()  # what it held reports back now, delivered or not

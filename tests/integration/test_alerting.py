@@ -208,3 +208,40 @@ def test_pagerduty_rate_is_respected_by_queueing_never_by_dropping() -> None:
     throttled = runner.metrics.registry.get_sample_value("continuum_connector_throttled_total",
                                                          {"integration": "pagerduty-rate"})
     assert runner.health.dead_lettered == 0 and throttled and throttled > 0, "the wait shows in the metrics"
+
+
+def test_a_healthy_connector_beats_and_a_failing_or_stopped_one_goes_silent(rig: Rig) -> None:
+    """The dead-man's switch: Opsgenie's Heartbeat API; PagerDuty and VictorOps through a
+    dead-man's-switch check URL (their own APIs cannot alert on silence)."""
+    from continuum_events.receivers import DeadMansSwitch
+
+    with DeadMansSwitch() as switch:
+        if rig.vendor.name == "opsgenie":
+            sink: LifecycleSink = OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=rig.receiver.url,
+                                                              heartbeat="continuum-pipeline", heartbeat_s=0.3))
+            pings = lambda: [t for name, t in rig.receiver.heartbeats if name == "continuum-pipeline"]  # noqa: E731
+        else:
+            sink = rig.vendor.sink(rig.receiver.url)
+            sink.config = type(sink.config)(**{**sink.config.__dict__, "heartbeat_url": SecretStr(switch.check_url),
+                                               "heartbeat_s": 0.3})
+            pings = lambda: list(switch.pings)  # noqa: E731
+        runner, stop, thread = rig.runner(sink)
+        try:
+            wait_for(lambda: len(pings()) >= 3)  # idle and healthy: it beats
+            rig.receiver.down = True  # the vendor fails deliveries: the connector is not healthy
+            rig.produce(printer_event("printer.offline", "hb-1", time.time_ns() // 1000))
+            wait_for(lambda: runner.health.state == "retrying")
+            time.sleep(0.5)
+            silent_from = len(pings())
+            time.sleep(1.5)
+            assert len(pings()) == silent_from, "a connector that cannot deliver must not say it is alive"
+            rig.receiver.down = False
+            wait_for(lambda: runner.health.state == "healthy" and len(pings()) >= silent_from + 2)
+            assert runner.metrics.heartbeats.labels(rig.name)._value.get() >= 4
+            assert runner.health.last_heartbeat and abs(runner.health.last_heartbeat - time.time()) < 10
+        finally:
+            stop_runner(stop, thread)
+        stopped_at = len(pings())
+        time.sleep(1.0)
+        assert len(pings()) == stopped_at, "a stopped connector goes silent"
+        assert rig.opened("printer/hb-1/offline") == 1

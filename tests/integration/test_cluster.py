@@ -88,10 +88,13 @@ class Rig:
         return max(set(leaders), key=leaders.count)
 
     def check_complete(self, timeout: float = 180) -> tuple[Completeness, int]:
-        wait_until(lambda: set(self.ids) <= set(self.splunk.received.event_ids), timeout,
-                   "every event at Splunk")
-        wait_until(lambda: set(self.pages) <= set(self.pagerduty.received.event_ids), timeout,
-                   "every page at PagerDuty")
+        try:
+            wait_until(lambda: set(self.ids) <= set(self.splunk.received.event_ids), timeout,
+                       "every event at Splunk")
+            wait_until(lambda: set(self.pages) <= set(self.pagerduty.received.event_ids), timeout,
+                       "every page at PagerDuty")
+        except AssertionError as exc:  # say where the missing events are: the app, the router, Splunk
+            raise AssertionError(f"{exc}; {self.diagnose()}") from None
         verdict = Completeness.judge(self.ids, self.splunk.received.event_ids)
         return verdict, self.pagerduty.opened_count()
 
