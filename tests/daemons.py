@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from continuum_events.broker import free_port, port_open
-from continuum_events.receivers import Answer, ContractReceiver, Received
+from continuum_events.devtools.receivers import Answer, ContractReceiver, Received
 
 
 # -- prometheus-pushgateway -------------------------------------------------------------------

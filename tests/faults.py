@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from continuum_events.receivers import DatadogReceiver, PagerDutyReceiver, SplunkReceiver
+from continuum_events.devtools.receivers import DatadogReceiver, PagerDutyReceiver, SplunkReceiver
 
 #: Canary secrets: distinctive values that fault tests configure as credentials and then
 #: search for in every log, error text, dead-letter header, metric label and CLI output.

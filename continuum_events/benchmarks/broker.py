@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from rich.table import Table
 
 from continuum_events.broker import Engine, KafkaBroker, LocalBroker, local_broker
-from continuum_events.cli.common import console, out
+from continuum_events.terminal import console, out
 from continuum_events.topology import EVENTS_TOPIC
 
 #: 300-byte values, as BROKER.md measured Tansu with.

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from continuum_events.broker import free_port
-from continuum_events.cli.common import console, out
+from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.connectors.base import describe_event
 from continuum_events.connectors.runtime import IntegrationRunner

@@ -18,8 +18,8 @@ from pyasn1.type.univ import Null
 from pysnmp.hlapi.v1arch.asyncio import CommunityData, SnmpDispatcher, UdpTransportTarget, get_cmd
 from rich.table import Table
 
-from continuum_events.benchmarks.fleet import SimulatedFleet
-from continuum_events.cli.common import console, out
+from continuum_events.devtools.fleet import SimulatedFleet
+from continuum_events.terminal import console, out
 from continuum_events.producers.inventory import PrinterEntry
 from continuum_events.producers.probe import Probe, ProbeConfig
 from continuum_events.producers.snmp import Timing, health_oids

@@ -12,7 +12,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 from rich.table import Table
 
-from continuum_events.cli.common import console, out
+from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event, EventType, Severity, event_key, new_event_id, now_micros
 from continuum_events.producers.app import PRODUCER_DEFAULTS, EventProducer

@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
-from continuum_events.cli.common import console, out
+from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, event_key, new_event_id
 from continuum_events.producers.demo import DemoFleet

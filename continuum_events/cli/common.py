@@ -15,10 +15,8 @@ from rich.markup import escape
 
 from continuum_events.connectors.http import RedactingFilter
 from continuum_events.settings import KafkaSettings
+from continuum_events.terminal import console, out  # noqa: F401 - the commands' consoles
 
-console = Console(stderr=True)
-#: Results a command produces (tables, verdicts) go to stdout, so they can be piped.
-out = Console(width=None if sys.stdout.isatty() else 120)
 
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers (host:port,...). Also CONTINUUM_KAFKA_BOOTSTRAP_SERVERS; TLS/SASL settings come "

@@ -221,7 +221,7 @@ def _demo_integrations(cleanup: contextlib.ExitStack, state: Path) -> list:
     Their credentials are files under ``state/demo-secrets`` (mode 600), so a command in another
     shell (``replay demo-splunk``, ``integrations test``) resolves them as the connectors do."""
     from continuum_events.integrations import IntegrationSpec
-    from continuum_events.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
+    from continuum_events.devtools.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
 
     splunk, grafana, pagerduty = (cleanup.enter_context(r()) for r in (SplunkReceiver, GrafanaReceiver,
                                                                         PagerDutyReceiver))
@@ -250,7 +250,7 @@ def _demo_integrations(cleanup: contextlib.ExitStack, state: Path) -> list:
 def _simulated_fleet(count: int, state: Path, cleanup: contextlib.ExitStack, stop: threading.Event) -> Path | None:
     """Simulated SNMP printers (snmpsim) for the probe, with a printer failing now and then."""
     try:
-        from continuum_events.benchmarks.fleet import SimulatedFleet
+        from continuum_events.devtools.fleet import SimulatedFleet
 
         fleet = cleanup.enter_context(SimulatedFleet(count))
     except (ImportError, RuntimeError, OSError) as exc:

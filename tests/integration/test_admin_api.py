@@ -20,7 +20,7 @@ from openapi_spec_validator import validate
 from continuum_events.admin import AdminService, admin_blueprint, create_app
 from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.events import EventType
-from continuum_events.receivers import SplunkReceiver
+from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from continuum_events.admin import AdminService, create_app
 from continuum_events.broker import local_broker
 from continuum_events.events import EventType
-from continuum_events.receivers import SplunkReceiver
+from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, Event, EventType, Severity, event_key, new_event_id
-from continuum_events.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
+from continuum_events.devtools.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topology
 
@@ -213,7 +213,7 @@ def test_pagerduty_rate_is_respected_by_queueing_never_by_dropping() -> None:
 def test_a_healthy_connector_beats_and_a_failing_or_stopped_one_goes_silent(rig: Rig) -> None:
     """The dead-man's switch: Opsgenie's Heartbeat API; PagerDuty and VictorOps through a
     dead-man's-switch check URL (their own APIs cannot alert on silence)."""
-    from continuum_events.receivers import DeadMansSwitch
+    from continuum_events.devtools.receivers import DeadMansSwitch
 
     with DeadMansSwitch() as switch:
         if rig.vendor.name == "opsgenie":

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from continuum_events.broker import KafkaBroker, default_engine
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
-from continuum_events.receivers import PagerDutyReceiver, SplunkReceiver
+from continuum_events.devtools.receivers import PagerDutyReceiver, SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC
 from tests.faults import Completeness, ConnectorProcess, wait_until

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.deadletter import read_dead_letter_headers
 from continuum_events.events import EventType
-from continuum_events.receivers import (
+from continuum_events.devtools.receivers import (
     Answer,
     DatadogReceiver,
     ElasticsearchReceiver,
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.broker
 class Receiver(Protocol):
     """What the contract needs of a receiver: the URL its sink is given, what it can show of
     deliveries (event ids, counted: a duplicate counts twice) and the faults it can be told
-    to show. The SaaS receivers are strict local ones (tests/receivers.py); the Pushgateway
+    to show. The SaaS receivers are strict local ones (continuum_events/devtools/receivers.py); the Pushgateway
     and nsca are the real daemons behind small adapters (tests/daemons.py)."""
 
     url: str

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from continuum_events.broker import default_engine, local_broker
 from continuum_events.events import EventType
-from continuum_events.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
+from continuum_events.devtools.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.faults import CANARY_SPLUNK, CanarySplunk, Completeness, ConnectorProcess, assert_no_canary, wait_until

@@ -17,7 +17,7 @@ from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 
 from continuum_events.events import Event, EventType, Severity, now_micros
 from continuum_events.integrations import IntegrationSpec
-from continuum_events.receivers import (
+from continuum_events.devtools.receivers import (
     DatadogReceiver,
     ElasticsearchReceiver,
     GrafanaReceiver,

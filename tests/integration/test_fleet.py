@@ -1,4 +1,4 @@
-"""The simulated printer fleet (continuum_events/benchmarks/fleet.py) seen from a real SNMP client: pysnmp 7
+"""The simulated printer fleet (continuum_events/devtools/fleet.py) seen from a real SNMP client: pysnmp 7
 asyncio GETs with numeric OIDs, as the probe makes them. Each printer answers its own
 community at its own address only; state changes, raw (malformed) answers,
 unreachability and a paused simulator are seen by the very next GET; the TCP listeners
@@ -28,7 +28,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1905 import NoSuchInstance
 
-from continuum_events.benchmarks.fleet import (
+from continuum_events.devtools.fleet import (
     ERROR_BITS,
     HR_DEVICE_STATUS,
     HR_PRINTER_ERROR_STATE,

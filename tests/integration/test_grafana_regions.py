@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from continuum_events.broker import LocalBroker
 from continuum_events.events import Event, EventType, Severity, new_event_id
-from continuum_events.receivers import GrafanaReceiver
+from continuum_events.devtools.receivers import GrafanaReceiver
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_alerting import MINUTE, printer_event
 

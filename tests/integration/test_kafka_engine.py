@@ -138,7 +138,7 @@ def test_the_topics_command_sets_the_retention_asked_for(node: LocalBroker) -> N
 def test_connectors_never_deliver_what_an_aborted_transaction_wrote(node: LocalBroker, tmp_path) -> None:
     from continuum_events.codec import EventCodec
     from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
-    from continuum_events.receivers import SplunkReceiver
+    from continuum_events.devtools.receivers import SplunkReceiver
     from tests.faults import ConnectorProcess
 
     codec, topic = EventCodec(), category_topic("logging")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.cli.main import app
 from continuum_events.events import EventType
-from continuum_events.receivers import SplunkReceiver
+from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, connector_group
 from tests.kafka_helpers import committed_offsets

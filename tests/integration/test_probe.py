@@ -18,7 +18,7 @@ from continuum_events.producers.inventory import PrinterEntry
 from continuum_events.producers.probe import Probe, ProbeConfig
 from continuum_events.producers.snmp import Timing
 
-from continuum_events.benchmarks.fleet import SimulatedFleet
+from continuum_events.devtools.fleet import SimulatedFleet
 
 FAST = Timing(timeout_s=1.0, retries=1, tcp_timeout_s=0.5)
 

@@ -17,7 +17,7 @@ from continuum_events.producers.app import EventProducer
 
 from continuum_events.broker import free_port
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
-from continuum_events.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
+from continuum_events.devtools.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
 from continuum_events.rules import DEFAULTS, explain
 from continuum_events.settings import KafkaSettings
 

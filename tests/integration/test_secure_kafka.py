@@ -20,7 +20,7 @@ from continuum_events.broker import KafkaBroker, Listener, default_engine, free_
 from continuum_events.cli.main import app
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
-from continuum_events.receivers import SplunkReceiver
+from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from tests.faults import Completeness, ConnectorProcess, wait_until
 from tests.router_helpers import RouterProcess

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from continuum_events.receivers import UUID
+from continuum_events.devtools.receivers import UUID
 from tests.soak.traffic import KINDS, Cycle
 
 STEADY = "steady"

@@ -1,7 +1,7 @@
 """What the soak run watches: when each event reaches its receiver, how much memory the
 router and the connectors hold, and how far behind the consumer groups are.
 
-The SaaS receivers are the strict contract receivers (continuum_events/receivers.py)
+The SaaS receivers are the strict contract receivers (continuum_events/devtools/receivers.py)
 with their arrival record kept; the alerting ones also log each incident transition
 (a resolve carries no event id at PagerDuty or Opsgenie). The three real daemons show
 deliveries in their own way: rsyslog and nsca write lines to a file, tailed here; the
@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from confluent_kafka import OFFSET_END, TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 
-from continuum_events.receivers import (
+from continuum_events.devtools.receivers import (
     Answer,
     ElasticsearchReceiver,
     OpsgenieReceiver,

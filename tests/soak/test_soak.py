@@ -41,7 +41,7 @@ from continuum_events import operations
 from continuum_events.broker import KafkaBroker, default_engine, free_port, local_broker
 from continuum_events.history import history_consumer, watermarks
 from continuum_events.integrations import IntegrationSpec
-from continuum_events.receivers import (
+from continuum_events.devtools.receivers import (
     ContractReceiver,
     DatadogReceiver,
     ElasticsearchReceiver,

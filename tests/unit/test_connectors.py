@@ -147,7 +147,7 @@ def lifecycle(sink):  # noqa: ANN001, ANN201 - any LifecycleSink
 
 def test_victorops_opens_an_incident_for_what_opens_one_elsewhere_and_keeps_the_details() -> None:
     from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
-    from continuum_events.receivers import VictorOpsReceiver
+    from continuum_events.devtools.receivers import VictorOpsReceiver
 
     assert EVENT.severity is Severity.WARNING  # printer.offline: a WARNING would open nothing at VictorOps
     with VictorOpsReceiver() as victorops:
@@ -162,7 +162,7 @@ def test_victorops_opens_an_incident_for_what_opens_one_elsewhere_and_keeps_the_
 
 def test_opsgenie_cuts_long_tags_and_details_to_its_limits_and_still_alerts() -> None:
     from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
-    from continuum_events.receivers import OpsgenieReceiver
+    from continuum_events.devtools.receivers import OpsgenieReceiver
 
     event = Event(EVENT.event_id, EventType.PRINTER_ERROR, Severity.ERROR, EVENT.timestamp_us,
                   {**EVENT.payload, "printer_location": "Headquarters, building C, third floor, east wing, room 3.114",
@@ -182,7 +182,7 @@ def test_opsgenie_cuts_long_tags_and_details_to_its_limits_and_still_alerts() ->
 def test_datadog_sends_an_event_older_than_18_hours_at_now_keeping_its_own_time() -> None:
     import time
 
-    from continuum_events.receivers import DatadogReceiver
+    from continuum_events.devtools.receivers import DatadogReceiver
 
     old = Event("6e1c0d55-93a2-4c1b-8f0e-1d2c3b4a5f60", EVENT.event_type, EVENT.severity,
                 int((time.time() - 20 * 3600) * 1e6), EVENT.payload)
@@ -214,7 +214,7 @@ def test_elasticsearch_index_pattern_is_checked_when_connected(pattern: str) -> 
 
 def test_an_index_elasticsearch_refuses_is_a_configuration_error_never_a_dead_letter() -> None:
     from continuum_events.connectors.base import ConfigError
-    from continuum_events.receivers import ElasticsearchReceiver
+    from continuum_events.devtools.receivers import ElasticsearchReceiver
 
     for pattern in ("continuum-%Y", "continuum-.-%Y", "logs-printers.2026"):
         ElasticsearchConfig("http://x", index_pattern=pattern)  # valid names pass

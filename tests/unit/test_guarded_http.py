@@ -18,7 +18,7 @@ from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.registry import make_sink
 
 from continuum_events.netguard import TargetPolicy, check_url
-from continuum_events.receivers import SplunkReceiver
+from continuum_events.devtools.receivers import SplunkReceiver
 
 CANARY = "canary-7f3e9a1c5b2d4e6f8a0b1c2d3e4f5a6b"
 

@@ -47,7 +47,7 @@ def test_configuration_is_validated(field: str, value: str) -> None:
 
 
 def test_values_are_cut_at_4096_bytes_of_utf8_never_inside_a_character() -> None:
-    from continuum_events.receivers import NewRelicReceiver
+    from continuum_events.devtools.receivers import NewRelicReceiver
 
     out = flatten(event(error_message="ab" + "€" * 2000, printer_name="é" * 3000), "ContinuumEvent")
     message, name = out["error_message"].encode(), out["printer_name"].encode()

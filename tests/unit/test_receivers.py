@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from continuum_events.receivers import (
+from continuum_events.devtools.receivers import (
     ContractReceiver,
     DatadogReceiver,
     GrafanaReceiver,
@@ -88,7 +88,7 @@ def test_existing_receivers_answer_as_before_and_other_methods_get_405() -> None
 @pytest.mark.parametrize("index", ["Printers", "printers events", "a/b", "a*", "a?", 'a"', "a<", "a>", "a|", "a,b",
                                    "a#", "a:b", "-a", "_a", "+a", ".", "..", "a" * 256, "é" * 128])
 def test_elasticsearch_refuses_items_for_index_names_it_will_not_take(index: str) -> None:
-    from continuum_events.receivers import ElasticsearchReceiver
+    from continuum_events.devtools.receivers import ElasticsearchReceiver
 
     with ElasticsearchReceiver() as es:
         body = "\n".join(json.dumps(x) for x in ({"create": {"_index": index, "_id": EVENT_ID}},

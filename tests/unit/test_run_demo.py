@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from continuum_events.cli.run import _demo_integrations
-from continuum_events.receivers import PagerDutyReceiver, SplunkReceiver
+from continuum_events.devtools.receivers import PagerDutyReceiver, SplunkReceiver
 
 
 def test_demo_secrets_resolve_from_another_shell(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from continuum_events.deadletter import dead_letter_headers
 from continuum_events.integrations import IntegrationSpec
 from continuum_events.netguard import TargetPolicy
 from continuum_events.events import Event, EventType, Severity
-from continuum_events.receivers import SplunkReceiver, VictorOpsReceiver
+from continuum_events.devtools.receivers import SplunkReceiver, VictorOpsReceiver
 from continuum_events.settings import KafkaSettings
 from tests.unit.fake_kafka import Message
 from tests.faults import CANARY_PAGERDUTY, CANARY_SPLUNK, assert_no_canary
