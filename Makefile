@@ -78,7 +78,9 @@ TANSU_TESTS := tests/integration/test_producer.py tests/integration/test_router.
 	tests/integration/test_history.py tests/integration/test_run.py
 
 test: $(STAMP) kafka system-deps ## Run the whole suite on Apache Kafka (unit + integration, real receivers), then the broker-facing tests on Tansu
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine kafka
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine kafka \
+	  --cov=continuum_events --cov-report= --cov-report=xml:.state/reports/coverage.xml
+	@echo "line coverage of the suite's own process(es): $$($(BIN)/python -m coverage report --format=total) % (.state/reports/coverage.xml)"
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine tansu $(TANSU_TESTS)
 
 test-unit: $(STAMP) ## Run the unit tests only (no broker)
@@ -123,8 +125,10 @@ SOAK_RATE ?= 1000
 soak: $(STAMP) kafka system-deps ## Soak: SOAK_RATE events/s for SOAK_SECONDS through router and all 11 connectors, then a 10x burst (.state/reports/soak.json)
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_RATE=$(SOAK_RATE) $(BIN)/python -m pytest tests/soak -m soak -s -p no:cacheprovider
 
-lint: $(STAMP) ## ruff, if installed in the venv
-	$(BIN)/python -m ruff check . || true
+lint: $(STAMP) ## The engineering gate: ruff check (rules in pyproject.toml), ruff format --check, mypy on the core; zero findings
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy
 
 clean: ## Remove the venv, caches and local state (the local Kafka's history and jars too)
 	rm -rf $(VENV) .pytest_cache .state build *.egg-info

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-
-import orjson
 from dataclasses import dataclass
 
+import orjson
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import BatchResult, Limits, Retry, Split, describe_event
 from continuum_events.connectors.http import HttpClient, raise_for_common
 from continuum_events.events import Event
 
-SITES = ("datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu", "ap1.datadoghq.com",
-         "ap2.datadoghq.com", "ddog-gov.com")
+SITES = (
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "datadoghq.eu",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "ddog-gov.com",
+)
 LIMITS = Limits(max_records=1000, max_bytes=4_500_000, linger_s=0.2, timeout_s=10.0)
 MAX_LOG_BYTES = 1_000_000
 TIMESTAMP_WINDOW_S = 18 * 3600 - 300  # a margin against clock skew
@@ -67,7 +73,8 @@ class DatadogSink:
             body["event_timestamp"] = body.pop("timestamp")
             tags["late"] = "true"
         return {
-            "ddsource": self.config.ddsource, "service": self.config.service,
+            "ddsource": self.config.ddsource,
+            "service": self.config.service,
             "hostname": p.get("printer_name") or event.source,
             "ddtags": ",".join(f"{k}:{_tag(v)}" for k, v in tags.items()),
             "message": f"{event.event_type.value} {p.get('printer_name') or p.get('printer_id') or ''}".strip(),
@@ -88,9 +95,13 @@ class DatadogSink:
             else:
                 logs.append(log)
         if logs:
-            response = self.client.post(f"{self.config.intake}/api/v2/logs", orjson.dumps(logs),
-                                        {"DD-API-KEY": self.config.api_key.get_secret_value(),
-                                         "Content-Type": "application/json"}, gzip_body=True, what="Datadog logs")
+            response = self.client.post(
+                f"{self.config.intake}/api/v2/logs",
+                orjson.dumps(logs),
+                {"DD-API-KEY": self.config.api_key.get_secret_value(), "Content-Type": "application/json"},
+                gzip_body=True,
+                what="Datadog logs",
+            )
             raise_for_common(response, what="Datadog logs", retry={408, 429}, config={401, 403})
             if response.status_code == 400:
                 raise Split(f"Datadog logs: HTTP 400 {response.text[:200]}")
@@ -101,8 +112,12 @@ class DatadogSink:
     def check(self) -> str:
         """Datadog's key validation endpoint: {"valid": true} for a good key, 403 otherwise."""
         api = self.config.url or f"https://api.{self.config.site}"
-        response = self.client.request("GET", f"{api}/api/v1/validate", what="Datadog key validation",
-                                       headers={"DD-API-KEY": self.config.api_key.get_secret_value()})
+        response = self.client.request(
+            "GET",
+            f"{api}/api/v1/validate",
+            what="Datadog key validation",
+            headers={"DD-API-KEY": self.config.api_key.get_secret_value()},
+        )
         raise_for_common(response, what="Datadog key validation", retry={408, 429}, config={401, 403})
         if response.status_code == 200 and response.json().get("valid"):
             return f"Datadog ({self.config.site}) accepts the API key"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
 from pydantic import SecretStr
 
 from continuum_events.connectors.base import BatchResult, ConfigError, Limits, Retry, describe_event
@@ -23,13 +22,22 @@ from continuum_events.events import Event
 
 LIMITS = Limits(max_records=1000, max_bytes=5_000_000, linger_s=0.2, timeout_s=15.0)
 #: Item errors that mean the index, not the document, is refused: configuration, not the record.
-INDEX_REFUSED = frozenset({"index_not_found_exception", "invalid_index_name_exception", "index_closed_exception",
-                           "cluster_block_exception", "invalid_alias_name_exception", "security_exception"})
+INDEX_REFUSED = frozenset(
+    {
+        "index_not_found_exception",
+        "invalid_index_name_exception",
+        "index_closed_exception",
+        "cluster_block_exception",
+        "invalid_alias_name_exception",
+        "security_exception",
+    }
+)
 FORBIDDEN_IN_INDEX = frozenset('\\/*?"<>| ,#:')
 MAX_INDEX_BYTES = 255
 #: Dates whose formatting covers every month and weekday name (the longest names included).
-_SAMPLE_DAYS = [datetime(2026, month, 28, 23, 59, 59, tzinfo=timezone.utc) for month in range(1, 13)] + \
-               [datetime(2026, 9, day, tzinfo=timezone.utc) for day in range(21, 28)]
+_SAMPLE_DAYS = [datetime(2026, month, 28, 23, 59, 59, tzinfo=UTC) for month in range(1, 13)] + [
+    datetime(2026, 9, day, tzinfo=UTC) for day in range(21, 28)
+]
 
 
 def index_problem(pattern: str) -> str | None:
@@ -91,7 +99,7 @@ class ElasticsearchSink:
         return headers
 
     def index_of(self, event: Event) -> str:
-        return datetime.fromtimestamp(event.timestamp_us / 1e6, tz=timezone.utc).strftime(self.config.index_pattern)
+        return datetime.fromtimestamp(event.timestamp_us / 1e6, tz=UTC).strftime(self.config.index_pattern)
 
     def encode(self, events: Sequence[Event]) -> bytes:
         lines = []
@@ -102,8 +110,9 @@ class ElasticsearchSink:
         return b"\n".join(lines) + b"\n"
 
     def write(self, events: Sequence[Event]) -> BatchResult:
-        response = self.client.post(f"{self.config.url.rstrip('/')}/_bulk", self.encode(events), self._headers(),
-                                    what="Elasticsearch bulk")
+        response = self.client.post(
+            f"{self.config.url.rstrip('/')}/_bulk", self.encode(events), self._headers(), what="Elasticsearch bulk"
+        )
         raise_for_common(response, what="Elasticsearch bulk", retry={408, 429}, config={401, 403})
         if response.status_code != 200:
             raise Retry(f"Elasticsearch bulk: unexpected HTTP {response.status_code}")

@@ -37,8 +37,11 @@ TAG_VALUE_CHARS = 100
 def tags_of(event: Event) -> list[str]:
     p = event.payload
     tags = ["continuum", event.event_type.value, f"severity:{event.severity.value}"]
-    for label, name in (("printer", "printer_name"), ("location", "printer_location"),
-                        ("department", "printer_department")):
+    for label, name in (
+        ("printer", "printer_name"),
+        ("location", "printer_location"),
+        ("department", "printer_department"),
+    ):
         if p.get(name):
             # Grafana keeps a tag's key and value in varchar(100) columns (MySQL, Postgres): a
             # longer one fails the whole annotation with a 500, retried for ever.
@@ -58,17 +61,17 @@ class GrafanaSink(LifecycleSink):
         return {"Authorization": f"Bearer {self.config.token.get_secret_value()}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body: dict[str, object]) -> dict[str, object]:
-        response = self.client.request(method, f"{self.config.url}{path}", orjson.dumps(body), self.headers,
-                                       what="Grafana annotation")
-        raise_for_common(response, what="Grafana annotation", retry={408, 429}, config={401, 403},
-                         too_large=False)
+        response = self.client.request(
+            method, f"{self.config.url}{path}", orjson.dumps(body), self.headers, what="Grafana annotation"
+        )
+        raise_for_common(response, what="Grafana annotation", retry={408, 429}, config={401, 403}, too_large=False)
         if response.status_code in (400, 413, 422):
             raise Rejected(f"Grafana refused the annotation: {response.text[:200]}")
         if response.status_code == 404 and method == "PATCH":
             return {}  # the region's start was deleted in Grafana: annotate a point instead
         if response.status_code != 200:
             raise Retry(f"Grafana annotation: unexpected HTTP {response.status_code}")
-        return response.json()
+        return dict(response.json())
 
     def deliver(self, event: Event, pending: Pending) -> None:
         millis, text = event.timestamp_us // 1000, text_of(event)
@@ -77,9 +80,15 @@ class GrafanaSink(LifecycleSink):
         for incident in (i for i in incidents if i.action == "resolve"):
             entry = pending.entry_after(incident)
             if entry is not None and entry.get("ref"):
-                answer = self.call("PATCH", f"/api/annotations/{entry['ref']}", {
-                    "timeEnd": millis, "text": f"{entry.get('text', '')} — {text}",
-                    "tags": [*entry.get("tags", tags_of(event)), "resolved"]})
+                answer = self.call(
+                    "PATCH",
+                    f"/api/annotations/{entry['ref']}",
+                    {
+                        "timeEnd": millis,
+                        "text": f"{entry.get('text', '')} — {text}",
+                        "tags": [*entry.get("tags", tags_of(event)), "resolved"],
+                    },
+                )
                 closed = closed or bool(answer)
                 pending.keep(incident.key, entry)
             elif (pending.entry(incident.key) or {}).get("resolved_by") == event.event_id:
@@ -100,11 +109,11 @@ class GrafanaSink(LifecycleSink):
             pending.keep(trigger.key, {**entry, "ref": answer.get("id"), "text": text, "tags": body["tags"]})
 
     def check(self) -> str:
-        response = self.client.request("GET", f"{self.config.url}/api/annotations?limit=1", headers=self.headers,
-                                       what="Grafana")  # unreachable -> Retry
+        response = self.client.request(
+            "GET", f"{self.config.url}/api/annotations?limit=1", headers=self.headers, what="Grafana"
+        )  # unreachable -> Retry
         if response.status_code in (401, 403):
             raise ConfigError(f"Grafana refuses the token (HTTP {response.status_code})")
         if response.status_code != 200:
             raise Retry(f"Grafana answered HTTP {response.status_code}")
         return f"Grafana ({self.config.url}) accepts the token"
-

@@ -51,8 +51,16 @@ class _Running:
 class ConnectorHost:
     """Runs the connected integrations (or ``only`` those) until stopped."""
 
-    def __init__(self, settings: KafkaSettings, *, only: Collection[str] = (), metrics_port: int | None = None,
-                 metrics_address: str = "127.0.0.1", retry_s: float = 30.0, sink_factory: Callable[[IntegrationSpec], Sink] | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        only: Collection[str] = (),
+        metrics_port: int | None = None,
+        metrics_address: str = "127.0.0.1",
+        retry_s: float = 30.0,
+        sink_factory: Callable[[IntegrationSpec], Sink] | None = None,
+    ) -> None:
         self.settings, self.only, self.retry_s = settings, set(only), retry_s
         self.metrics = Metrics()
         self.metrics_port, self.metrics_address = metrics_port, metrics_address
@@ -97,8 +105,11 @@ class ConnectorHost:
         return report
 
     def _reconcile(self) -> None:
-        wanted = {name: spec for name, spec in connected(self.store.values()).items()
-                  if spec.enabled and (not self.only or name in self.only)}
+        wanted = {
+            name: spec
+            for name, spec in connected(self.store.values()).items()
+            if spec.enabled and (not self.only or name in self.only)
+        }
         for name in list(self.running):
             running = self.running[name]
             if running.spec is None:
@@ -110,16 +121,17 @@ class ConnectorHost:
                     running.thread.join()
                 del self.running[name]
         for name, spec in wanted.items():
-            running = self.running.get(name)
-            if running is not None and (running.runner is not None or time.monotonic() < running.retry_at):
+            current = self.running.get(name)
+            if current is not None and (current.runner is not None or time.monotonic() < current.retry_at):
                 continue
             try:
                 sink = self.sink_factory(spec)
             except (IntegrationError, ValueError, TypeError) as exc:
-                if running is None or running.error != str(exc):
+                if current is None or current.error != str(exc):
                     log.error("%s: cannot start: %s (trying again every %.0f s)", name, exc, self.retry_s)
-                self.running[name] = _Running(spec, None, threading.Event(), None, str(exc),
-                                              time.monotonic() + self.retry_s)
+                self.running[name] = _Running(
+                    spec, None, threading.Event(), None, str(exc), time.monotonic() + self.retry_s
+                )
                 continue
             self._start_runner(name, spec, spec.topic_category, sink)
 
@@ -132,8 +144,9 @@ class ConnectorHost:
         log.info("%s: delivering %s to %s", name, runner.topic, type(sink).__name__)
 
 
-def run_integrations(settings: KafkaSettings, integrations: Sequence[Integration], stop: threading.Event,
-                     metrics_port: int | None = None) -> list[IntegrationRunner]:
+def run_integrations(
+    settings: KafkaSettings, integrations: Sequence[Integration], stop: threading.Event, metrics_port: int | None = None
+) -> list[IntegrationRunner]:
     """Run exactly these integrations (built in code) until ``stop``; returns the runners."""
     host = ConnectorHost(settings, metrics_port=metrics_port)
     host.run(stop, static=integrations)

@@ -31,6 +31,7 @@ import logging
 import re
 import socket
 import threading
+import typing
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -53,8 +54,14 @@ REDACTED = "**********"
 #: The clients that carry secrets in their URLs, while they are open.
 _concealing: weakref.WeakSet[HttpClient] = weakref.WeakSet()
 #: urllib3's loggers: connectionpool logs every request's method and path at DEBUG.
-URLLIB3_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.connection", "urllib3.poolmanager",
-                   "urllib3.response", "urllib3.util.retry")
+URLLIB3_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
 
 
 def redact(text: str) -> str:
@@ -120,14 +127,15 @@ def _guarded(base: type[HTTPConnection], policy: TargetPolicy | None) -> type[HT
             if watch is not None:
                 watch.attach(self)
             if policy is None:
-                return super()._new_conn()
-            name, last = self._dns_host, None
+                return typing.cast(socket.socket, super()._new_conn())
+            name: str = getattr(self, "_dns_host")  # noqa: B009 - urllib3 sets it in __init__, untyped
+            last: Exception | None = None
             for address in policy.addresses(self.host):
                 # urllib3 connects to ``_dns_host`` and names the server (Host header, TLS
                 # SNI and certificate check) after it too: the address only while connecting.
                 self._dns_host = address
                 try:
-                    return super()._new_conn()
+                    return typing.cast(socket.socket, super()._new_conn())
                 except Exception as exc:  # noqa: BLE001 - urllib3's connection errors; try the next address
                     last = exc
                 finally:
@@ -154,8 +162,9 @@ class GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         http = type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, self.policy)})
-        https = type("GuardedHTTPSPool", (HTTPSConnectionPool,),
-                     {"ConnectionCls": _guarded(HTTPSConnection, self.policy)})
+        https = type(
+            "GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _guarded(HTTPSConnection, self.policy)}
+        )
         self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
@@ -165,8 +174,9 @@ class GuardedAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = {
             "http": type("DeadlineHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, None)}),
-            "https": type("DeadlineHTTPSPool", (HTTPSConnectionPool,),
-                          {"ConnectionCls": _guarded(HTTPSConnection, None)}),
+            "https": type(
+                "DeadlineHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _guarded(HTTPSConnection, None)}
+            ),
         }
         return manager
 
@@ -215,8 +225,12 @@ def _tunnel_refusal(exc: BaseException) -> str | None:
         match = _TUNNEL_REFUSED.search(str(current))
         if match:
             return f"{match.group(1)}{match.group(2)}".strip()
-        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
-                    *(a for a in current.args if isinstance(a, BaseException))]
+        pending += [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *(a for a in current.args if isinstance(a, BaseException)),
+        ]
     return None
 
 
@@ -225,8 +239,14 @@ class HttpClient:
     turn timeouts, failed connections and other transport errors into the runtime's Retry; a
     refused address or a redirect is the integration's configuration problem (ConfigError)."""
 
-    def __init__(self, timeout_s: float, session: requests.Session | None = None, *,
-                 policy: TargetPolicy | None = None, proxy: EgressProxy | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        session: requests.Session | None = None,
+        *,
+        policy: TargetPolicy | None = None,
+        proxy: EgressProxy | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
         self.proxy = proxy
         self.session = session or guarded_session(policy, proxy)
@@ -234,15 +254,23 @@ class HttpClient:
         if proxy is not None and proxy.secrets():
             self.conceal(*proxy.secrets())
 
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, gzip_body: bool = False,
-             what: str = "request") -> requests.Response:
+    def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, gzip_body: bool = False, what: str = "request"
+    ) -> requests.Response:
         if gzip_body:
             body = gzip.compress(body, compresslevel=5)
             headers = {**headers, "Content-Encoding": "gzip"}
         return self.request("POST", url, body, headers, what=what)
 
-    def request(self, method: str, url: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                *, what: str = "request") -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        what: str = "request",
+    ) -> requests.Response:
         """Any method, within ``timeout_s`` in all; see the module docstring for the rules."""
         via = self.proxy.for_url(url) if self.proxy is not None else None
         watch = _Watch()
@@ -251,18 +279,28 @@ class HttpClient:
         _inflight.watch = watch
         watchdog.start()
         try:
-            response = self.session.request(method, url, data=body, headers=dict(headers or {}),
-                                            timeout=self.timeout_s, allow_redirects=False,
-                                            proxies={"http": via, "https": via} if via else {})
+            response = self.session.request(
+                method,
+                url,
+                data=body,
+                headers=dict(headers or {}),
+                timeout=self.timeout_s,
+                allow_redirects=False,
+                proxies={"http": via, "https": via} if via else {},
+            )
         except requests.exceptions.ProxyError as exc:
             assert self.proxy is not None
             refused = _tunnel_refusal(exc)
             if refused is not None:
                 hint = " — check the proxy credentials" if refused.startswith("407") else ""
-                raise ConfigError(f"{what}: the proxy at {self.proxy.address} refused the tunnel to "
-                                  f"{urlsplit(url).hostname} (HTTP {refused}){hint}") from None
-            raise Retry(f"{what}: the proxy at {self.proxy.address} cannot be reached or dropped the "
-                        f"connection ({type(exc).__name__})") from None
+                raise ConfigError(
+                    f"{what}: the proxy at {self.proxy.address} refused the tunnel to "
+                    f"{urlsplit(url).hostname} (HTTP {refused}){hint}"
+                ) from None
+            raise Retry(
+                f"{what}: the proxy at {self.proxy.address} cannot be reached or dropped the "
+                f"connection ({type(exc).__name__})"
+            ) from None
         except Unresolvable as exc:
             raise Retry(f"{what}: {exc}") from None
         except UnsafeTarget as exc:
@@ -286,11 +324,15 @@ class HttpClient:
             raise Retry(f"{what}: no answer within {self.timeout_s:g} s")
         crash_point("connector.request-answered")
         if via and response.status_code == 407:  # a plain-http vendor: the proxy answers in its place
-            raise ConfigError(f"{what}: the proxy at {self.proxy.address if self.proxy else '?'} asks for "
-                              "credentials (HTTP 407) — check the proxy credentials")
+            raise ConfigError(
+                f"{what}: the proxy at {self.proxy.address if self.proxy else '?'} asks for "
+                "credentials (HTTP 407) — check the proxy credentials"
+            )
         if response.is_redirect or 300 <= response.status_code < 400:
-            raise ConfigError(f"{what}: the endpoint answered with a redirect (HTTP {response.status_code}); "
-                              "redirects are refused — configure the final address")
+            raise ConfigError(
+                f"{what}: the endpoint answered with a redirect (HTTP {response.status_code}); "
+                "redirects are refused — configure the final address"
+            )
         return response
 
     def conceal(self, *secrets: SecretStr | str | None) -> None:
@@ -304,8 +346,9 @@ class HttpClient:
         _concealing.discard(self)
 
 
-def raise_for_common(response: requests.Response, *, what: str, retry: set[int], config: set[int],
-                     too_large: bool = True) -> None:
+def raise_for_common(
+    response: requests.Response, *, what: str, retry: set[int], config: set[int], too_large: bool = True
+) -> None:
     """Throttling/unavailable -> Retry (with Retry-After), auth -> ConfigError, 413 -> TooLarge."""
     status = response.status_code
     if too_large and status == 413:

@@ -81,16 +81,25 @@ def incidents_of(event: Event) -> list[Incident]:
             detail = f" after {failures} failed checks" if failures else ""
             return [Incident(f"{base}/offline", "trigger", event, f"Printer {subject} is offline{detail}", subject)]
         if kind is EventType.PRINTER_ERROR:
-            return [Incident(f"{base}/error", "trigger", event, f"Printer {subject} reports an error: {why}".rstrip(": "),
-                             subject)]
+            return [
+                Incident(
+                    f"{base}/error",
+                    "trigger",
+                    event,
+                    f"Printer {subject} reports an error: {why}".rstrip(": "),
+                    subject,
+                )
+            ]
         back = [Incident(f"{base}/offline", "resolve", event, f"Printer {subject} is back online", subject)]
         if not p.get("conditions"):
             back.append(Incident(f"{base}/error", "resolve", event, f"Printer {subject} reports no error", subject))
         return back
     if kind in (EventType.REDIRECT_FAILED, EventType.REDIRECT_REMOVED):
         key = f"redirect/{p['redirect_id']}/failed"
-        subject = f"redirect {p['redirect_id']} ({p.get('source_printer_name') or p['source_printer_id']} -> " \
-                  f"{p.get('target_printer_name') or p.get('target_printer_id')})"
+        subject = (
+            f"redirect {p['redirect_id']} ({p.get('source_printer_name') or p['source_printer_id']} -> "
+            f"{p.get('target_printer_name') or p.get('target_printer_id')})"
+        )
         if kind is EventType.REDIRECT_FAILED:
             return [Incident(key, "trigger", event, f"Print redirect {subject} failed: {why}".rstrip(": "), subject)]
         return [Incident(key, "resolve", event, f"Print redirect {subject} was removed", subject)]
@@ -106,24 +115,46 @@ def incidents_of(event: Event) -> list[Incident]:
         key = f"printer/{p['printer_id']}/flapping"
         if event.details.get("state") == "stable":
             return [Incident(key, "resolve", event, f"Printer {subject} is stable again", subject)]
-        return [Incident(key, "trigger", event, f"Printer {subject} is flapping: {event.details.get('changes', '?')} "
-                                                f"offline/online changes in {event.details.get('window_s', '?')} s",
-                         subject)]
+        return [
+            Incident(
+                key,
+                "trigger",
+                event,
+                f"Printer {subject} is flapping: {event.details.get('changes', '?')} "
+                f"offline/online changes in {event.details.get('window_s', '?')} s",
+                subject,
+            )
+        ]
     if kind is EventType.GROUP_OUTAGE:  # the router's outage grouping
         subject = f"{event.details.get('dimension', 'group')} {p.get('group_name') or p['group_id']}"
         key = f"group/{p['group_id']}/outage"
         if event.details.get("state") == "resolved":
-            return [Incident(key, "resolve", event, f"Outage of {subject} is over ({event.details.get('still_offline', 0)}"
-                                                    " printers still offline are paged on their own)", subject)]
-        return [Incident(key, "trigger", event, f"{subject}: {event.details.get('count', '?')} printers offline",
-                         subject)]
+            return [
+                Incident(
+                    key,
+                    "resolve",
+                    event,
+                    f"Outage of {subject} is over ({event.details.get('still_offline', 0)}"
+                    " printers still offline are paged on their own)",
+                    subject,
+                )
+            ]
+        return [
+            Incident(key, "trigger", event, f"{subject}: {event.details.get('count', '?')} printers offline", subject)
+        ]
     if SEVERITY_RANK[event.severity.value] >= SEVERITY_RANK["warning"]:
-        subject = (p.get("printer_name") or p.get("printer_id") or p.get("group_name") or p.get("job_id")
-                   or event.source)
+        subject = p.get("printer_name") or p.get("printer_id") or p.get("group_name") or p.get("job_id") or event.source
         entity = p.get("printer_id") or p.get("group_id") or p.get("job_id") or event.source
-        return [Incident(f"{event.event_type.value.split('.')[0]}/{entity}/{event.event_type.value}", "trigger",
-                         event, f"{event.event_type.value} on {subject}: {why}".rstrip(": "), str(subject),
-                         resolvable=False)]
+        return [
+            Incident(
+                f"{event.event_type.value.split('.')[0]}/{entity}/{event.event_type.value}",
+                "trigger",
+                event,
+                f"{event.event_type.value} on {subject}: {why}".rstrip(": "),
+                str(subject),
+                resolvable=False,
+            )
+        ]
     return []
 
 
@@ -157,7 +188,11 @@ def decide(entry: Mapping[str, Any] | None, incident: Incident) -> Mapping[str, 
         if entry is None or (entry["state"] == "resolved" and t > entry["since"]):
             opened = {"state": "open", "since": t, "severity": severity, "event_id": incident.event.event_id}
             return opened if count is None else {**opened, "count": count}
-        if entry["state"] == "open" and t >= entry["since"] and SEVERITY_RANK[severity] > SEVERITY_RANK[entry["severity"]]:
+        if (
+            entry["state"] == "open"
+            and t >= entry["since"]
+            and SEVERITY_RANK[severity] > SEVERITY_RANK[entry["severity"]]
+        ):
             return {**entry, "severity": severity}  # escalation: same incident, higher severity
         if entry["state"] == "open" and t >= entry["since"] and count is not None and count > entry.get("count", 0):
             return {**entry, "count": count}  # an outage that grew: same incident, its new count (once)
@@ -178,8 +213,7 @@ class IncidentLedger(TopicFollower):
 
     def __init__(self, settings: KafkaSettings, integration: str) -> None:
         super().__init__(settings, incident_ledger_topic(integration), name=f"ledger-{integration}")
-        self._producer = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True,
-                                                            "linger.ms": 2}))
+        self._producer = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True, "linger.ms": 2}))
 
     def merge(self, key: str, old: Any, new: Any) -> Any:
         if old is None or new is None:
@@ -242,20 +276,23 @@ class LifecycleSink:
         url = self.config.heartbeat_url
         self.client.conceal(url)  # such URLs carry their check's token
         response = self.client.post(url.get_secret_value(), b"", {"User-Agent": "continuum-events"}, what="heartbeat")
-        raise_for_common(response, what="heartbeat", retry={408, 429}, config={400, 401, 403, 404, 405},
-                         too_large=False)
+        raise_for_common(
+            response, what="heartbeat", retry={408, 429}, config={400, 401, 403, 404, 405}, too_large=False
+        )
         if response.status_code >= 300:
             raise ConfigError(f"heartbeat: HTTP {response.status_code}")
 
     def write(self, events: Sequence[Event]) -> BatchResult:
         if self.ledger is None:
             raise ConfigError("the sink was not opened: run it with the connector runtime (it calls open)")
-        pending, rejected = Pending(self.ledger), {}
+        pending, rejected = Pending(self.ledger), dict[int, str]()
         try:
             for i, event in enumerate(events):
                 wait = self._rate_wait()
                 if wait:
-                    return BatchResult(rejected, {j: "rate limit" for j in range(i, len(events))}, wait, throttled=True)
+                    return BatchResult(
+                        rejected, dict.fromkeys(range(i, len(events)), "rate limit"), wait, throttled=True
+                    )
                 try:
                     self.deliver(event, pending)
                 except Rejected as exc:

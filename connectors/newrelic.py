@@ -101,9 +101,13 @@ class NewRelicSink:
         body = orjson.dumps(events)
         if len(body) > MAX_POST_BYTES:
             raise TooLarge(f"{len(body)} bytes of JSON, New Relic takes 1 MB per request")
-        response = self.client.post(self.config.endpoint, body, {
-            "Api-Key": self.config.license_key.get_secret_value(), "Content-Type": "application/json"},
-            gzip_body=True, what="New Relic events")
+        response = self.client.post(
+            self.config.endpoint,
+            body,
+            {"Api-Key": self.config.license_key.get_secret_value(), "Content-Type": "application/json"},
+            gzip_body=True,
+            what="New Relic events",
+        )
         raise_for_common(response, what="New Relic events", retry={408, 429}, config={401, 403, 404, 415})
         if response.status_code == 400:
             raise Split(f"New Relic events: HTTP 400 {response.text[:200]}")

@@ -54,8 +54,13 @@ from continuum_events.netguard import TargetPolicy, Unresolvable, UnsafeTarget, 
 LIMITS = Limits(max_records=1000, max_bytes=1_000_000, linger_s=0.2, timeout_s=10.0)
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 RETURN_CODE = {"info": OK, "warning": WARNING, "error": CRITICAL, "critical": CRITICAL}
-SERVICE = {"printer.offline": "printer status", "printer.online": "printer status",
-           "printer.error": "printer errors", "printer.jam": "printer errors", "printer.low_toner": "toner"}
+SERVICE = {
+    "printer.offline": "printer status",
+    "printer.online": "printer status",
+    "printer.error": "printer errors",
+    "printer.jam": "printer errors",
+    "printer.low_toner": "toner",
+}
 DEFAULT_SERVICE = "continuum events"
 TONER_WARN, TONER_CRIT = 20, 10  # percent; "20:" in Nagios range syntax alerts below 20
 
@@ -97,8 +102,12 @@ def clip(text: str, max_bytes: int) -> bytes:
     return data if len(data) <= max_bytes else data[:max_bytes].decode(errors="ignore").encode()
 
 
-def build_packet(result: CheckResult, timestamp: int, output_size: int = OUTPUT_SIZE["2.9"],
-                 random_bytes: Callable[[int], bytes] = os.urandom) -> bytes:
+def build_packet(
+    result: CheckResult,
+    timestamp: int,
+    output_size: int = OUTPUT_SIZE["2.9"],
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> bytes:
     """One result, unencrypted. The buffer starts random, as send_nsca's does, so the
     bytes after each string's NUL carry no pattern; the CRC covers all of it."""
     packet = bytearray(random_bytes(packet_size(output_size)))
@@ -107,7 +116,7 @@ def build_packet(result: CheckResult, timestamp: int, output_size: int = OUTPUT_
     at = _STRINGS_AT
     for text, size in ((result.host, HOST_SIZE), (result.service, SERVICE_SIZE), (result.output, output_size)):
         field = clip(text, size - 1) + b"\0"
-        packet[at:at + len(field)] = field
+        packet[at : at + len(field)] = field
         at += size
     struct.pack_into(">I", packet, 4, zlib.crc32(packet))
     return bytes(packet)
@@ -154,8 +163,10 @@ def _number(value: float) -> str:
 
 def host_of(event: Event) -> str:
     p = event.payload
-    host = {"printer": p.get("printer_name") or p.get("printer_id"),
-            "redirect": p.get("source_printer_name") or p.get("source_printer_id")}.get(event.family)
+    host = {
+        "printer": p.get("printer_name") or p.get("printer_id"),
+        "redirect": p.get("source_printer_name") or p.get("source_printer_id"),
+    }.get(event.family)
     return _name(host or event.source) or "continuum"
 
 
@@ -188,18 +199,26 @@ def summary(event: Event) -> str:
     what = event.event_type.value.split(".", 1)[-1] if event.family == "printer" else event.event_type.value
     text = what.replace(".", " ").replace("_", " ").upper()
     prefix = "source_" if event.family == "redirect" else ""
-    subject = (p.get(f"{prefix}printer_name") or p.get(f"{prefix}printer_id") or p.get("job_id")
-               or p.get("group_name") or p.get("group_id") or p.get("component"))
+    subject = (
+        p.get(f"{prefix}printer_name")
+        or p.get(f"{prefix}printer_id")
+        or p.get("job_id")
+        or p.get("group_name")
+        or p.get("group_id")
+        or p.get("component")
+    )
     if subject:
         ip = p.get(f"{prefix}printer_ip")
         target = p.get("target_printer_name") or p.get("target_printer_id")
         text += f" - {subject}" + (f" ({ip})" if ip else "") + (f" -> {target}" if target else "")
-    facts = [f"{p['consecutive_failures']} consecutive failures" if p.get("consecutive_failures") else None,
-             f"toner {_number(p['toner_level_percent'])}%" if p.get("toner_level_percent") is not None else None,
-             p.get("error_message") or p.get("message"),
-             f"error {p['error_code']}" if p.get("error_code") else None]
-    facts = [str(f) for f in facts if f]
-    return text + (": " + ", ".join(facts) if facts else "")
+    facts = [
+        f"{p['consecutive_failures']} consecutive failures" if p.get("consecutive_failures") else None,
+        f"toner {_number(p['toner_level_percent'])}%" if p.get("toner_level_percent") is not None else None,
+        p.get("error_message") or p.get("message"),
+        f"error {p['error_code']}" if p.get("error_code") else None,
+    ]
+    shown = [str(f) for f in facts if f]
+    return text + (": " + ", ".join(shown) if shown else "")
 
 
 def perf_data(event: Event) -> str:
@@ -237,8 +256,12 @@ def check_results(event: Event, output_size: int = OUTPUT_SIZE["2.9"], escape: b
     return [result]
 
 
-def results_of(events: Sequence[Event], last_event_us: Mapping[str, int], output_size: int = OUTPUT_SIZE["2.9"],
-               escape: bool = False) -> tuple[list[CheckResult], dict[str, int]]:
+def results_of(
+    events: Sequence[Event],
+    last_event_us: Mapping[str, int],
+    output_size: int = OUTPUT_SIZE["2.9"],
+    escape: bool = False,
+) -> tuple[list[CheckResult], dict[str, int]]:
     """The results to send for ``events`` and the printers' last event times after them.
 
     A printer's event (by ``printer_id``) not later than the last one sent for that printer,
@@ -260,7 +283,9 @@ class NscaSink:
 
     def __init__(self, config: NscaConfig, *, policy: TargetPolicy | None = None) -> None:
         if config.encryption not in ("none", "xor") or config.packet not in OUTPUT_SIZE:
-            raise ValueError("nsca: encryption is 'none' or 'xor' (the others need libmcrypt); packet '2.9' or 'legacy'")
+            raise ValueError(
+                "nsca: encryption is 'none' or 'xor' (the others need libmcrypt); packet '2.9' or 'legacy'"
+            )
         self.config = config
         self.output_size = OUTPUT_SIZE[config.packet]
         self.server = f"nsca {config.host}:{config.port}"
@@ -277,8 +302,10 @@ class NscaSink:
 
     def check(self) -> str:
         self.send([CheckResult("continuum-events", "connection test", OK, "continuum-events connection test")])
-        return (f"{self.server} accepted a test result ({self.config.encryption}, {self.config.packet} packets) "
-                f"and kept the connection open for {self.config.confirm_s:g} s")
+        return (
+            f"{self.server} accepted a test result ({self.config.encryption}, {self.config.packet} packets) "
+            f"and kept the connection open for {self.config.confirm_s:g} s"
+        )
 
     def close(self) -> None:
         """Nothing is held between batches: each has its own connection."""
@@ -304,9 +331,11 @@ class NscaSink:
             except OSError as exc:
                 raise Retry(f"{self.server}: sending failed: {exc.strerror or exc}") from None
         if dropped:
-            raise ConfigError(f"{self.server} closed the connection on our check results, dropping them: wrong "
-                              f"password or encryption method (ours: {c.encryption}), or packets older than its "
-                              "max_packet_age")
+            raise ConfigError(
+                f"{self.server} closed the connection on our check results, dropping them: wrong "
+                f"password or encryption method (ours: {c.encryption}), or packets older than its "
+                "max_packet_age"
+            )
 
     def _hello(self, sock: socket.socket) -> tuple[bytes, int]:
         data = b""
@@ -316,7 +345,9 @@ class NscaSink:
         except OSError as exc:
             raise Retry(f"{self.server}: no greeting: {exc.strerror or exc}") from None
         if len(data) != HELLO_SIZE:
-            raise ConfigError(f"{self.server} greeted with {len(data)} bytes, not {HELLO_SIZE}: not an NSCA 2.x server?")
+            raise ConfigError(
+                f"{self.server} greeted with {len(data)} bytes, not {HELLO_SIZE}: not an NSCA 2.x server?"
+            )
         return parse_hello(data)
 
     def _encode(self, results: Sequence[CheckResult], iv: bytes, timestamp: int) -> bytes:

@@ -17,8 +17,16 @@ from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
 from continuum_events.connectors.http import raise_for_common
-from continuum_events.connectors.incidents import (Incident, LifecycleSink, Pending, Rejected, bounded, group_of,
-                                                   incidents_of, stable_key)
+from continuum_events.connectors.incidents import (
+    Incident,
+    LifecycleSink,
+    Pending,
+    Rejected,
+    bounded,
+    group_of,
+    incidents_of,
+    stable_key,
+)
 from continuum_events.events import Event
 
 PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
@@ -31,6 +39,7 @@ def fitted(details: dict[str, str], limit: int = MAX_DETAILS) -> dict[str, str]:
     """``details`` within ``limit`` characters in all: the longest values are cut first, to one
     common length; when the keys alone do not fit, the last entries go (the event's own
     ``details.*`` come last, the envelope with ``event_id`` first)."""
+
     def size(cap: int) -> int:
         return sum(len(k) + min(len(v), cap) for k, v in details.items())
 
@@ -66,33 +75,48 @@ class OpsgenieSink(LifecycleSink):
     def heartbeat(self) -> None:
         """``POST /v2/heartbeats/{name}/ping``: 202 "PONG - Heartbeat received". Opsgenie
         processes pings asynchronously and does not say whether the heartbeat exists."""
-        response = self.client.post(f"{self.config.url}/v2/heartbeats/{quote(self.config.heartbeat, safe='')}/ping",
-                                    b"", self.headers, what="Opsgenie heartbeat")
-        raise_for_common(response, what="Opsgenie heartbeat", retry={429}, config={401, 403, 404, 422},
-                         too_large=False)
+        response = self.client.post(
+            f"{self.config.url}/v2/heartbeats/{quote(self.config.heartbeat, safe='')}/ping",
+            b"",
+            self.headers,
+            what="Opsgenie heartbeat",
+        )
+        raise_for_common(response, what="Opsgenie heartbeat", retry={429}, config={401, 403, 404, 422}, too_large=False)
         if response.status_code != 202:
             raise ConfigError(f"Opsgenie heartbeat: HTTP {response.status_code}")
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"GenieKey {self.config.api_key.get_secret_value()}",
-                "Content-Type": "application/json"}
+        return {
+            "Authorization": f"GenieKey {self.config.api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
 
     def request(self, incident: Incident) -> tuple[str, dict[str, object]]:
         alias = stable_key(incident.key, MAX_ALIAS)
         if incident.action == "resolve":
-            return (f"{self.config.url}/v2/alerts/{quote(alias, safe='')}/close?identifierType=alias",
-                    {"source": self.config.source, "note": bounded(incident.summary, 1000)})
+            return (
+                f"{self.config.url}/v2/alerts/{quote(alias, safe='')}/close?identifierType=alias",
+                {"source": self.config.source, "note": bounded(incident.summary, 1000)},
+            )
         event = incident.event
-        details = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
-                   for k, v in describe_event(event).items() if k != "details"}
+        details = {
+            k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in describe_event(event).items()
+            if k != "details"
+        }
         details.update({f"details.{k}": v for k, v in event.details.items()})
         tags = [bounded(t, MAX_TAG) for t in (event.event_type.value, event.severity.value, group_of(event)) if t]
         return f"{self.config.url}/v2/alerts", {
-            "message": bounded(incident.summary, MAX_MESSAGE), "alias": alias,
-            "description": bounded(incident.summary, MAX_DESCRIPTION), "details": fitted(details),
-            "entity": incident.subject, "source": self.config.source, "tags": tags,
-            "priority": PRIORITY[event.severity.value]}
+            "message": bounded(incident.summary, MAX_MESSAGE),
+            "alias": alias,
+            "description": bounded(incident.summary, MAX_DESCRIPTION),
+            "details": fitted(details),
+            "entity": incident.subject,
+            "source": self.config.source,
+            "tags": tags,
+            "priority": PRIORITY[event.severity.value],
+        }
 
     def deliver(self, event: Event, pending: Pending) -> None:
         for incident in incidents_of(event):
@@ -102,8 +126,7 @@ class OpsgenieSink(LifecycleSink):
             url, body = self.request(incident)
             response = self.client.post(url, orjson.dumps(body), self.headers, what="Opsgenie alert")
             self.sent()
-            raise_for_common(response, what="Opsgenie alert", retry={408, 429}, config={401, 403, 404},
-                             too_large=False)
+            raise_for_common(response, what="Opsgenie alert", retry={408, 429}, config={401, 403, 404}, too_large=False)
             if response.status_code in (400, 413, 422):
                 raise Rejected(f"Opsgenie refused the alert: {response.text[:200]}")
             if response.status_code != 202:
@@ -112,11 +135,14 @@ class OpsgenieSink(LifecycleSink):
 
     def check(self) -> str:
         """Looks up a request id that does not exist: a good key gets 404, a bad one 401/403."""
-        response = self.client.request("GET", f"{self.config.url}/v2/alerts/requests/00000000-0000-0000-0000-000000000000",
-                                       headers=self.headers, what="Opsgenie")  # unreachable -> Retry
+        response = self.client.request(
+            "GET",
+            f"{self.config.url}/v2/alerts/requests/00000000-0000-0000-0000-000000000000",
+            headers=self.headers,
+            what="Opsgenie",
+        )  # unreachable -> Retry
         if response.status_code in (401, 403):
             raise ConfigError(f"Opsgenie refuses the API key (HTTP {response.status_code})")
         if response.status_code in (200, 404):
             return f"Opsgenie ({self.config.url}) accepts the API key"
         raise Retry(f"Opsgenie answered HTTP {response.status_code}")
-

@@ -18,8 +18,16 @@ from pydantic import SecretStr
 
 from continuum_events.connectors.base import ConfigError, Retry, describe_event
 from continuum_events.connectors.http import raise_for_common
-from continuum_events.connectors.incidents import (Incident, LifecycleSink, Pending, Rejected, bounded, group_of,
-                                                   incidents_of, stable_key)
+from continuum_events.connectors.incidents import (
+    Incident,
+    LifecycleSink,
+    Pending,
+    Rejected,
+    bounded,
+    group_of,
+    incidents_of,
+    stable_key,
+)
 from continuum_events.events import Event
 
 #: PagerDuty's documented ceiling per routing key, kept a little under.
@@ -31,8 +39,12 @@ MAX_EVENT_BYTES, MAX_DETAIL = 512_000, 1024
 
 def shortened(details: dict[str, object]) -> dict[str, object]:
     """Custom details with every text (lists and maps as JSON) cut to MAX_DETAIL characters."""
-    return {k: v if isinstance(v, int | float) else
-            bounded(v if isinstance(v, str) else orjson.dumps(v).decode(), MAX_DETAIL) for k, v in details.items()}
+    return {
+        k: v
+        if isinstance(v, int | float)
+        else bounded(v if isinstance(v, str) else orjson.dumps(v).decode(), MAX_DETAIL)
+        for k, v in details.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -51,18 +63,23 @@ class PagerDutySink(LifecycleSink):
     rate = RATE
 
     def body(self, incident: Incident) -> dict[str, object]:
-        body: dict[str, object] = {"routing_key": self.config.routing_key.get_secret_value(),
-                                   "event_action": incident.action,
-                                   "dedup_key": stable_key(incident.key, MAX_DEDUP_KEY)}
+        body: dict[str, object] = {
+            "routing_key": self.config.routing_key.get_secret_value(),
+            "event_action": incident.action,
+            "dedup_key": stable_key(incident.key, MAX_DEDUP_KEY),
+        }
         if incident.action == "trigger":
             event = incident.event
             # source is required: an event naming nothing at all (no printer, empty source) still pages.
-            payload = {"summary": bounded(incident.summary, MAX_SUMMARY),
-                       "source": bounded(incident.subject or "continuum", MAX_SUMMARY),
-                       "severity": event.severity.value,
-                       "timestamp": event.timestamp.isoformat().replace("+00:00", "Z"),
-                       "component": incident.key.split("/")[0], "class": event.event_type.value,
-                       "custom_details": describe_event(event)}
+            payload = {
+                "summary": bounded(incident.summary, MAX_SUMMARY),
+                "source": bounded(incident.subject or "continuum", MAX_SUMMARY),
+                "severity": event.severity.value,
+                "timestamp": event.timestamp.isoformat().replace("+00:00", "Z"),
+                "component": incident.key.split("/")[0],
+                "class": event.event_type.value,
+                "custom_details": describe_event(event),
+            }
             if group_of(event):
                 payload["group"] = bounded(group_of(event), MAX_SUMMARY)
             body["payload"] = payload
@@ -75,11 +92,16 @@ class PagerDutySink(LifecycleSink):
             entry = pending.entry_after(incident)
             if entry is None:
                 continue
-            response = self.client.post(f"{self.config.url}/v2/enqueue", orjson.dumps(self.body(incident)),
-                                        {"Content-Type": "application/json"}, what="PagerDuty event")
+            response = self.client.post(
+                f"{self.config.url}/v2/enqueue",
+                orjson.dumps(self.body(incident)),
+                {"Content-Type": "application/json"},
+                what="PagerDuty event",
+            )
             self.sent()
-            raise_for_common(response, what="PagerDuty event", retry={408, 429}, config={401, 403, 404},
-                             too_large=False)
+            raise_for_common(
+                response, what="PagerDuty event", retry={408, 429}, config={401, 403, 404}, too_large=False
+            )
             if response.status_code == 400:
                 if "routing" in response.text.lower():
                     raise ConfigError("PagerDuty refuses the routing key (check the integration's key)")
@@ -97,4 +119,3 @@ class PagerDutySink(LifecycleSink):
             raise ConfigError("a PagerDuty routing key is 32 characters (Events API v2 integration key)")
         self.client.request("GET", self.config.url, what="PagerDuty")  # unreachable -> Retry
         return f"PagerDuty ({self.config.url}) reachable; routing key well-formed (not verifiable without paging)"
-

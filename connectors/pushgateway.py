@@ -72,8 +72,13 @@ METRICS = {  # name -> (type, help), in the order a group lists them
 }
 _ORDER = {name: i for i, name in enumerate(METRICS)}
 UP = {"printer.online": 1, "printer.offline": 0}
-INFO_FIELDS = {"name": "printer_name", "model": "printer_model", "location": "printer_location",
-               "department": "printer_department", "ip": "printer_ip"}
+INFO_FIELDS = {
+    "name": "printer_name",
+    "model": "printer_model",
+    "location": "printer_location",
+    "department": "printer_department",
+    "ip": "printer_ip",
+}
 _PLAIN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")  # no leading dot: "." and ".." are path steps
 
 
@@ -165,8 +170,11 @@ def apply(printer: Printer, event: Event) -> Printer:
     toner = event.payload.get("toner_level_percent")
     if not isinstance(toner, int | float) or isinstance(toner, bool):
         toner = None  # a transform rule may have put anything there; not worth a retry loop
-    facts = {label: str(event.payload[name]) for label, name in INFO_FIELDS.items()
-             if event.payload.get(name) not in (None, "")}
+    facts = {
+        label: str(event.payload[name])
+        for label, name in INFO_FIELDS.items()
+        if event.payload.get(name) not in (None, "")
+    }
     return Printer(up, printer.toner_percent if toner is None else float(toner), changed, {**printer.info, **facts})
 
 
@@ -174,8 +182,11 @@ Sample = tuple[str, Mapping[str, str], float]
 
 
 def printer_samples(printer: Printer) -> list[Sample]:
-    values = (("continuum_printer_up", printer.up), ("continuum_printer_toner_level_percent", printer.toner_percent),
-              ("continuum_printer_last_change_timestamp_seconds", printer.last_change_s))
+    values = (
+        ("continuum_printer_up", printer.up),
+        ("continuum_printer_toner_level_percent", printer.toner_percent),
+        ("continuum_printer_last_change_timestamp_seconds", printer.last_change_s),
+    )
     samples: list[Sample] = [(name, {}, value) for name, value in values if value is not None]
     if printer.info:
         samples.append(("continuum_printer_info", printer.info, 1))
@@ -188,8 +199,9 @@ def counter_samples(counters: Mapping[tuple[str, str], float]) -> list[Sample]:
 
 def instance_samples(state: State) -> list[Sample]:
     """The counters and the printers' last event times: one group, pushed whole, so both change together."""
-    return counter_samples(state.counters) + [(LAST_EVENT, {"printer": p}, t / 1_000_000)
-                                              for p, t in sorted(state.last_event_us.items())]
+    return counter_samples(state.counters) + [
+        (LAST_EVENT, {"printer": p}, t / 1_000_000) for p, t in sorted(state.last_event_us.items())
+    ]
 
 
 def render(samples: Iterable[Sample]) -> bytes:
@@ -252,19 +264,28 @@ def state_from_api(answer: object, job: str, instance: str) -> State:
     for group in answer["data"]:
         labels, values = group.get("labels", {}), {n: group[n]["metrics"] for n in METRICS if n in group}
         if labels == {"job": job, "instance": instance}:
-            counters = {(_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): _count(m["value"])
-                        for m in values.get(COUNTER, [])}
-            last_event_us = {_label(m["labels"]["printer"]): _event_time_us(m["value"])
-                             for m in values.get(LAST_EVENT, [])}
+            counters = {
+                (_label(m["labels"]["event_type"]), _label(m["labels"]["severity"])): _count(m["value"])
+                for m in values.get(COUNTER, [])
+            }
+            last_event_us = {
+                _label(m["labels"]["printer"]): _event_time_us(m["value"]) for m in values.get(LAST_EVENT, [])
+            }
         elif labels.keys() == {"job", "printer"} and labels["job"] == job:
             first = {n: m[0] for n, m in values.items() if m}
             gauge = {n: float(m["value"]) for n, m in first.items()}
-            info = {k: _label(v) for k, v in first.get("continuum_printer_info", {}).get("labels", {}).items()
-                    if k in INFO_FIELDS}
+            info = {
+                k: _label(v)
+                for k, v in first.get("continuum_printer_info", {}).get("labels", {}).items()
+                if k in INFO_FIELDS
+            }
             up = gauge.get("continuum_printer_up")
-            printers[labels["printer"]] = Printer(None if up is None else int(up),
-                                                  gauge.get("continuum_printer_toner_level_percent"),
-                                                  gauge.get("continuum_printer_last_change_timestamp_seconds"), info)
+            printers[labels["printer"]] = Printer(
+                None if up is None else int(up),
+                gauge.get("continuum_printer_toner_level_percent"),
+                gauge.get("continuum_printer_last_change_timestamp_seconds"),
+                info,
+            )
     return State(counters, printers, last_event_us)
 
 
@@ -303,8 +324,11 @@ class PushgatewaySink:
         for printer_id in changes.touched:
             self._send("POST", self._printer_path(printer_id), render(printer_samples(state.printers[printer_id])))
         # Last: a crash before it re-applies this batch on replay, never counts it twice.
-        self._send("PUT", grouping_path([("job", self.config.job), ("instance", self.config.instance)]),
-                   render(instance_samples(state)))
+        self._send(
+            "PUT",
+            grouping_path([("job", self.config.job), ("instance", self.config.instance)]),
+            render(instance_samples(state)),
+        )
         self.state = state
         return BatchResult()
 
@@ -336,16 +360,20 @@ class PushgatewaySink:
             raise ConfigError(f"Pushgateway metrics API at {self.config.url}: {str(exc)[:200]}") from None
         except (KeyError, TypeError, AttributeError, IndexError, OverflowError):  # e.g. up = +Inf
             raise ConfigError(f"no Pushgateway metrics API at {self.config.url}") from None
-        log.info("Pushgateway: read back %d printers and %d events counted", len(state.printers),
-                 sum(state.counters.values()))
+        log.info(
+            "Pushgateway: read back %d printers and %d events counted",
+            len(state.printers),
+            sum(state.counters.values()),
+        )
         return state
 
     def _send(self, method: str, path: str, body: bytes | None = None) -> None:
         response = self._request(method, path, body)
         if response.status_code == 400 and "inconsistent with" in response.text:
             # Another pusher owns the metric name with another type: a setup problem, not the event's.
-            raise ConfigError(f"Pushgateway {method}: a metric name is taken with another type: "
-                              f"{response.text.strip()[:200]}")
+            raise ConfigError(
+                f"Pushgateway {method}: a metric name is taken with another type: {response.text.strip()[:200]}"
+            )
         if response.status_code == 400:
             raise Split(f"Pushgateway {method}: HTTP 400 {response.text.strip()[:200]}")
         if response.status_code not in (200, 202):
@@ -356,4 +384,4 @@ class PushgatewaySink:
         headers = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"} if body is not None else {}
         response = self.client.request(method, self.config.url.rstrip("/") + path, body, headers, what=what)
         raise_for_common(response, what=what, retry={408, 429}, config={401, 403, 404})
-        return response
+        return response  # type: ignore[no-any-return]

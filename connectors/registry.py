@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from continuum_events.connectors.base import Sink
-from continuum_events.connectors.http import HttpClient
+from continuum_events.connectors.base import Limits, Sink
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
 from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
+from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.newrelic import NewRelicConfig, NewRelicSink
 from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
@@ -77,8 +77,14 @@ def _convert(name: str, kind: Any, text: str) -> Any:
     return text
 
 
-def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, str],
-               environ: Mapping[str, str] = os.environ, *, policy: TargetPolicy = TargetPolicy()) -> Sink:
+def build_sink(
+    vendor: str,
+    options: Mapping[str, str],
+    secrets: Mapping[str, str],
+    environ: Mapping[str, str] = os.environ,
+    *,
+    policy: TargetPolicy = TargetPolicy(),
+) -> Sink:
     """``secrets`` maps a config field to the environment variable holding its value."""
     spec = _spec(vendor)
     hints = typing.get_type_hints(spec.config)
@@ -95,8 +101,14 @@ def build_sink(vendor: str, options: Mapping[str, str], secrets: Mapping[str, st
     return make_sink(vendor, values, policy=policy, proxy=global_proxy(environ))
 
 
-def make_sink(vendor: str, values: Mapping[str, Any], *, policy: TargetPolicy = TargetPolicy(),
-              timeout_s: float | None = None, proxy: EgressProxy | None = None) -> Sink:
+def make_sink(
+    vendor: str,
+    values: Mapping[str, Any],
+    *,
+    policy: TargetPolicy = TargetPolicy(),
+    timeout_s: float | None = None,
+    proxy: EgressProxy | None = None,
+) -> Sink:
     """The sink from its config values; text values are converted to the field's type
     (options given on a command line), secrets must already be ``SecretStr``. Its sends
     follow ``policy``; ``timeout_s`` bounds each HTTP request (default: the vendor's); an
@@ -109,14 +121,18 @@ def make_sink(vendor: str, values: Mapping[str, Any], *, policy: TargetPolicy = 
         if name not in fields:
             raise ValueError(f"{vendor}: unknown option {name!r}; options: {', '.join(fields)}")
         converted[name] = _convert(name, hints[name], value) if isinstance(value, str) else value
-    missing = [n for n, f in fields.items() if n not in converted
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in converted and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ValueError(f"{vendor}: missing {', '.join(missing)}")
     config = spec.config(**converted)
     if spec.transport == "tcp":
         return spec.sink(config, policy=policy)
-    return spec.sink(config, client=HttpClient(timeout_s or spec.sink.limits.timeout_s, policy=policy, proxy=proxy))
+    limits: Limits = getattr(spec.sink, "limits")  # noqa: B009 - every sink class declares its limits
+    return spec.sink(config, client=HttpClient(timeout_s or limits.timeout_s, policy=policy, proxy=proxy))
 
 
 def _spec(vendor: str) -> VendorSpec:

@@ -39,14 +39,14 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from continuum_events.codec import EventCodec
+from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, SinkContext, Split
+from continuum_events.connectors.http import redact
 from continuum_events.deadletter import dead_letter_headers
 from continuum_events.events import Event
 from continuum_events.faults import crash_point
 from continuum_events.rules import DEFAULTS, RuleSet, filter_for_integration
 from continuum_events.settings import FAST_GROUP_SETTINGS, KafkaSettings
 from continuum_events.topology import Topology, category_topic, connector_group, ensure_topics, integration_dlq_topic
-from continuum_events.connectors.base import BatchResult, ConfigError, Retry, Sink, SinkContext, Split
-from continuum_events.connectors.http import redact
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,25 @@ class Metrics:
         self.delivered = Counter("continuum_connector_delivered", "Events delivered", label, registry=r)
         self.retried = Counter("continuum_connector_retried", "Events sent again after a failure", label, registry=r)
         self.dead_lettered = Counter("continuum_connector_dead_lettered", "Events dead-lettered", label, registry=r)
-        self.filtered = Counter("continuum_connector_filtered", "Events skipped by the integration's filter", label,
-                                registry=r)
+        self.filtered = Counter(
+            "continuum_connector_filtered", "Events skipped by the integration's filter", label, registry=r
+        )
         self.failed_batches = Counter("continuum_connector_failed_batches", "Batches that failed", label, registry=r)
         self.latency = Histogram("continuum_connector_request_seconds", "Vendor request time", label, registry=r)
         self.lag = Gauge("continuum_connector_lag", "Records behind the end of the category topic", label, registry=r)
-        self.throttled = Counter("continuum_connector_throttled", "Events held back by the vendor's rate limit",
-                                 label, registry=r)
+        self.throttled = Counter(
+            "continuum_connector_throttled", "Events held back by the vendor's rate limit", label, registry=r
+        )
         self.healthy = Gauge("continuum_connector_healthy", "1 healthy, 0 not", label, registry=r)
-        self.heartbeats = Counter("continuum_connector_heartbeats", "Heartbeats the vendor accepted (the "
-                                  "dead-man's switch)", label, registry=r)
-        self.heartbeat_failures = Counter("continuum_connector_heartbeat_failures", "Heartbeats not accepted",
-                                          label, registry=r)
+        self.heartbeats = Counter(
+            "continuum_connector_heartbeats",
+            "Heartbeats the vendor accepted (the dead-man's switch)",
+            label,
+            registry=r,
+        )
+        self.heartbeat_failures = Counter(
+            "continuum_connector_heartbeat_failures", "Heartbeats not accepted", label, registry=r
+        )
 
 
 @dataclass
@@ -142,6 +149,13 @@ class Health:
 class _Record:
     msg: Message
     event: Event
+
+
+def _where(msg: Message) -> tuple[str, int, int]:
+    """A consumed record's topic, partition and offset (never None for one)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
 
 
 class IntegrationRunner:
@@ -181,20 +195,27 @@ class IntegrationRunner:
         #: Test hook: called with a phase name ("delivered", "committed") after each batch.
         self.on_batch = on_batch
         self._consumer: Consumer | None = None
-        self._dlq = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True,
-                                                       "linger.ms": 5}))
+        self._dlq = Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True, "linger.ms": 5}))
 
     def consumer_config(self) -> dict[str, Any]:
         """The librdkafka configuration of this integration's consumer."""
-        return self.settings.client_config(**{
-            "group.id": connector_group(self.name), "enable.auto.commit": False,
-            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.wait.max.ms": self.settings.fetch_wait_max_ms, **FAST_GROUP_SETTINGS,
-            # Never what an aborted transaction wrote (a router under --guarantee exactly-once).
-            "isolation.level": "read_committed",
-            **({"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
-               if self.settings.group_instance_id else {}),
-        })
+        return self.settings.client_config(
+            **{
+                "group.id": connector_group(self.name),
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
+                **FAST_GROUP_SETTINGS,
+                # Never what an aborted transaction wrote (a router under --guarantee exactly-once).
+                "isolation.level": "read_committed",
+                **(
+                    {"group.instance.id": f"{self.settings.group_instance_id}.{self.name}"}
+                    if self.settings.group_instance_id
+                    else {}
+                ),
+            }
+        )
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -206,7 +227,7 @@ class IntegrationRunner:
             try:
                 self._run(stop)
                 return
-            except Exception as exc:  # noqa: BLE001 - reported and restarted; nothing was committed past it
+            except Exception as exc:
                 log.exception("%s: the connector failed; restarting from the committed offsets", self.name)
                 self._set_health("unhealthy", f"connector failed: {type(exc).__name__}: {exc}")
                 self.offsets, self._committed = OffsetTracker(), {}
@@ -287,8 +308,7 @@ class IntegrationRunner:
             nonlocal batch, batch_msgs, batch_bytes
             if batch:
                 self._deliver(batch, stop, deadline=None)
-            if stop.is_set() and any(not self.offsets.is_resolved(m.topic(), m.partition(), m.offset())
-                                     for m in batch_msgs):
+            if stop.is_set() and any(not self.offsets.is_resolved(*_where(m)) for m in batch_msgs):
                 return False
             if self._dlq.flush(30):
                 raise RuntimeError(f"{self.dlq_topic} is not acknowledging dead letters")
@@ -308,9 +328,9 @@ class IntegrationRunner:
                 if record is not None:
                     batch.append(record)
                     batch_bytes += len(msg.value() or b"")
-                if len(batch) >= limits.max_records or batch_bytes >= limits.max_bytes or len(batch_msgs) >= 5000:
-                    if not flush():
-                        return False
+                full = len(batch) >= limits.max_records or batch_bytes >= limits.max_bytes or len(batch_msgs) >= 5000
+                if full and not flush():
+                    return False
                 if stop.is_set():
                     break
             return flush() and not stop.is_set()
@@ -334,16 +354,16 @@ class IntegrationRunner:
         if msg.error():
             log.warning("%s: consumer error %s", self.name, msg.error())
             return None
-        self.offsets.consumed(msg.topic(), msg.partition(), msg.offset())
+        self.offsets.consumed(*_where(msg))
         try:
-            event = self.codec.decode(msg.value(), msg.topic(), msg.partition(), msg.offset())
+            event = self.codec.decode(msg.value(), *_where(msg))
             decision = filter_for_integration(event, self.rules(), self.name, self.category)
         except Exception as exc:  # noqa: BLE001 - undecodable or a rule that raises: the record's fault
             self._dead_letter(msg, exc)
             return None
         if decision is None:
             self.metrics.filtered.labels(self.name).inc()
-            self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
+            self.offsets.resolved(*_where(msg))
             return None
         return _Record(msg, decision.event)
 
@@ -362,7 +382,11 @@ class IntegrationRunner:
         encode = getattr(self.sink, "encode", None)
         while queue:
             part = queue.pop(0)
-            if encode is not None and len(part) > 1 and len(encode([r.event for r in part])) > self.sink.limits.max_bytes:
+            if (
+                encode is not None
+                and len(part) > 1
+                and len(encode([r.event for r in part])) > self.sink.limits.max_bytes
+            ):
                 # Batches are gathered by stored Avro bytes; the vendor counts the body it gets,
                 # often several times larger: halves until each body is within the limit.
                 half = len(part) // 2
@@ -394,10 +418,11 @@ class IntegrationRunner:
             for i, reason in result.rejected.items():
                 self._dead_letter(part[i].msg, reason)
             unsent = set(result.unsent)
-            delivered = [r for i, r in enumerate(part)
-                         if i not in result.rejected and i not in result.retry and i not in unsent]
+            delivered = [
+                r for i, r in enumerate(part) if i not in result.rejected and i not in result.retry and i not in unsent
+            ]
             for r in delivered:
-                self.offsets.resolved(r.msg.topic(), r.msg.partition(), r.msg.offset())
+                self.offsets.resolved(*_where(r.msg))
             if delivered:
                 progressed = True
                 self.metrics.delivered.labels(self.name).inc(len(delivered))
@@ -427,16 +452,22 @@ class IntegrationRunner:
                 together = (id(again[0]), id(again[-1]), len(again))
                 failures[together] = tries = failures.get(together, 0) + 1
                 if tries >= self.poison_after and len(again) == 1 and progressed:
-                    self._dead_letter(again[0].msg, f"failed {tries} times while other events were delivered; "
-                                                    f"the vendor's last answer: {reason}")
+                    self._dead_letter(
+                        again[0].msg,
+                        f"failed {tries} times while other events were delivered; the vendor's last answer: {reason}",
+                    )
                     continue
                 if not self._wait(self.backoff.delay(attempt, result.retry_after), stop, deadline):
                     return
                 attempt += 1
                 if tries >= self.poison_after and len(again) > 1:
                     half = len(again) // 2  # one of the halves holds what the vendor cannot take
-                    log.warning("%s: %d events failed %d times together; retrying them in two halves",
-                                self.name, len(again), tries)
+                    log.warning(
+                        "%s: %d events failed %d times together; retrying them in two halves",
+                        self.name,
+                        len(again),
+                        tries,
+                    )
                     queue[:0] = [again[:half], again[half:]]
                     continue
                 queue.insert(0, again)
@@ -445,8 +476,13 @@ class IntegrationRunner:
                 if self.health.state != "healthy":
                     log.info("%s: delivering again", self.name)
                 self._set_health("healthy")
-        log.info("%s: batch of %d resolved (%d delivered so far, %d dead-lettered)", self.name, len(batch),
-                 self.health.delivered, self.health.dead_lettered)
+        log.info(
+            "%s: batch of %d resolved (%d delivered so far, %d dead-lettered)",
+            self.name,
+            len(batch),
+            self.health.delivered,
+            self.health.dead_lettered,
+        )
         crash_point("connector.delivered")
         if self.on_batch:
             self.on_batch("delivered")
@@ -462,7 +498,7 @@ class IntegrationRunner:
             return
         self._next_heartbeat = time.monotonic() + interval
         try:
-            self.sink.heartbeat()  # type: ignore[attr-defined]
+            self.sink.heartbeat()
         except (Retry, ConfigError) as exc:
             self.metrics.heartbeat_failures.labels(self.name).inc()
             if self._heartbeat_ok is not False:
@@ -493,10 +529,13 @@ class IntegrationRunner:
                 for msg in consumer.consume(100, min(0.2, max(0.0, until - time.monotonic()))):
                     # Paused partitions deliver nothing, but a rebalance may hand us new ones:
                     # rewind each to its first record and pause it too.
-                    tp = TopicPartition(msg.topic(), msg.partition())
-                    if not msg.error() and tp not in rewound:
+                    if msg.error():
+                        continue
+                    topic, partition, _ = _where(msg)
+                    tp = TopicPartition(topic, partition)
+                    if tp not in rewound:
                         rewound.add(tp)
-                        consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                        consumer.seek(TopicPartition(*_where(msg)))
                         consumer.pause([tp])
             return True
         finally:
@@ -506,15 +545,17 @@ class IntegrationRunner:
     def _dead_letter(self, msg: Message, error: BaseException | str) -> None:
         if redact(str(error)) != str(error):  # a vendor answer quoting a URL that holds a key
             error = redact(str(error))
-        headers = dead_letter_headers(f"connector:{self.name}", error, msg.topic(), msg.partition(), msg.offset())
+        headers: list[tuple[str, str | bytes | None]] = [
+            *dead_letter_headers(f"connector:{self.name}", error, *_where(msg))
+        ]
         self._dlq.produce(self.dlq_topic, msg.value(), msg.key(), headers=headers)
         crash_point("connector.dead-letter")
         self._dlq.poll(0)
-        self.offsets.resolved(msg.topic(), msg.partition(), msg.offset())
+        self.offsets.resolved(*_where(msg))
         self.metrics.dead_lettered.labels(self.name).inc()
         self.health.dead_lettered += 1
         self._error(f"dead-lettered {msg.topic()}[{msg.partition()}]@{msg.offset()}: {error}")
-        log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, msg.topic(), msg.partition(), msg.offset(), error)
+        log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, *_where(msg), error)
 
     def _unhealthy(self, reason: str) -> None:
         reason = redact(reason)
@@ -548,7 +589,10 @@ class IntegrationRunner:
             log.error("%s: dead-letter topic not acknowledging; not committing", self.name)
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=not wait)
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             log.warning("%s: commit failed (%s); records will be redelivered", self.name, exc.args[0])
             return

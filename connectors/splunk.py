@@ -42,7 +42,10 @@ class SplunkHecSink:
         self.channel = str(uuid.uuid4())
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Authorization": f"Splunk {self.config.token.get_secret_value()}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Splunk {self.config.token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
         if self.config.use_ack:
             headers["X-Splunk-Request-Channel"] = self.channel
         return headers
@@ -57,8 +60,11 @@ class SplunkHecSink:
             if p.get(name):
                 fields[name] = str(p[name])
         obj: dict[str, object] = {
-            "time": round(event.timestamp_us / 1_000_000, 6), "host": p.get("printer_name") or event.source,
-            "source": self.config.source, "sourcetype": self.config.sourcetype, "event": describe_event(event),
+            "time": round(event.timestamp_us / 1_000_000, 6),
+            "host": p.get("printer_name") or event.source,
+            "source": self.config.source,
+            "sourcetype": self.config.sourcetype,
+            "event": describe_event(event),
             "fields": fields,
         }
         if self.config.index:
@@ -78,8 +84,10 @@ class SplunkHecSink:
                 bad = answer.get("invalid-event-number")
                 if isinstance(bad, int) and 0 <= bad < len(events):
                     # HEC indexed the events before the bad one and none after it.
-                    return BatchResult(rejected={bad: f"Splunk HEC: {answer.get('text')} (code {code})"},
-                                       unsent=range(bad + 1, len(events)))
+                    return BatchResult(
+                        rejected={bad: f"Splunk HEC: {answer.get('text')} (code {code})"},
+                        unsent=range(bad + 1, len(events)),
+                    )
                 raise Split(f"Splunk HEC: {answer.get('text')} (code {code})")
         if response.status_code != 200 or code not in (0, None):
             raise Retry(f"Splunk HEC: unexpected HTTP {response.status_code} code {code}")

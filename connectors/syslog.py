@@ -31,7 +31,7 @@ SEVERITY = {"critical": 2, "error": 3, "warning": 4, "info": 6}
 #: RFC 5612's enterprise number for documentation; set your own PEN in production.
 DEFAULT_SD_ID = "continuum@32473"
 LIMITS = Limits(max_records=500, max_bytes=256_000, linger_s=0.1, timeout_s=10.0)
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 #: CR, LF and NUL end a message for some receivers (LF framing, NUL-delimited TCP, line-based
 #: files): inside a field they would forge a second one, so they become spaces.
 _ONE_LINE = str.maketrans("\r\n\0", "   ")
@@ -101,8 +101,15 @@ def _sd_name(name: str) -> str:
 
 def _text(event: Event) -> str:
     p = event.payload
-    subject = p.get("printer_name") or p.get("printer_id") or p.get("source_printer_name") or p.get("group_name") \
-        or p.get("job_id") or p.get("component") or ""
+    subject = (
+        p.get("printer_name")
+        or p.get("printer_id")
+        or p.get("source_printer_name")
+        or p.get("group_name")
+        or p.get("job_id")
+        or p.get("component")
+        or ""
+    )
     where = f" ({p['printer_ip']})" if p.get("printer_ip") else ""
     extra = p.get("error_message") or p.get("message") or ""
     return " ".join(x for x in (event.event_type.value, f"{subject}{where}", extra) if x).translate(_ONE_LINE)
@@ -152,9 +159,11 @@ class SyslogSink:
         # Cut whole characters only (half a UTF-8 sequence is not text to any receiver), the
         # least useful first; never the envelope, so event_id stays for deduplication.
         texts = [k for k, v in event.payload.items() if isinstance(v, str)]
-        cuts = ([("details", k) for k in _longest_first(event.details, list(event.details))]
-                + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k in _FREE_TEXT])]
-                + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k not in _FREE_TEXT])])
+        cuts = (
+            [("details", k) for k in _longest_first(event.details, list(event.details))]
+            + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k in _FREE_TEXT])]
+            + [("payload", k) for k in _longest_first(event.payload, [k for k in texts if k not in _FREE_TEXT])]
+        )
         full = [getattr(event, kind)[key] for kind, key in cuts]
 
         def cut(emptied: int, last: str | None = None) -> Event:
@@ -163,11 +172,12 @@ class SyslogSink:
             if last is not None:
                 values[emptied] = last
             details, payload = dict(event.details), dict(event.payload)
-            for (kind, key), value in zip(cuts, values):
+            for (kind, key), value in zip(cuts, values, strict=False):
                 (details if kind == "details" else payload)[key] = value
             # A detail cut to nothing goes, name and all.
-            return replace(event, details={k: v for k, v in details.items() if v or not event.details[k]},
-                           payload=payload)
+            return replace(
+                event, details={k: v for k, v in details.items() if v or not event.details[k]}, payload=payload
+            )
 
         def fits(shaped: Event, text: str | None = None) -> bool:
             return len(self._render(shaped, text)) <= limit
@@ -181,8 +191,10 @@ class SyslogSink:
         shaped = cut(len(cuts))
         message = self._render(shaped, _shorten(_text(shaped), lambda t: fits(shaped, t)))
         if len(message) > limit:
-            raise MessageTooLong(f"syslog: the message of event {event.event_id} cannot be cut to {limit} bytes "
-                                 f"(max_message_bytes): {len(message)} bytes without its free text")
+            raise MessageTooLong(
+                f"syslog: the message of event {event.event_id} cannot be cut to {limit} bytes "
+                f"(max_message_bytes): {len(message)} bytes without its free text"
+            )
         return message
 
     def _render(self, event: Event, text: str | None = None) -> bytes:
@@ -194,17 +206,30 @@ class SyslogSink:
             t = event.timestamp
             stamp = f"{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
             # No structured data in RFC 3164: the event id ends the text, for deduplication.
-            return (f"<{pri}>{stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 32)}: "
-                    f"{text + ' ' if text else ''}event_id={event.event_id}").encode()
-        fields = {"event_id": event.event_id, "event_type": event.event_type.value,
-                  "severity": event.severity.value, "source": event.source}
-        fields.update({k: v if not isinstance(v, list) else ",".join(map(str, v))
-                       for k, v in event.payload.items() if v not in (None, [], "")})
+            return (
+                f"<{pri}>{stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 32)}: "
+                f"{text + ' ' if text else ''}event_id={event.event_id}"
+            ).encode()
+        fields = {
+            "event_id": event.event_id,
+            "event_type": event.event_type.value,
+            "severity": event.severity.value,
+            "source": event.source,
+        }
+        fields.update(
+            {
+                k: v if not isinstance(v, list) else ",".join(map(str, v))
+                for k, v in event.payload.items()
+                if v not in (None, [], "")
+            }
+        )
         fields.update({f"details.{k}": v for k, v in event.details.items()})
         sd = f"[{self.config.sd_id} " + " ".join(f'{_sd_name(k)}="{_sd_value(v)}"' for k, v in fields.items()) + "]"
         stamp = event.timestamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        header = (f"<{pri}>1 {stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 48)} - "
-                  f"{_header_field(event.event_type.value, 32)}")
+        header = (
+            f"<{pri}>1 {stamp} {_header_field(host, 255)} {_header_field(self.config.app_name, 48)} - "
+            f"{_header_field(event.event_type.value, 32)}"
+        )
         return f"{header} {sd}{' ' + text if text else ''}".encode()
 
     def frame(self, message: bytes) -> bytes:
@@ -264,8 +289,9 @@ class SyslogSink:
     def check(self) -> str:
         self.close()
         self._connect()
-        verdict = (f"syslog {self.config.transport}://{self.config.host}:{self.config.port} reachable"
-                   + (" (UDP: no acknowledgement is possible)" if self.config.transport == "udp" else ""))
+        verdict = f"syslog {self.config.transport}://{self.config.host}:{self.config.port} reachable" + (
+            " (UDP: no acknowledgement is possible)" if self.config.transport == "udp" else ""
+        )
         self.close()
         return verdict
 

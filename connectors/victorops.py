@@ -22,6 +22,7 @@ from continuum_events.connectors.http import HttpClient, raise_for_common, redac
 from continuum_events.connectors.incidents import Incident, LifecycleSink, Pending, Rejected, bounded, incidents_of
 from continuum_events.events import Event
 
+
 @dataclass(frozen=True)
 class VictorOpsConfig:
     api_key: SecretStr
@@ -42,33 +43,41 @@ class VictorOpsSink(LifecycleSink):
     @property
     def endpoint(self) -> str:
         c = self.config
-        return (f"{c.url}/integrations/generic/20131114/alert/"
-                f"{c.api_key.get_secret_value()}/{c.routing_key.get_secret_value()}")
+        return (
+            f"{c.url}/integrations/generic/20131114/alert/"
+            f"{c.api_key.get_secret_value()}/{c.routing_key.get_secret_value()}"
+        )
 
     def body(self, incident: Incident) -> dict[str, object]:
         event = incident.event
         kind = "RECOVERY" if incident.action == "resolve" else "CRITICAL"
         described = describe_event(event)
         details = described.pop("details", {})
-        body = {**described, **{f"details.{k}": v for k, v in details.items()},
-                "message_type": kind, "entity_id": incident.key,
-                "entity_display_name": bounded(incident.summary, 500), "state_message": incident.summary,
-                "timestamp": event.timestamp_us // 1_000_000, "state_start_time": event.timestamp_us // 1_000_000,
-                "monitoring_tool": "continuum-events"}
+        body = {
+            **described,
+            **{f"details.{k}": v for k, v in details.items()},
+            "message_type": kind,
+            "entity_id": incident.key,
+            "entity_display_name": bounded(incident.summary, 500),
+            "state_message": incident.summary,
+            "timestamp": event.timestamp_us // 1_000_000,
+            "state_start_time": event.timestamp_us // 1_000_000,
+            "monitoring_tool": "continuum-events",
+        }
         return body
 
     def post(self, body: dict[str, object]) -> dict[str, object]:
-        response = self.client.post(self.endpoint, orjson.dumps(body), {"Content-Type": "application/json"},
-                                    what="VictorOps alert")
+        response = self.client.post(
+            self.endpoint, orjson.dumps(body), {"Content-Type": "application/json"}, what="VictorOps alert"
+        )
         self.sent()
-        raise_for_common(response, what="VictorOps alert", retry={408, 429}, config={401, 403, 404},
-                         too_large=False)
+        raise_for_common(response, what="VictorOps alert", retry={408, 429}, config={401, 403, 404}, too_large=False)
         try:
             answer = response.json()
         except ValueError:
             raise Retry(f"VictorOps alert: HTTP {response.status_code} without a JSON answer") from None
         if response.status_code == 200 and answer.get("result") == "success":
-            return answer
+            return dict(answer)
         if response.status_code in (200, 400):
             raise Rejected(f"VictorOps refused the alert: {redact(str(answer.get('message')))[:200]}")
         raise Retry(f"VictorOps alert: unexpected HTTP {response.status_code}")
@@ -83,9 +92,14 @@ class VictorOpsSink(LifecycleSink):
     def check(self) -> str:
         """An INFO message only adds to the timeline: it tests both keys without paging anyone."""
         try:
-            self.post({"message_type": "INFO", "entity_id": "continuum-events/connection-test",
-                       "state_message": "continuum-events connection test", "monitoring_tool": "continuum-events"})
+            self.post(
+                {
+                    "message_type": "INFO",
+                    "entity_id": "continuum-events/connection-test",
+                    "state_message": "continuum-events connection test",
+                    "monitoring_tool": "continuum-events",
+                }
+            )
         except Rejected as exc:
             raise ConfigError(str(exc)) from None
         return "VictorOps accepts the API and routing keys (an INFO entry was added to the timeline)"
-

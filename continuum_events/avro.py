@@ -23,12 +23,12 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 Encoder = Callable[[Any, bytearray], None]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _pack_double = struct.Struct("<d").pack
@@ -123,7 +123,9 @@ class _Compiler:
         record_name = schema["name"].rsplit(".", 1)[-1]
         names = frozenset(f["name"] for f in schema["fields"])
         scope: dict[str, Any] = {
-            "Mapping": Mapping, "ABSENT": _ABSENT, "names": names,
+            "Mapping": Mapping,
+            "ABSENT": _ABSENT,
+            "names": names,
             "bad_record": _bad_record(path, record_name, names),
         }
         body = [
@@ -185,7 +187,7 @@ class _Compiler:
             return optional
 
         by_name = {}
-        for index, (name, encoder) in enumerate(zip(names, encoders)):
+        for index, (name, encoder) in enumerate(zip(names, encoders, strict=False)):
             by_name[name] = (_zigzag(index), encoder)
             by_name[name.rsplit(".", 1)[-1]] = (_zigzag(index), encoder)
         choices = ", ".join(n.rsplit(".", 1)[-1] for n in names)
@@ -208,8 +210,12 @@ def _fast_path(schema: Any, i: int, scope: dict[str, Any]) -> tuple[str, list[st
     field's compiled encoder, which validates and explains."""
     kind = schema if isinstance(schema, str) else schema.get("type") if isinstance(schema, dict) else None
     if kind == "string":
-        return "type(v) is str", ["b = v.encode()", "n = len(b)", "out += SMALL[n + 64] if n < 64 else varint(n)",
-                                  "out += b"]
+        return "type(v) is str", [
+            "b = v.encode()",
+            "n = len(b)",
+            "out += SMALL[n + 64] if n < 64 else varint(n)",
+            "out += b",
+        ]
     if kind in ("int", "long") and not (isinstance(schema, dict) and "logicalType" in schema):
         return "type(v) is int and -64 <= v < 64", ["out += SMALL[v + 64]"]
     if kind == "enum":
@@ -231,7 +237,9 @@ def _bad_record(path: str, record_name: str, names: frozenset[str]) -> Callable[
         if not isinstance(value, Mapping):
             raise SchemaViolation(path, f"expected a {record_name} mapping, got {_describe(value)}")
         unknown = sorted(str(k) for k in set(value) - names)
-        raise SchemaViolation(_join(path, unknown[0]), f"unknown field (a {record_name} has: {', '.join(sorted(names))})")
+        raise SchemaViolation(
+            _join(path, unknown[0]), f"unknown field (a {record_name} has: {', '.join(sorted(names))})"
+        )
 
     return bad_record
 

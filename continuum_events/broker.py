@@ -122,8 +122,10 @@ def java_binary() -> str:
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java or not os.access(java, os.X_OK):
-        raise BrokerError("Apache Kafka needs Java 17 or newer and none was found: "
-                          "`sudo apt-get install openjdk-17-jre-headless` (or use --engine tansu)")
+        raise BrokerError(
+            "Apache Kafka needs Java 17 or newer and none was found: "
+            "`sudo apt-get install openjdk-17-jre-headless` (or use --engine tansu)"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     try:
         major = int(out.split('"')[1].split(".")[0])
@@ -131,8 +133,10 @@ def java_binary() -> str:
         major = 0
     if major < 17:
         first = out.splitlines()[0] if out else "no version"
-        raise BrokerError(f"Apache Kafka 4 needs Java 17 or newer; {java} is {first!r}: "
-                          "`sudo apt-get install openjdk-17-jre-headless` (or use --engine tansu)")
+        raise BrokerError(
+            f"Apache Kafka 4 needs Java 17 or newer; {java} is {first!r}: "
+            "`sudo apt-get install openjdk-17-jre-headless` (or use --engine tansu)"
+        )
     return java
 
 
@@ -140,8 +144,10 @@ def kafka_classpath() -> str:
     libs = kafka_libs()
     version = kafka_version()
     if not (libs / f"kafka_2.13-{version}.jar").is_file():
-        raise BrokerError(f"the Apache Kafka {version} jars are not in {libs}: run `{KAFKA_INSTALL_HINT}` "
-                          "(Maven resolves them from Maven Central once) or use --engine tansu")
+        raise BrokerError(
+            f"the Apache Kafka {version} jars are not in {libs}: run `{KAFKA_INSTALL_HINT}` "
+            "(Maven resolves them from Maven Central once) or use --engine tansu"
+        )
     return f"{libs}/*"
 
 
@@ -278,8 +284,13 @@ class TansuBroker(LocalBroker):
     exact_offsets = False
     durable = False
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", topology: Topology | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        topology: Topology | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         super().__init__(port, host, topology, log_path)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -295,9 +306,19 @@ class TansuBroker(LocalBroker):
         url = f"tcp://{self.host}:{self.port}"
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
-                [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             )
         self._wait_listening(self.process, self.port, time.monotonic() + timeout, "tansu")
@@ -486,8 +507,11 @@ class KafkaBroker(LocalBroker):
             # The controller moves a dead broker's partitions to new leaders only once its
             # session expires: 9 s by Kafka's default (measured here: a new event delivered
             # 10.4-11.3 s after a leader's SIGKILL). A local cluster fails over in about 3 s.
-            **({"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
-               if len(self.nodes) > 1 else {}),
+            **(
+                {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
+                if len(self.nodes) > 1
+                else {}
+            ),
             **extra,
             **self.extra_properties,
         }
@@ -513,11 +537,20 @@ class KafkaBroker(LocalBroker):
 
     def _java(self, node: KafkaNode, main: str, *args: str) -> list[str]:
         return [
-            java_binary(), f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExplicitGCInvokesConcurrent", "-Xshare:auto",
+            java_binary(),
+            f"-Xms{self.heap_mb}m",
+            f"-Xmx{self.heap_mb}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            "-Xshare:auto",
             *self.jvm_options,
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={node.data_dir / 'log4j2.properties'}",
-            "-cp", kafka_classpath(), main, *args,
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={node.data_dir / 'log4j2.properties'}",
+            "-cp",
+            kafka_classpath(),
+            main,
+            *args,
         ]
 
     def _format(self, node: KafkaNode, cluster_id: str, config: Path) -> None:
@@ -531,8 +564,13 @@ class KafkaBroker(LocalBroker):
         args = ["format", f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]
         for user, password in self.scram_users.items():
             args += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
-        done = subprocess.run(self._java(node, "kafka.tools.StorageTool", *args), capture_output=True, text=True,
-                              check=False, env={**os.environ, "KAFKA_HEAP_OPTS": ""})
+        done = subprocess.run(
+            self._java(node, "kafka.tools.StorageTool", *args),
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "KAFKA_HEAP_OPTS": ""},
+        )
         if done.returncode != 0:
             # The format command echoes its arguments on error; never show SCRAM passwords.
             detail = done.stderr + done.stdout
@@ -591,8 +629,11 @@ class KafkaBroker(LocalBroker):
         self._format(node, cluster_id or self._cluster_id(), config)
         with open(self.log_path.with_suffix(f".node{node.node_id}.stdout"), "ab") as out:
             node.process = subprocess.Popen(
-                self._java(node, "kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=node.data_dir,
+                self._java(node, "kafka.Kafka", str(config)),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=node.data_dir,
             )
         if wait:
             self._wait_listening(node.process, node.port, time.monotonic() + 60, f"kafka node {node.node_id}")

@@ -104,7 +104,9 @@ class EventCodec:
         """The framing header for records written to ``topic`` (cached)."""
         prefix = self._prefixes.get(topic)
         if prefix is None:
-            prefix = self._registry_prefix(topic) if self.registry is not None else SINGLE_OBJECT_MAGIC + self._fingerprint
+            prefix = (
+                self._registry_prefix(topic) if self.registry is not None else SINGLE_OBJECT_MAGIC + self._fingerprint
+            )
             self._prefixes[topic] = prefix
         return prefix
 
@@ -114,9 +116,11 @@ class EventCodec:
         assert self.registry is not None
         subject, schema = f"{topic}-value", Schema(json.dumps(self.schema), "AVRO")
         if self.auto_register:
-            schema_id = self.registry.register_schema(subject, schema)
+            schema_id: int | None = self.registry.register_schema(subject, schema)
         else:
             schema_id = self.registry.lookup_schema(subject, schema).schema_id
+        if schema_id is None:
+            raise ValueError(f"the schema registry gave no id for {subject}")
         return bytes([CONFLUENT_MAGIC]) + _REGISTRY_ID.pack(schema_id)
 
     def body_encoder(self) -> Callable[..., bytes]:
@@ -141,18 +145,26 @@ class EventCodec:
             raise DecodeError(f"not an event envelope: {exc}", topic=topic, partition=partition, offset=offset) from exc
         # Avro cannot say either; a consumer that trusted them would fail on this event at every retry.
         if not TIMESTAMP_MIN_US <= event.timestamp_us <= TIMESTAMP_MAX_US:
-            raise DecodeError(f"timestamp {event.timestamp_us} is not microseconds between years 1 and 9999",
-                              topic=topic, partition=partition, offset=offset)
+            raise DecodeError(
+                f"timestamp {event.timestamp_us} is not microseconds between years 1 and 9999",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
         # A reader fills in every field of the branch it read, so other fields mean another family's payload.
         if event.event_type is not EventType.UNKNOWN and event.payload.keys() != PAYLOAD_FIELDS[event.family]:
-            raise DecodeError(f"a {event.event_type.value} event with another family's payload",
-                              topic=topic, partition=partition, offset=offset)
+            raise DecodeError(
+                f"a {event.event_type.value} event with another family's payload",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
         return event
 
     def decode_record(
         self, data: bytes | None, topic: str | None = None, partition: int | None = None, offset: int | None = None
     ) -> dict[str, Any]:
-        where = {"topic": topic, "partition": partition, "offset": offset}
+        where: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
         if not data:
             raise DecodeError("empty value (tombstone or missing payload)", **where)
         if data[:2] == SINGLE_OBJECT_MAGIC:
@@ -160,7 +172,9 @@ class EventCodec:
                 raise DecodeError("truncated single-object header", **where)
             fp = bytes(data[2:10])
             if fp not in self._writers:
-                raise DecodeError(f"unknown schema fingerprint {fp.hex()} (not in schemas/ or schemas/history/)", **where)
+                raise DecodeError(
+                    f"unknown schema fingerprint {fp.hex()} (not in schemas/ or schemas/history/)", **where
+                )
             writer, body = self._writers[fp], memoryview(data)[10:]
         elif data[0] == CONFLUENT_MAGIC:
             if len(data) < 5:
@@ -168,7 +182,9 @@ class EventCodec:
             schema_id = _REGISTRY_ID.unpack_from(data, 1)[0]
             writer, body = self._registry_writer(schema_id, where), memoryview(data)[5:]
         else:
-            raise DecodeError(f"unknown framing: first byte 0x{data[0]:02x} is neither single-object nor Confluent", **where)
+            raise DecodeError(
+                f"unknown framing: first byte 0x{data[0]:02x} is neither single-object nor Confluent", **where
+            )
         stream = io.BytesIO(body)
         try:
             if writer is None:
@@ -186,16 +202,19 @@ class EventCodec:
         if writer is not None:
             return writer
         if self.registry is None:
-            raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry is configured", **where)
+            raise DecodeError(
+                f"Confluent-framed record (schema id {schema_id}) but no schema registry is configured", **where
+            )
         try:
-            schema = json.loads(self.registry.get_schema(schema_id).schema_str)
+            schema = json.loads(self.registry.get_schema(schema_id).schema_str or "")
         except Exception as exc:
             raise DecodeError(f"schema id {schema_id} not found in the registry ({exc})", **where) from exc
         try:
             parsed = fastavro.parse_schema(_plain(schema))
         except Exception as exc:  # a JSON Schema (the registry holds those too), or not a schema at all
-            raise DecodeError(f"schema id {schema_id} is not an Avro schema ({type(exc).__name__}: {exc})",
-                              **where) from exc
+            raise DecodeError(
+                f"schema id {schema_id} is not an Avro schema ({type(exc).__name__}: {exc})", **where
+            ) from exc
         with self._lock:
             self._registry_writers[schema_id] = parsed
         return parsed

@@ -33,8 +33,9 @@ from continuum_events.topology import CONFIG_TOPIC
 class ConfigStore(TopicFollower):
     """Follows the config topic in a background thread; reads are lock-free snapshots."""
 
-    def __init__(self, settings: KafkaSettings, topic: str = CONFIG_TOPIC,
-                 on_change: Callable[[ConfigStore], None] | None = None) -> None:
+    def __init__(
+        self, settings: KafkaSettings, topic: str = CONFIG_TOPIC, on_change: Callable[[ConfigStore], None] | None = None
+    ) -> None:
         super().__init__(settings, topic, name="config", on_change=on_change)
         self._ruleset: RuleSet | None = None
         self._hygiene: tuple[HygienePolicy | None] | None = None  # None: not read since the last change

@@ -93,8 +93,14 @@ def read_dead_letters(consumer: Consumer, integration: str, timeout: float = 10.
     topic = integration_dlq_topic(integration)
     ranges = {p: (r.start, r.end) for p, r in watermarks(consumer, topic, timeout).items()}
     return [
-        DeadLetter(m.partition(), m.offset(), m.key(), m.value(), read_dead_letter_headers(m.headers()),
-                   f"{m.partition()}@{m.offset()}" in redriven)
+        DeadLetter(
+            m.partition(),
+            m.offset(),
+            m.key(),
+            m.value(),
+            read_dead_letter_headers(m.headers()),
+            f"{m.partition()}@{m.offset()}" in redriven,
+        )
         for m in read_range(consumer, topic, ranges, timeout)
     ]
 

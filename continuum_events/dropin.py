@@ -50,7 +50,7 @@ def install(name: str = DEFAULT_NAME) -> types.ModuleType:
             stub.__path__ = []
             sys.modules[parent] = stub
         if depth > 1:
-            setattr(sys.modules[".".join(parts[:depth - 1])], parts[depth - 1], sys.modules[parent])
+            setattr(sys.modules[".".join(parts[: depth - 1])], parts[depth - 1], sys.modules[parent])
     sys.modules[name] = this
     if len(parts) > 1:
         setattr(sys.modules[".".join(parts[:-1])], parts[-1], this)

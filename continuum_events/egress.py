@@ -62,8 +62,10 @@ class EgressProxy:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ProxyError(f"https_proxy must be http://host:port or https://host:port, got {_safe(self.url)!r}")
         if parts.username or parts.password:
-            raise ProxyError("https_proxy: give the proxy's credentials as username and password (a secret "
-                             "reference), not inside the URL")
+            raise ProxyError(
+                "https_proxy: give the proxy's credentials as username and password (a secret "
+                "reference), not inside the URL"
+            )
 
     @property
     def address(self) -> str:
@@ -147,8 +149,13 @@ class EgressSettings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> EgressSettings:
-        return cls(**{name: environ[f"{ENV_PREFIX}{name.upper()}"] for name in cls.model_fields
-                      if environ.get(f"{ENV_PREFIX}{name.upper()}")})
+        return cls(
+            **{
+                name: environ[f"{ENV_PREFIX}{name.upper()}"]
+                for name in cls.model_fields
+                if environ.get(f"{ENV_PREFIX}{name.upper()}")
+            }
+        )
 
 
 ENV_PREFIX = "CONTINUUM_EGRESS_"
@@ -168,5 +175,10 @@ def global_proxy(environ: Mapping[str, str] = os.environ) -> EgressProxy | None:
         if settings.proxy_password_file and settings.proxy_password_env:
             raise ProxyError(f"set one of {ENV_PREFIX}PROXY_PASSWORD_FILE and {ENV_PREFIX}PROXY_PASSWORD_ENV")
         password = SecretRef(file=settings.proxy_password_file, env=settings.proxy_password_env).resolve(environ)
-    return EgressProxy(settings.https_proxy or None, split_no_proxy(settings.no_proxy), settings.proxy_username,
-                       password, settings.ca_bundle)
+    return EgressProxy(
+        settings.https_proxy or None,
+        split_no_proxy(settings.no_proxy),
+        settings.proxy_username,
+        password,
+        settings.ca_bundle,
+    )

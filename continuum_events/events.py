@@ -19,9 +19,9 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 
@@ -55,22 +55,53 @@ class _EventTypeBase(StrEnum):
         return symbol_of(self.value)
 
 
-EventType = _EventTypeBase(  # type: ignore[misc]
-    "EventType",
-    {symbol.upper(): _dotted(symbol) for symbol in _FIELDS["event_type"]["type"]["symbols"]},
-)
-EventType.__doc__ = "Every Continuum event type, e.g. ``EventType.PRINTER_OFFLINE == 'printer.offline'``."
+if TYPE_CHECKING:
+    # What a type checker sees; at run time both enums are built from the schema below
+    # (tests/unit/test_events.py checks these names are exactly the schema's symbols).
+    class EventType(_EventTypeBase):
+        PRINTER_ADDED = "printer.added"
+        PRINTER_REMOVED = "printer.removed"
+        PRINTER_OFFLINE = "printer.offline"
+        PRINTER_ONLINE = "printer.online"
+        PRINTER_ERROR = "printer.error"
+        PRINTER_LOW_TONER = "printer.low_toner"
+        PRINTER_JAM = "printer.jam"
+        REDIRECT_CREATED = "redirect.created"
+        REDIRECT_REMOVED = "redirect.removed"
+        REDIRECT_FAILED = "redirect.failed"
+        JOB_STARTED = "job.started"
+        JOB_COMPLETED = "job.completed"
+        JOB_FAILED = "job.failed"
+        GROUP_CREATED = "group.created"
+        GROUP_UPDATED = "group.updated"
+        GROUP_DELETED = "group.deleted"
+        SYSTEM_ERROR = "system.error"
+        SYSTEM_WARNING = "system.warning"
+        SYSTEM_INFO = "system.info"
+        SYSTEM_CRITICAL = "system.critical"
+        UNKNOWN = "unknown"
+        PRINTER_FLAPPING = "printer.flapping"
+        GROUP_OUTAGE = "group.outage"
 
-Severity = StrEnum(  # type: ignore[misc]
-    "Severity", {s.upper(): s for s in _FIELDS["severity"]["type"]["symbols"]}
-)
-Severity.__doc__ = "info < warning < error < critical."
+    class Severity(StrEnum):
+        INFO = "info"
+        WARNING = "warning"
+        ERROR = "error"
+        CRITICAL = "critical"
+else:
+    EventType = _EventTypeBase(
+        "EventType",
+        {symbol.upper(): _dotted(symbol) for symbol in _FIELDS["event_type"]["type"]["symbols"]},
+    )
+    EventType.__doc__ = "Every Continuum event type, e.g. ``EventType.PRINTER_OFFLINE == 'printer.offline'``."
+
+    Severity = StrEnum("Severity", {s.upper(): s for s in _FIELDS["severity"]["type"]["symbols"]})
+    Severity.__doc__ = "info < warning < error < critical."
 SEVERITY_RANK: dict[str, int] = {s.value: i for i, s in enumerate(Severity)}
 
 #: Payload record (by short name) for each family, read from the payload union.
 PAYLOAD_RECORDS: dict[str, dict[str, Any]] = {
-    record["name"].rsplit(".", 1)[-1].removesuffix("Payload").lower(): record
-    for record in _FIELDS["payload"]["type"]
+    record["name"].rsplit(".", 1)[-1].removesuffix("Payload").lower(): record for record in _FIELDS["payload"]["type"]
 }
 #: The fully qualified record name of each family's payload branch.
 PAYLOAD_BRANCH: dict[str, str] = {
@@ -173,7 +204,7 @@ class Event:
 
     @property
     def timestamp(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp_us / 1_000_000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp_us / 1_000_000, tz=UTC)
 
     @property
     def key(self) -> str:
@@ -215,7 +246,6 @@ class Event:
             "payload": dict(self.payload),
             "details": dict(self.details),
         }
-
 
 
 # Decoding looks members up by their Avro symbol: a dict is ~5x cheaper than Enum(value).

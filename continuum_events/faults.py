@@ -25,7 +25,7 @@ ENV = "CONTINUUM_CRASH_AT"
 POINTS: dict[str, str] = {
     "connector.mid-batch": "records consumed into the open batch, none of it sent",
     "connector.request-answered": "a vendor request answered, before the connector looks at the answer "
-                                  "(for one-request-per-event vendors: the middle of a batch)",
+    "(for one-request-per-event vendors: the middle of a batch)",
     "connector.delivered": "the vendor accepted the batch; its offsets not yet committed",
     "connector.committed": "the batch's offsets committed",
     "connector.dead-letter": "a dead letter handed to the producer, not yet acknowledged by the brokers",

@@ -31,8 +31,14 @@ log = logging.getLogger(__name__)
 class TopicFollower:
     """Follows ``topic`` in a background thread; reads are lock-free snapshots."""
 
-    def __init__(self, settings: KafkaSettings, topic: str, *, name: str = "follower",
-                 on_change: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        *,
+        name: str = "follower",
+        on_change: Callable[[Any], None] | None = None,
+    ) -> None:
         self.settings, self.topic, self.name, self.on_change = settings, topic, name, on_change
         self._values: Mapping[str, Any] = {}
         self.version = 0
@@ -80,10 +86,15 @@ class TopicFollower:
         """Hook for subclasses that cache something derived from the values."""
 
     def _follow(self) -> None:
-        consumer = Consumer(self.settings.client_config(**{
-            "group.id": f"continuum-events-{self.name}-follower", "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,
-        }))
+        consumer = Consumer(
+            self.settings.client_config(
+                **{
+                    "group.id": f"continuum-events-{self.name}-follower",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 50,
+                }
+            )
+        )
         try:
             tps = self._partitions(consumer)
             if tps is None:
@@ -98,8 +109,9 @@ class TopicFollower:
                     try:
                         changes[key] = None if msg.value() is None else json.loads(msg.value())
                     except ValueError:
-                        log.error("%s %s@%d: key %r is not JSON; ignored", self.topic, msg.partition(),
-                                  msg.offset(), key)
+                        log.error(
+                            "%s %s@%d: key %r is not JSON; ignored", self.topic, msg.partition(), msg.offset(), key
+                        )
                 if changes:
                     self.apply(changes)
                 if not self._ready.is_set() and self._caught_up(consumer, tps):
@@ -134,8 +146,13 @@ class TopicFollower:
         return True
 
 
-def write_keys(settings: KafkaSettings, topic: str, values: Mapping[str, Any | None],
-               producer: Producer | None = None, timeout: float = 15.0) -> None:
+def write_keys(
+    settings: KafkaSettings,
+    topic: str,
+    values: Mapping[str, Any | None],
+    producer: Producer | None = None,
+    timeout: float = 15.0,
+) -> None:
     """Write keys (None deletes) and wait for the acknowledgement; raise if not stored."""
     producer = producer or Producer(settings.client_config(**{"acks": "all", "enable.idempotence": True}))
     errors: list[str] = []
@@ -147,4 +164,6 @@ def write_keys(settings: KafkaSettings, topic: str, values: Mapping[str, Any | N
     for key, value in values.items():
         producer.produce(topic, None if value is None else json.dumps(value).encode(), key.encode(), on_delivery=check)
     if producer.flush(timeout) or errors:
-        raise RuntimeError(f"could not write to {topic}: {'; '.join(errors) or f'no acknowledgement in {timeout:.0f} s'}")
+        raise RuntimeError(
+            f"could not write to {topic}: {'; '.join(errors) or f'no acknowledgement in {timeout:.0f} s'}"
+        )

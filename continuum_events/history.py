@@ -37,7 +37,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 from uuid import uuid4
 
@@ -78,15 +78,19 @@ def history_consumer(settings: KafkaSettings, purpose: str) -> Consumer:
     librdkafka insists on a ``group.id``; a unique one is given, but the consumer never
     subscribes and never commits, so no group is joined and no position moves.
     """
-    return Consumer(settings.client_config(**{
-        "group.id": f"continuum-history-{purpose}-{uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        # End-of-partition events tell a probe "no record at or after this offset".
-        "enable.partition.eof": True,
-        "fetch.wait.max.ms": FETCH_WAIT_MS,
-        "auto.offset.reset": "earliest",
-    }))
+    return Consumer(
+        settings.client_config(
+            **{
+                "group.id": f"continuum-history-{purpose}-{uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                # End-of-partition events tell a probe "no record at or after this offset".
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
+                "auto.offset.reset": "earliest",
+            }
+        )
+    )
 
 
 def partitions_of(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[int]:
@@ -130,12 +134,16 @@ def end_offsets(consumer: Consumer, topic: str, timeout: float = DEFAULT_TIMEOUT
 
 #: What a group coordinator answers while it loads or moves (Apache Kafka just after a start or a
 #: broker failover, and for a group whose offsets partition it has not loaded yet): ask again.
-_COORDINATOR_BUSY = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                               KafkaError.COORDINATOR_NOT_AVAILABLE})
+_COORDINATOR_BUSY = frozenset(
+    {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+)
 
 
-def committed(consumer: Consumer, partitions: list[TopicPartition], timeout: float = DEFAULT_TIMEOUT_S,
-              ) -> list[TopicPartition]:
+def committed(
+    consumer: Consumer,
+    partitions: list[TopicPartition],
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[TopicPartition]:
     """The committed offsets of ``consumer``'s group (negative: none), asking again while the
     coordinator is busy, until ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -149,8 +157,13 @@ def committed(consumer: Consumer, partitions: list[TopicPartition], timeout: flo
 
 
 def offsets_for_time(
-    consumer: Consumer, topic: str, timestamp_ms: int, ranges: Mapping[int, tuple[int, int]],
-    timeout: float = DEFAULT_TIMEOUT_S, *, time_index: bool = False,
+    consumer: Consumer,
+    topic: str,
+    timestamp_ms: int,
+    ranges: Mapping[int, tuple[int, int]],
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    time_index: bool = False,
 ) -> dict[int, int]:
     """For each partition of ``ranges``, the first offset in ``[start, end)`` whose record
     timestamp is ``>= timestamp_ms``, or ``end`` when every record there is older.
@@ -185,7 +198,11 @@ def offsets_for_time(
 
 
 def _indexed_offsets(
-    consumer: Consumer, topic: str, timestamp_ms: int, ranges: Mapping[int, tuple[int, int]], timeout: float,
+    consumer: Consumer,
+    topic: str,
+    timestamp_ms: int,
+    ranges: Mapping[int, tuple[int, int]],
+    timeout: float,
 ) -> dict[int, int]:
     """The broker's ``offsets_for_times`` (its time index), kept inside each range."""
     asked = [TopicPartition(topic, p, timestamp_ms) for p in ranges]
@@ -200,18 +217,31 @@ def _indexed_offsets(
 
 
 def offset_for_time(
-    consumer: Consumer, topic: str, partition: int, timestamp_ms: int, low: int, high: int,
-    timeout: float = DEFAULT_TIMEOUT_S, *, time_index: bool = False,
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    timestamp_ms: int,
+    low: int,
+    high: int,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    time_index: bool = False,
 ) -> int:
     """The first offset in ``[low, high)`` of one partition whose record timestamp is
     ``>= timestamp_ms``; ``high`` when every record is older. See :func:`offsets_for_time`."""
-    return offsets_for_time(consumer, topic, timestamp_ms, {partition: (low, high)}, timeout,
-                            time_index=time_index)[partition]
+    return offsets_for_time(consumer, topic, timestamp_ms, {partition: (low, high)}, timeout, time_index=time_index)[
+        partition
+    ]
 
 
 def offsets_for_window(
-    consumer: Consumer, topic: str, start_ms: int | None, end_ms: int | None, timeout: float = DEFAULT_TIMEOUT_S,
-    *, time_index: bool = False,
+    consumer: Consumer,
+    topic: str,
+    start_ms: int | None,
+    end_ms: int | None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    time_index: bool = False,
 ) -> dict[int, OffsetRange]:
     """Per partition, the offsets of the records timestamped in ``[start_ms, end_ms)``.
 
@@ -220,20 +250,26 @@ def offsets_for_window(
     """
     marks = watermarks(consumer, topic, timeout)
     starts = (
-        {p: r.start for p, r in marks.items()} if start_ms is None
+        {p: r.start for p, r in marks.items()}
+        if start_ms is None
         else offsets_for_time(consumer, topic, start_ms, marks, timeout, time_index=time_index)
     )
     ends = (
-        {p: r.end for p, r in marks.items()} if end_ms is None
+        {p: r.end for p, r in marks.items()}
+        if end_ms is None
         # The end cannot precede the start: search only from there.
-        else offsets_for_time(consumer, topic, end_ms, {p: (starts[p], r.end) for p, r in marks.items()}, timeout,
-                              time_index=time_index)
+        else offsets_for_time(
+            consumer, topic, end_ms, {p: (starts[p], r.end) for p, r in marks.items()}, timeout, time_index=time_index
+        )
     )
     return {p: OffsetRange(starts[p], max(starts[p], ends[p])) for p in marks}
 
 
 def read_range(
-    consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, int]], timeout: float = DEFAULT_TIMEOUT_S,
+    consumer: Consumer,
+    topic: str,
+    ranges: Mapping[int, tuple[int, int]],
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Iterator[Message]:
     """Every record with ``start <= offset < end`` of each partition, in fetch order.
 
@@ -251,8 +287,10 @@ def read_range(
             if batch:
                 last_arrival = time.monotonic()
             elif time.monotonic() - last_arrival > timeout:
-                raise TimeoutError(f"{topic}: nothing read for {timeout:.1f} s; unfinished partitions "
-                                   + ", ".join(f"{p} (to offset {end})" for p, end in sorted(remaining.items())))
+                raise TimeoutError(
+                    f"{topic}: nothing read for {timeout:.1f} s; unfinished partitions "
+                    + ", ".join(f"{p} (to offset {end})" for p, end in sorted(remaining.items()))
+                )
             finished = []
             for msg in batch:
                 partition, offset = msg.partition(), msg.offset()
@@ -304,8 +342,9 @@ def _first_records(consumer: Consumer, topic: str, starts: Mapping[int, int], ti
         left = deadline - time.monotonic()
         if left <= 0:
             missing = sorted(set(starts) - set(first))
-            raise TimeoutError(f"{topic}: no record and no end of partition within {timeout:.1f} s "
-                               f"for partitions {missing}")
+            raise TimeoutError(
+                f"{topic}: no record and no end of partition within {timeout:.1f} s for partitions {missing}"
+            )
         answered = []
         for msg in _available(consumer, min(left, 0.1)):
             partition = msg.partition()
@@ -372,8 +411,10 @@ def parse_time(text: str, now: float | None = None) -> int:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00, UTC unless an offset is given), "
-                         "an age (90s, 30m, 6h, 2d, 1w) or now") from None
+        raise ValueError(
+            f"{text!r} is not a time: use ISO 8601 (2026-11-27T08:00, UTC unless an offset is given), "
+            "an age (90s, 30m, 6h, 2d, 1w) or now"
+        ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

@@ -68,12 +68,18 @@ class GroupPolicy(BaseModel):
     window_s: float = Field(120.0, gt=0, description="The window offline printers are counted in (seconds).")
     hold_s: float = Field(30.0, ge=0, description="How long an offline page waits for a group to form (seconds).")
     resolve_ratio: float = Field(0.8, gt=0, le=1, description="The group resolves when this share is back.")
-    resolve_grace_s: float = Field(120.0, ge=0, description="After the group resolves, a printer still offline "
-                                   "is paged on its own only if still offline this long later (seconds).")
-    update_s: float = Field(30.0, ge=0, description="An open group's incident gets its grown count at most "
-                            "once per this many seconds.")
-    update_growth: float = Field(0.1, ge=0, description="... and only once the count grew by this share since "
-                                 "the count last sent.")
+    resolve_grace_s: float = Field(
+        120.0,
+        ge=0,
+        description="After the group resolves, a printer still offline "
+        "is paged on its own only if still offline this long later (seconds).",
+    )
+    update_s: float = Field(
+        30.0, ge=0, description="An open group's incident gets its grown count at most once per this many seconds."
+    )
+    update_growth: float = Field(
+        0.1, ge=0, description="... and only once the count grew by this share since the count last sent."
+    )
 
 
 class HygienePolicy(BaseModel):
@@ -100,14 +106,20 @@ class Record:
 
     def dump(self) -> dict[str, Any]:
         b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-        return {"k": None if self.key is None else b64(self.key), "v": b64(self.value),
-                "h": [[name, b64(value)] for name, value in self.headers]}
+        return {
+            "k": None if self.key is None else b64(self.key),
+            "v": b64(self.value),
+            "h": [[name, b64(value)] for name, value in self.headers],
+        }
 
     @staticmethod
     def load(data: Mapping[str, Any]) -> Record:
         raw = base64.b64decode
-        return Record(None if data["k"] is None else raw(data["k"]), raw(data["v"]),
-                      tuple((name, raw(value)) for name, value in data["h"]))
+        return Record(
+            None if data["k"] is None else raw(data["k"]),
+            raw(data["v"]),
+            tuple((name, raw(value)) for name, value in data["h"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,8 +156,9 @@ def _micros(ts: float) -> int:
 
 
 # -- flapping --------------------------------------------------------------------------------
-def flap_event(state: State | None, kind: str, ts: float, record: Record, printer: Mapping[str, Any],
-               policy: FlapPolicy) -> tuple[State, list[Action]]:
+def flap_event(
+    state: State | None, kind: str, ts: float, record: Record, printer: Mapping[str, Any], policy: FlapPolicy
+) -> tuple[State, list[Action]]:
     """One offline/online page of a printer (``ts``: its event time, seconds)."""
     state = dict(state or {"last": None, "changes": [], "flapping": False, "last_change": None, "held": None})
     state["printer"] = {k: v for k, v in printer.items() if v is not None}
@@ -159,13 +172,19 @@ def flap_event(state: State | None, kind: str, ts: float, record: Record, printe
     state.update(last=kind, changes=changes, last_change=ts)
     if state["flapping"]:
         state["held"] = record.dump()
-        return state, [Suppress(f"flapping: {len(changes)} changes in {policy.window_s:.0f} s; held until stable "
-                                f"for {policy.quiet_s:.0f} s")]
+        return state, [
+            Suppress(
+                f"flapping: {len(changes)} changes in {policy.window_s:.0f} s; held until stable "
+                f"for {policy.quiet_s:.0f} s"
+            )
+        ]
     if len(changes) > policy.changes:
         state.update(flapping=True, flap_start=ts, held=record.dump())
         event = _flapping(state, "flapping", ts, len(changes), policy)
-        return state, [Emit(event, f"more than {policy.changes} changes in {policy.window_s:.0f} s: flapping"),
-                       Suppress("flapping: this page is held until the printer is stable")]
+        return state, [
+            Emit(event, f"more than {policy.changes} changes in {policy.window_s:.0f} s: flapping"),
+            Suppress("flapping: this page is held until the printer is stable"),
+        ]
     return state, [Send(record, f"{len(changes)} change(s) in {policy.window_s:.0f} s, not flapping")]
 
 
@@ -189,16 +208,27 @@ def flap_tick(state: State, now: float, policy: FlapPolicy) -> tuple[State | Non
 def _flapping(state: State, phase: str, ts: float, changes: int, policy: FlapPolicy) -> Event:
     printer = state["printer"]
     return Event(
-        _id("flapping", printer["printer_id"], state["flap_start"], phase), EventType.PRINTER_FLAPPING,
-        Severity.WARNING if phase == "flapping" else Severity.INFO, _micros(ts), dict(printer), "continuum-router",
-        {"state": phase, "changes": str(changes), "window_s": f"{policy.window_s:g}",
-         "quiet_s": f"{policy.quiet_s:g}"},
+        _id("flapping", printer["printer_id"], state["flap_start"], phase),
+        EventType.PRINTER_FLAPPING,
+        Severity.WARNING if phase == "flapping" else Severity.INFO,
+        _micros(ts),
+        dict(printer),
+        "continuum-router",
+        {"state": phase, "changes": str(changes), "window_s": f"{policy.window_s:g}", "quiet_s": f"{policy.quiet_s:g}"},
     )
 
 
 # -- outage grouping ---------------------------------------------------------------------------
-def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: float, now: float,
-                record: Record, policy: GroupPolicy) -> tuple[State, list[Action]]:
+def group_event(
+    state: State | None,
+    name: str,
+    printer_id: str,
+    kind: str,
+    ts: float,
+    now: float,
+    record: Record,
+    policy: GroupPolicy,
+) -> tuple[State, list[Action]]:
     """One offline/online page of a printer of group ``name`` (a location or department)."""
     state = dict(state or {"open": False, "window": {}, "members": {}, "opened": None})
     window, members = dict(state["window"]), dict(state["members"])
@@ -215,8 +245,13 @@ def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: 
             return state, [Send(record, "already paged")] if entry["paged"] else [Suppress("already held")]
         for pid in [p for p, e in window.items() if e["ts"] <= ts - policy.window_s and e["paged"]]:
             del window[pid]  # counted no more; its own incident stays as it is
-        window[printer_id] = {"ts": ts, "seen": now, "paged": False, "record": record.dump(),
-                              "release_at": now + policy.hold_s}
+        window[printer_id] = {
+            "ts": ts,
+            "seen": now,
+            "paged": False,
+            "record": record.dump(),
+            "release_at": now + policy.hold_s,
+        }
         if len([e for e in window.values() if e["ts"] > ts - policy.window_s]) > policy.threshold:
             return _open_group(state, name, ts, now, policy)
         if policy.hold_s <= 0:
@@ -226,16 +261,23 @@ def group_event(state: State | None, name: str, printer_id: str, kind: str, ts: 
     if printer_id in window and not window[printer_id]["paged"]:
         entry = window.pop(printer_id)
         if entry.get("after_outage"):
-            return state, [Suppress(f"back within the {policy.resolve_grace_s:.0f} s grace after the {policy.by} "
-                                    f"{name} outage: its offline page was never sent")]
+            return state, [
+                Suppress(
+                    f"back within the {policy.resolve_grace_s:.0f} s grace after the {policy.by} "
+                    f"{name} outage: its offline page was never sent"
+                )
+            ]
         return state, [Suppress(f"back within the {policy.hold_s:.0f} s hold: its offline page was never sent")]
     if state["open"] and printer_id in members:
         member = members[printer_id]
         if member["state"] == "back":
             return state, [Suppress(f"already back in the {policy.by} {name} outage")]
         members[printer_id] = {**member, "state": "back", "record": None}
-        actions: list[Action] = [Send(record, "resolves its own page, sent before the group formed")] \
-            if member["paged"] else [Suppress(f"back, within the {policy.by} {name} outage")]
+        actions: list[Action] = (
+            [Send(record, "resolves its own page, sent before the group formed")]
+            if member["paged"]
+            else [Suppress(f"back, within the {policy.by} {name} outage")]
+        )
         back = sum(1 for m in members.values() if m["state"] == "back")
         if back >= policy.resolve_ratio * len(members):
             state, resolved = _resolve_group(state, name, now, policy)
@@ -254,9 +296,14 @@ def release_due(state: State, now: float, name: str, policy: GroupPolicy) -> tup
     actions: list[Action] = []
     for pid, entry in sorted(window.items(), key=lambda kv: kv[1]["ts"]):
         if not entry["paged"] and entry["release_at"] <= now:
-            why = (f"still offline {policy.resolve_grace_s:.0f} s after the {policy.by} {name} outage resolved: "
-                   "its own incident") if entry.get("after_outage") else \
-                f"held {policy.hold_s:.0f} s, no outage of {policy.by} {name}"
+            why = (
+                (
+                    f"still offline {policy.resolve_grace_s:.0f} s after the {policy.by} {name} outage resolved: "
+                    "its own incident"
+                )
+                if entry.get("after_outage")
+                else f"held {policy.hold_s:.0f} s, no outage of {policy.by} {name}"
+            )
             actions.append(Send(Record.load(entry["record"]), why))
             window[pid] = {**entry, "paged": True, "record": None, "release_at": None}
     return {**state, "window": window}, actions
@@ -279,14 +326,28 @@ def group_tick(state: State, now: float, name: str, policy: GroupPolicy) -> tupl
 
 
 def _open_group(state: State, name: str, ts: float, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
-    members = {pid: {"state": "offline", "paged": e["paged"], "record": e["record"]}
-               for pid, e in state["window"].items() if e["ts"] > ts - policy.window_s}
-    state = {**state, "open": True, "opened": ts, "members": members, "window": {},
-             "told": {"count": len(members), "at": now}}
+    members = {
+        pid: {"state": "offline", "paged": e["paged"], "record": e["record"]}
+        for pid, e in state["window"].items()
+        if e["ts"] > ts - policy.window_s
+    }
+    state = {
+        **state,
+        "open": True,
+        "opened": ts,
+        "members": members,
+        "window": {},
+        "told": {"count": len(members), "at": now},
+    }
     event = _outage(name, "open", ts, sorted(members), len(members), policy, state["opened"])
-    return state, [Emit(event, f"more than {policy.threshold} printers of {policy.by} {name} offline within "
-                               f"{policy.window_s:.0f} s: one incident"),
-                   Suppress(f"part of the {policy.by} {name} outage")]
+    return state, [
+        Emit(
+            event,
+            f"more than {policy.threshold} printers of {policy.by} {name} offline within "
+            f"{policy.window_s:.0f} s: one incident",
+        ),
+        Suppress(f"part of the {policy.by} {name} outage"),
+    ]
 
 
 def _tell_growth(state: State, name: str, ts: float, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
@@ -296,21 +357,28 @@ def _tell_growth(state: State, name: str, ts: float, now: float, policy: GroupPo
     members = state["members"]
     told = state.get("told") or {"count": 0, "at": float("-inf")}  # opened before updates existed
     count = len(members)
-    if count <= told["count"] or count < told["count"] * (1 + policy.update_growth) \
-            or now - told["at"] < policy.update_s:
+    if (
+        count <= told["count"]
+        or count < told["count"] * (1 + policy.update_growth)
+        or now - told["at"] < policy.update_s
+    ):
         return state, []
-    event = _outage(name, "open", max(ts, state["opened"]), sorted(members), count, policy, state["opened"],
-                    previous=told["count"])
-    return {**state, "told": {"count": count, "at": now}}, \
-        [Emit(event, f"{count - told['count']} more printers of {policy.by} {name} offline: the outage's "
-                     f"incident now counts {count}")]
+    event = _outage(
+        name, "open", max(ts, state["opened"]), sorted(members), count, policy, state["opened"], previous=told["count"]
+    )
+    return {**state, "told": {"count": count, "at": now}}, [
+        Emit(
+            event,
+            f"{count - told['count']} more printers of {policy.by} {name} offline: the outage's "
+            f"incident now counts {count}",
+        )
+    ]
 
 
 def _resolve_group(state: State, name: str, now: float, policy: GroupPolicy) -> tuple[State, list[Action]]:
     members = state["members"]
     still = sorted(pid for pid, m in members.items() if m["state"] == "offline")
-    event = _outage(name, "resolved", now, sorted(members), len(members), policy, state["opened"],
-                    still_offline=still)
+    event = _outage(name, "resolved", now, sorted(members), len(members), policy, state["opened"], still_offline=still)
     actions: list[Action] = [Emit(event, f"{len(members) - len(still)} of {len(members)} back")]
     # Those still offline are held for the grace, as a new offline page is held: most come
     # back moments after the rest of the site, and the clock's tick releases the others.
@@ -318,8 +386,14 @@ def _resolve_group(state: State, name: str, now: float, policy: GroupPolicy) -> 
     for pid in still:
         member = members[pid]
         held = not member["paged"] and bool(member["record"])
-        window[pid] = {"ts": now, "seen": now, "paged": not held, "record": member["record"] if held else None,
-                       "release_at": now + policy.resolve_grace_s if held else None, "after_outage": True}
+        window[pid] = {
+            "ts": now,
+            "seen": now,
+            "paged": not held,
+            "record": member["record"] if held else None,
+            "release_at": now + policy.resolve_grace_s if held else None,
+            "after_outage": True,
+        }
     state = {k: v for k, v in state.items() if k != "told"}
     state = {**state, "open": False, "opened": None, "members": {}, "window": window}
     if policy.resolve_grace_s <= 0:
@@ -328,10 +402,18 @@ def _resolve_group(state: State, name: str, now: float, policy: GroupPolicy) -> 
     return state, actions
 
 
-def _outage(name: str, phase: str, ts: float, ids: list[str], count: int, policy: GroupPolicy, opened: float,
-            still_offline: list[str] | None = None, previous: int | None = None) -> Event:
-    details = {"state": phase, "dimension": policy.by, "count": str(count),
-               "printer_ids": ",".join(ids)[:4000]}
+def _outage(
+    name: str,
+    phase: str,
+    ts: float,
+    ids: list[str],
+    count: int,
+    policy: GroupPolicy,
+    opened: float,
+    still_offline: list[str] | None = None,
+    previous: int | None = None,
+) -> Event:
+    details = {"state": phase, "dimension": policy.by, "count": str(count), "printer_ids": ",".join(ids)[:4000]}
     if still_offline is not None:
         details["still_offline"] = str(len(still_offline))
     # An update is an event of its own (its own id), about the same incident (group_id).
@@ -339,9 +421,13 @@ def _outage(name: str, phase: str, ts: float, ids: list[str], count: int, policy
     if previous is not None:
         details["previous_count"] = str(previous)
     return Event(
-        _id("outage", policy.by, name, opened, *tag), EventType.GROUP_OUTAGE,
-        Severity.ERROR if phase == "open" else Severity.INFO, _micros(ts),
-        {"group_id": f"{policy.by}:{name}", "group_name": name, "printer_ids": ids}, "continuum-router", details,
+        _id("outage", policy.by, name, opened, *tag),
+        EventType.GROUP_OUTAGE,
+        Severity.ERROR if phase == "open" else Severity.INFO,
+        _micros(ts),
+        {"group_id": f"{policy.by}:{name}", "group_name": name, "printer_ids": ids},
+        "continuum-router",
+        details,
     )
 
 
@@ -356,8 +442,13 @@ def simulate(events: list[Event], policy: HygienePolicy) -> list[tuple[Event, li
         notes: list[str] = []
         for name, state in list(groups.items()):
             new, actions = group_tick(state, now, name, policy.grouping)
-            notes += [f"meanwhile, an earlier page was {_describe(a)}" if isinstance(a, Send) else
-                      f"meanwhile, {_describe(a)}" for a in actions if not isinstance(a, Suppress)]
+            notes += [
+                f"meanwhile, an earlier page was {_describe(a)}"
+                if isinstance(a, Send)
+                else f"meanwhile, {_describe(a)}"
+                for a in actions
+                if not isinstance(a, Suppress)
+            ]
             if new is None:
                 groups.pop(name)
             else:
@@ -382,8 +473,9 @@ def simulate(events: list[Event], policy: HygienePolicy) -> list[tuple[Event, li
             actions = [a for a in actions if isinstance(a, Send)]
         name = event.payload.get(f"printer_{policy.grouping.by}")
         if actions and policy.grouping.enabled and name:
-            groups[str(name)], actions = group_event(groups.get(str(name)), str(name), pid, kind, now, now, record,
-                                                     policy.grouping)
+            groups[str(name)], actions = group_event(
+                groups.get(str(name)), str(name), pid, kind, now, now, record, policy.grouping
+            )
         notes += [_describe(a) for a in actions]
         out.append((event, notes))
     return out
@@ -406,5 +498,12 @@ def drain(key: str, state: State, now: float, policy: HygienePolicy) -> list[Act
     name, actions = key.removeprefix("group:"), []
     if state["open"]:
         state, actions = _resolve_group(state, name, now, policy.grouping)
-    return actions + release_due({**state, "window": {p: {**e, "release_at": now} for p, e in
-                                                      state["window"].items()}}, now, name, policy.grouping)[1]
+    return (
+        actions
+        + release_due(
+            {**state, "window": {p: {**e, "release_at": now} for p, e in state["window"].items()}},
+            now,
+            name,
+            policy.grouping,
+        )[1]
+    )

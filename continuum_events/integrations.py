@@ -175,8 +175,10 @@ class IntegrationSpec(BaseModel):
     @classmethod
     def _usable_name(cls, name: str) -> str:
         if not re.match(NAME_PATTERN, name):
-            raise ValueError(f"{name!r} cannot name an integration: use lower-case letters, digits, '.', '_' "
-                             "and '-' (it names a consumer group and topics), at most 63 characters")
+            raise ValueError(
+                f"{name!r} cannot name an integration: use lower-case letters, digits, '.', '_' "
+                "and '-' (it names a consumer group and topics), at most 63 characters"
+            )
         return name
 
     @field_validator("vendor")
@@ -204,15 +206,23 @@ class IntegrationSpec(BaseModel):
         fields = {f.name: f for f in dataclasses.fields(config)}
         for name in self.options:
             if name not in fields:
-                raise ValueError(f"options.{name}: {self.vendor} has no option {name!r}; options: "
-                                 f"{', '.join(n for n in fields if 'SecretStr' not in str(hints[n]))}")
+                raise ValueError(
+                    f"options.{name}: {self.vendor} has no option {name!r}; options: "
+                    f"{', '.join(n for n in fields if 'SecretStr' not in str(hints[n]))}"
+                )
             if "SecretStr" in str(hints[name]):
                 raise ValueError(f"options.{name}: a secret; give it under secrets as {{env: VAR}} or {{file: PATH}}")
         for name in self.secrets:
             if name not in fields or "SecretStr" not in str(hints[name]):
                 raise ValueError(f"secrets.{name}: not a secret field of {self.vendor}")
-        missing = [n for n, f in fields.items() if n not in self.options and n not in self.secrets
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [
+            n
+            for n, f in fields.items()
+            if n not in self.options
+            and n not in self.secrets
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
         if missing:
             raise ValueError(f"{self.vendor} needs {', '.join(missing)}")
         check = getattr(config, "check_options", None)  # a vendor's own rules for its options
@@ -233,8 +243,13 @@ class IntegrationSpec(BaseModel):
     def rules(self) -> list[Rule]:
         """The filters as rules of the shared engine (``integration`` set, in file order)."""
         return [
-            Rule(name=f"{self.name}.filter.{i}", category=self.topic_category, integration=self.name,
-                 priority=i, **f.model_dump())
+            Rule(
+                name=f"{self.name}.filter.{i}",
+                category=self.topic_category,
+                integration=self.name,
+                priority=i,
+                **f.model_dump(),
+            )
             for i, f in enumerate(self.filters)
         ]
 
@@ -248,8 +263,9 @@ class IntegrationSpec(BaseModel):
         for name, value in self.options.items():
             try:
                 if name == "url" and isinstance(value, str):
-                    netguard.check_url(value, allow_http=self.allow_insecure_http,
-                                       allow_private=self.allow_private_network, **kwargs)
+                    netguard.check_url(
+                        value, allow_http=self.allow_insecure_http, allow_private=self.allow_private_network, **kwargs
+                    )
                 elif name == "host" and isinstance(value, str):
                     netguard.check_host(value, allow_private=self.allow_private_network, **kwargs)
             except netguard.UnsafeTarget as exc:

@@ -28,9 +28,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -58,8 +57,15 @@ def rules_version(rules: Any) -> str:
 class RouterMetrics(Collector):
     """Read at each scrape from the routing agent's live counters (``processors.agents``)."""
 
-    def __init__(self, counts: Counter[str], settings: KafkaSettings | None = None, store: Any = None,
-                 state: Any = None, group: str | None = None, lag_every_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        counts: Counter[str],
+        settings: KafkaSettings | None = None,
+        store: Any = None,
+        state: Any = None,
+        group: str | None = None,
+        lag_every_s: float = 15.0,
+    ) -> None:
         self.counts, self.settings, self.store, self.state = counts, settings, store, state
         self.group, self.lag_every_s = group, lag_every_s
         self.lag: int | None = None
@@ -80,31 +86,47 @@ class RouterMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         counts = dict(self.counts)
-        yield CounterMetricFamily("continuum_router_events", "Events read from printer-events",
-                                  value=counts.get("in", 0))
-        routed = CounterMetricFamily("continuum_router_routed", "Events written to a category topic",
-                                     labels=["category"])
+        yield CounterMetricFamily(
+            "continuum_router_events", "Events read from printer-events", value=counts.get("in", 0)
+        )
+        routed = CounterMetricFamily(
+            "continuum_router_routed", "Events written to a category topic", labels=["category"]
+        )
         for category in CATEGORIES:
             routed.add_metric([category], counts.get(category, 0))
         yield routed
-        yield CounterMetricFamily("continuum_router_hygiene_pages", "Alerting pages sent through alert hygiene",
-                                  value=counts.get("to-hygiene", 0))
-        yield CounterMetricFamily("continuum_router_dead_letters", "Events written to printer-events.dlq",
-                                  value=counts.get("dead-lettered", 0))
+        yield CounterMetricFamily(
+            "continuum_router_hygiene_pages",
+            "Alerting pages sent through alert hygiene",
+            value=counts.get("to-hygiene", 0),
+        )
+        yield CounterMetricFamily(
+            "continuum_router_dead_letters",
+            "Events written to printer-events.dlq",
+            value=counts.get("dead-lettered", 0),
+        )
         if self.lag is not None:
-            yield GaugeMetricFamily("continuum_router_lag", "Records of printer-events past the router group's "
-                                    "committed offsets", value=self.lag)
+            yield GaugeMetricFamily(
+                "continuum_router_lag",
+                "Records of printer-events past the router group's committed offsets",
+                value=self.lag,
+            )
         if self.store is not None:
             ruleset = self.store.ruleset()
-            info = GaugeMetricFamily("continuum_router_rules", "The rule set in force (1), by digest",
-                                     labels=["version"])
+            info = GaugeMetricFamily(
+                "continuum_router_rules", "The rule set in force (1), by digest", labels=["version"]
+            )
             info.add_metric([rules_version(ruleset)], 1)
             yield info
-            yield GaugeMetricFamily("continuum_router_rules_count", "Routing rules and filters in force",
-                                    value=len(ruleset.rules))
+            yield GaugeMetricFamily(
+                "continuum_router_rules_count", "Routing rules and filters in force", value=len(ruleset.rules)
+            )
         if self.state is not None:
-            yield GaugeMetricFamily("continuum_router_hygiene_held", "Alert hygiene's live entries (held pages, "
-                                    "open outages, flapping printers)", value=len(self.state.live()))
+            yield GaugeMetricFamily(
+                "continuum_router_hygiene_held",
+                "Alert hygiene's live entries (held pages, open outages, flapping printers)",
+                value=len(self.state.live()),
+            )
 
     def _follow_lag(self) -> None:
         from confluent_kafka import Consumer, KafkaException
@@ -135,11 +157,9 @@ class ProbeMetrics:
     def __init__(self, interval_s: float, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
         self.sweep_seconds = Gauge("continuum_probe_sweep_seconds", "How long the last sweep took", registry=r)
-        self.interval = Gauge("continuum_probe_sweep_interval_seconds", "The interval a sweep must fit in",
-                              registry=r)
+        self.interval = Gauge("continuum_probe_sweep_interval_seconds", "The interval a sweep must fit in", registry=r)
         self.interval.set(interval_s)
-        self.last_sweep = Gauge("continuum_probe_last_sweep_timestamp_seconds", "When the last sweep ended",
-                                registry=r)
+        self.last_sweep = Gauge("continuum_probe_last_sweep_timestamp_seconds", "When the last sweep ended", registry=r)
         self.sweeps = PromCounter("continuum_probe_sweeps", "Sweeps of the fleet", registry=r)
         self.printers = Gauge("continuum_probe_printers", "Printers probed, by status", ["status"], registry=r)
         self.unanswered = PromCounter("continuum_probe_snmp_unanswered", "Polls no SNMP agent answered", registry=r)

@@ -62,9 +62,14 @@ class FlowMonitor:
         self._thread.join(5)
 
     def _run(self) -> None:
-        consumer = Consumer(self.settings.client_config(**{
-            "group.id": f"continuum-events-monitor-{self.topic}", "enable.auto.commit": False,
-        }))
+        consumer = Consumer(
+            self.settings.client_config(
+                **{
+                    "group.id": f"continuum-events-monitor-{self.topic}",
+                    "enable.auto.commit": False,
+                }
+            )
+        )
         try:
             while not self._stop.is_set():
                 try:
@@ -105,5 +110,11 @@ class FlowMonitor:
             while self._arrivals and self._arrivals[0][0] < now - self.window_s:
                 self._arrivals.popleft()
             rate = sum(n for _, n in self._arrivals) / self.window_s
-            return FlowSnapshot(self._total, self._undecodable, rate, Counter(self._by_type),
-                                Counter(self._by_severity), list(self._recent))
+            return FlowSnapshot(
+                self._total,
+                self._undecodable,
+                rate,
+                Counter(self._by_type),
+                Counter(self._by_severity),
+                list(self._recent),
+            )

@@ -48,9 +48,14 @@ def classify(address: str) -> str | None:
         if embedded is not None:
             kind = classify(str(embedded))
             return f"{kind} (inside an IPv6 address)" if kind else None
-    for kind, test in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
-                       ("link-local (cloud metadata lives here)", ip.is_link_local), ("multicast", ip.is_multicast),
-                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+    for kind, test in (
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("link-local (cloud metadata lives here)", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
         if test:
             return kind
     return None if ip.is_global else "not globally routable"
@@ -67,13 +72,16 @@ def check_host(host: str, *, allow_private: bool = False, resolver: Resolver = r
         for address in addresses:
             kind = classify(address)
             if kind:
-                raise UnsafeTarget(f"{host} resolves to {address}, a {kind} address; allow a private target "
-                                   "explicitly for an on-premises receiver")
+                raise UnsafeTarget(
+                    f"{host} resolves to {address}, a {kind} address; allow a private target "
+                    "explicitly for an on-premises receiver"
+                )
     return addresses
 
 
-def check_url(url: str, *, allow_http: bool = False, allow_private: bool = False,
-              resolver: Resolver = resolve) -> list[str]:
+def check_url(
+    url: str, *, allow_http: bool = False, allow_private: bool = False, resolver: Resolver = resolve
+) -> list[str]:
     """Check a vendor base URL; returns the checked addresses or raises :class:`UnsafeTarget`."""
     try:
         parts = urlsplit(url)
@@ -83,8 +91,9 @@ def check_url(url: str, *, allow_http: bool = False, allow_private: bool = False
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeTarget("expected an https:// URL with a host name")
     if parts.scheme == "http" and not allow_http:
-        raise UnsafeTarget("plain http sends credentials unencrypted: use https, or allow http explicitly "
-                           "for an on-premises receiver")
+        raise UnsafeTarget(
+            "plain http sends credentials unencrypted: use https, or allow http explicitly for an on-premises receiver"
+        )
     if parts.username or parts.password:
         raise UnsafeTarget("credentials do not belong in the URL: use the secret fields")
     return check_host(parts.hostname, allow_private=allow_private, resolver=resolver)
@@ -104,8 +113,10 @@ class TargetPolicy:
 
     def check_scheme(self, scheme: str) -> None:
         if scheme == "http" and not self.allow_http:
-            raise UnsafeTarget("plain http sends credentials unencrypted: use https, or allow http explicitly "
-                               "for an on-premises receiver")
+            raise UnsafeTarget(
+                "plain http sends credentials unencrypted: use https, or allow http explicitly "
+                "for an on-premises receiver"
+            )
 
     def addresses(self, host: str) -> list[str]:
         """The checked addresses to connect to, in resolver order; raises :class:`UnsafeTarget`."""

@@ -92,8 +92,10 @@ def connect(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str,
 
 def _undo_connect(admin: AdminClient, name: str, topics: list[str]) -> None:
     # Its topics were new: so is its group (a disconnect keeps both, to resume from).
-    futures = {**admin.delete_topics(topics, operation_timeout=30),
-               **admin.delete_consumer_groups([connector_group(name)], request_timeout=30)}
+    futures = {
+        **admin.delete_topics(topics, operation_timeout=30),
+        **admin.delete_consumer_groups([connector_group(name)], request_timeout=30),
+    }
     for what, future in futures.items():
         try:
             future.result(30)
@@ -104,11 +106,13 @@ def _undo_connect(admin: AdminClient, name: str, topics: list[str]) -> None:
 def _connect(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str, Any]) -> Connected:
     positioned, behind = _place_group(settings, spec)
     stale = [k for k in config if k.startswith(f"rule/{spec.name}.filter.")]
-    values: dict[str, Any] = {k: None for k in stale}
+    values: dict[str, Any] = dict.fromkeys(stale)
     values.update({r.key: r.model_dump(mode="json") for r in spec.rules()})
     category = spec.topic_category
-    has_routing = any(k.startswith("rule/") and isinstance(v, dict) and v.get("category") == category
-                      and v.get("integration") is None for k, v in config.items())
+    has_routing = any(
+        k.startswith("rule/") and isinstance(v, dict) and v.get("category") == category and v.get("integration") is None
+        for k, v in config.items()
+    )
     if not has_routing:
         rule = default_rule(category)
         values[rule.key] = rule.model_dump(mode="json")
@@ -127,11 +131,14 @@ def _place_group(settings: KafkaSettings, spec: IntegrationSpec) -> tuple[str | 
         ranges = watermarks(reader, topic)
         committed = group_committed(group, [TopicPartition(topic, p) for p in ranges])
         if any(tp.offset >= 0 for tp in committed):
-            return None, sum(max(0, ranges[tp.partition].end - max(tp.offset, ranges[tp.partition].start))
-                             for tp in committed)
+            return None, sum(
+                max(0, ranges[tp.partition].end - max(tp.offset, ranges[tp.partition].start)) for tp in committed
+            )
         earliest = spec.start_from == "earliest"
-        group.commit(offsets=[TopicPartition(topic, p, r.start if earliest else r.end) for p, r in ranges.items()],
-                     asynchronous=False)
+        group.commit(
+            offsets=[TopicPartition(topic, p, r.start if earliest else r.end) for p, r in ranges.items()],
+            asynchronous=False,
+        )
         return spec.start_from, sum(r.end - r.start for r in ranges.values()) if earliest else 0
     finally:
         group.close()
@@ -193,10 +200,17 @@ def _runner(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str,
     return IntegrationRunner(spec.name, spec.topic_category, spec.build_sink(), settings, rules=lambda: rules)
 
 
-def replay(settings: KafkaSettings, spec: IntegrationSpec, start_ms: int | None, end_ms: int | None,
-           stop: threading.Event, *, config: Mapping[str, Any] | None = None,
-           on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
-           ) -> Delivery:
+def replay(
+    settings: KafkaSettings,
+    spec: IntegrationSpec,
+    start_ms: int | None,
+    end_ms: int | None,
+    stop: threading.Event,
+    *,
+    config: Mapping[str, Any] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Delivery:
     """Re-deliver the records of the integration's category topic whose timestamps fall in
     [start_ms, end_ms) to this integration only. The window's bounds come from the broker's
     time index on Apache Kafka, from a client-side binary search on record timestamps where
@@ -218,15 +232,35 @@ def replay(settings: KafkaSettings, spec: IntegrationSpec, start_ms: int | None,
             result.selected += inside
             return inside
 
-        return _deliver_history(settings, spec, config, reader, topic, ranges, stop, result, started,
-                                accept=in_window, on_progress=on_progress)
+        return _deliver_history(
+            settings,
+            spec,
+            config,
+            reader,
+            topic,
+            ranges,
+            stop,
+            result,
+            started,
+            accept=in_window,
+            on_progress=on_progress,
+        )
     finally:
         reader.close()
 
 
-def _deliver_history(settings: KafkaSettings, spec: IntegrationSpec, config: Mapping[str, Any], reader: Consumer,
-                     topic: str, ranges: Mapping[int, tuple[int, int]], stop: threading.Event, result: Delivery,
-                     started: float, **hooks: Any) -> Delivery:
+def _deliver_history(
+    settings: KafkaSettings,
+    spec: IntegrationSpec,
+    config: Mapping[str, Any],
+    reader: Consumer,
+    topic: str,
+    ranges: Mapping[int, tuple[int, int]],
+    stop: threading.Event,
+    result: Delivery,
+    started: float,
+    **hooks: Any,
+) -> Delivery:
     """Read ``ranges`` of ``topic`` and deliver them through the integration's runtime."""
     runner = _runner(settings, spec, config)
     result.completed = runner.run_bounded(read_range(reader, topic, ranges), stop, **hooks)
@@ -237,10 +271,17 @@ def _deliver_history(settings: KafkaSettings, spec: IntegrationSpec, config: Map
     return result
 
 
-def redrive(settings: KafkaSettings, spec: IntegrationSpec, stop: threading.Event, *, reason: str | None = None,
-            event_type: str | None = None, config: Mapping[str, Any] | None = None,
-            on_plan: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None,
-            ) -> Delivery:
+def redrive(
+    settings: KafkaSettings,
+    spec: IntegrationSpec,
+    stop: threading.Event,
+    *,
+    reason: str | None = None,
+    event_type: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Delivery:
     """Send the integration's dead letters (not yet redriven; matching ``reason`` as a
     substring and ``event_type`` as a pattern) back through its delivery. Each one is
     recorded in the redrive ledger once it is delivered or dead-lettered again, so a
@@ -251,8 +292,9 @@ def redrive(settings: KafkaSettings, spec: IntegrationSpec, stop: threading.Even
     codec = EventCodec(settings.schema_registry())
     ledger = redrive_ledger_topic(spec.name)
     try:
-        letters = [d for d in read_dead_letters(reader, spec.name) if not d.redriven
-                   and _matches(d, reason, event_type, codec)]
+        letters = [
+            d for d in read_dead_letters(reader, spec.name) if not d.redriven and _matches(d, reason, event_type, codec)
+        ]
         wanted = {(d.partition, d.offset) for d in letters}
         result = Delivery()
         if on_plan:
@@ -276,8 +318,9 @@ def redrive(settings: KafkaSettings, spec: IntegrationSpec, stop: threading.Even
             now = time.time()
             write_keys(settings, ledger, {f"{m.partition()}@{m.offset()}": {"redriven_at": now} for m in batch})
 
-        return _deliver_history(settings, spec, config, reader, topic, ranges, stop, result, started,
-                                accept=selected, on_resolved=record)
+        return _deliver_history(
+            settings, spec, config, reader, topic, ranges, stop, result, started, accept=selected, on_resolved=record
+        )
     finally:
         reader.close()
 

@@ -74,7 +74,9 @@ class Rule(BaseModel):
     integration: str | None = Field(None, description="Set: a filter for that integration only.")
     event_types: tuple[str, ...] = Field(("*",), description="Exact types or patterns such as printer.*")
     min_severity: Literal["info", "warning", "error", "critical"] = Field("info", description="Severity floor.")
-    where: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="field -> allowed values; all must hold.")
+    where: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="field -> allowed values; all must hold."
+    )
     drop: tuple[str, ...] = Field((), description="Fields removed from the event.")
     mask: tuple[str, ...] = Field((), description=f"Fields replaced by {MASK!r}.")
     priority: int = Field(100, description="Lower is tried first.")
@@ -150,8 +152,10 @@ class RuleSet:
             return tuple(_Compiled(r, r._pattern(), SEVERITY_RANK[r.min_severity]) for r in rs)
 
         return cls(
-            rules, {c: compile_all(rs) for c, rs in routing.items()},
-            {i: compile_all(rs) for i, rs in filters.items()}, frozenset(builtin),
+            rules,
+            {c: compile_all(rs) for c, rs in routing.items()},
+            {i: compile_all(rs) for i, rs in filters.items()},
+            frozenset(builtin),
         )
 
     def routing_rules(self, category: str) -> tuple[Rule, ...]:
@@ -174,19 +178,35 @@ DEFAULT_EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "logging": ("*",),
     # Continuum's health and error events, plus the printer facts a metrics model needs
     # (toner, jams, a removed printer's series deleted).
-    "monitoring": ("printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error",
-                   "system.warning", "printer.low_toner", "printer.jam", "printer.removed"),
+    "monitoring": (
+        "printer.offline",
+        "printer.online",
+        "printer.error",
+        "redirect.failed",
+        "system.error",
+        "system.warning",
+        "printer.low_toner",
+        "printer.jam",
+        "printer.removed",
+    ),
     # What should wake someone, plus the events that clear it (resolve signals: an
     # incident opens once and closes by itself; see connectors/incidents.py).
-    "alerting": ("printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical",
-                 "printer.online", "redirect.removed", "system.info"),
+    "alerting": (
+        "printer.offline",
+        "printer.error",
+        "redirect.failed",
+        "system.error",
+        "system.critical",
+        "printer.online",
+        "redirect.removed",
+        "system.info",
+    ),
 }
 
 
 @functools.cache
 def default_rule(category: str) -> Rule:
-    return Rule(name=f"{category}-default", category=category, event_types=DEFAULT_EVENT_TYPES[category],
-                priority=1000)
+    return Rule(name=f"{category}-default", category=category, event_types=DEFAULT_EVENT_TYPES[category], priority=1000)
 
 
 # -- evaluation ---------------------------------------------------------------------------

@@ -40,24 +40,40 @@ class KafkaSettings(BaseSettings):
     ssl_certificate_location: str | None = Field(None, description="Client certificate (mutual TLS).")
     ssl_key_location: str | None = Field(None, description="Client private key (mutual TLS).")
     ssl_key_password: SecretStr | None = Field(None, description="Password of the client key; never logged.")
-    schema_registry_url: str | None = Field(None, description="Confluent-compatible registry; unset = single-object encoding.")
-    schema_registry_auth: SecretStr | None = Field(None, description="Registry 'user:password' basic auth; never logged.")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible registry; unset = single-object encoding."
+    )
+    schema_registry_auth: SecretStr | None = Field(
+        None, description="Registry 'user:password' basic auth; never logged."
+    )
     schema_registry_auto_register: bool = Field(True, description="Register the schema on first use.")
     client_id: str = Field("continuum-events", description="Client id prefix shown in broker logs and quotas.")
     group_instance_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
         description="This instance's stable name (a StatefulSet pod's name): static group membership, so a "
-                    "restarted connector takes its partitions back at once instead of after the session timeout. "
-                    "Must differ between instances running at the same time.")
+        "restarted connector takes its partitions back at once instead of after the session timeout. "
+        "Must differ between instances running at the same time.",
+    )
     # Latency against broker load. The defaults favour latency, which costs Apache Kafka
     # little: it answers a waiting fetch as soon as data arrives and finds any offset by its
     # index. The embedded broker does neither: every fetch that returns data costs it CPU in
     # proportion to the record batches in the partition (README, "The embedded broker"), so a
     # long run there wants fewer, larger batches and fewer fetches (e.g. 50 and 200).
-    linger_ms: int = Field(5, ge=0, le=1000, description="How long the event producer and the router gather "
-                           "records into one batch before sending (librdkafka linger.ms).")
-    fetch_wait_max_ms: int = Field(10, ge=1, le=5000, description="How long the router's and the connectors' "
-                                   "fetches may wait on the broker for data (fetch.wait.max.ms).")
+    linger_ms: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="How long the event producer and the router gather "
+        "records into one batch before sending (librdkafka linger.ms).",
+    )
+    fetch_wait_max_ms: int = Field(
+        10,
+        ge=1,
+        le=5000,
+        description="How long the router's and the connectors' "
+        "fetches may wait on the broker for data (fetch.wait.max.ms).",
+    )
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka (confluent-kafka) configuration, with ``overrides`` on top."""
@@ -110,7 +126,11 @@ class KafkaSettings(BaseSettings):
         conf: dict[str, Any] = {"url": self.schema_registry_url}
         if self.schema_registry_auth:
             conf["basic.auth.user.info"] = self.schema_registry_auth.get_secret_value()
-        return SchemaRegistryClient.new_client(conf) if self.schema_registry_url.startswith("mock://") else SchemaRegistryClient(conf)
+        return (
+            SchemaRegistryClient.new_client(conf)
+            if self.schema_registry_url.startswith("mock://")
+            else SchemaRegistryClient(conf)
+        )
 
     def describe(self) -> str:
         """A one-line, secret-free description for logs."""

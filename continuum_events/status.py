@@ -44,8 +44,13 @@ def instance_id() -> str:
 class StatusReporter:
     """Publishes a host's runners' health every ``interval_s`` and once more at stop."""
 
-    def __init__(self, settings: KafkaSettings, healths: Callable[[], Mapping[str, tuple[IntegrationSpec | None, Any]]],
-                 interval_s: float = 2.0, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        healths: Callable[[], Mapping[str, tuple[IntegrationSpec | None, Any]]],
+        interval_s: float = 2.0,
+        instance: str | None = None,
+    ) -> None:
         self.settings, self.healths, self.interval_s = settings, healths, interval_s
         self.instance = instance or instance_id()
         self._stop = threading.Event()
@@ -65,11 +70,19 @@ class StatusReporter:
         values = {}
         for name, (spec, health) in self.healths().items():
             values[f"{name}@{self.instance}"] = {
-                "integration": name, "instance": self.instance, "updated": time.time(),
-                "vendor": spec.vendor if spec else None, "state": health.state, "last_error": health.last_error,
-                "last_delivery": health.last_delivery, "delivered": health.delivered, "retried": health.retried,
-                "dead_lettered": health.dead_lettered, "lag": health.lag,
-                "errors": health.errors, "last_error_at": health.last_error_at,
+                "integration": name,
+                "instance": self.instance,
+                "updated": time.time(),
+                "vendor": spec.vendor if spec else None,
+                "state": health.state,
+                "last_error": health.last_error,
+                "last_delivery": health.last_delivery,
+                "delivered": health.delivered,
+                "retried": health.retried,
+                "dead_lettered": health.dead_lettered,
+                "lag": health.lag,
+                "errors": health.errors,
+                "last_error_at": health.last_error_at,
             }
         if values:
             try:
@@ -91,16 +104,24 @@ class StatusBoard(TopicFollower):
     def errors(self, integration: str) -> int:
         """Failures ``integration``'s connectors ever reported: the last report of every run,
         live, stopped or gone, summed (a run's count starts at zero)."""
-        return sum(int(r.get("errors") or 0) for r in self.values().values()
-                   if isinstance(r, dict) and r.get("integration") == integration)
+        return sum(
+            int(r.get("errors") or 0)
+            for r in self.values().values()
+            if isinstance(r, dict) and r.get("integration") == integration
+        )
 
     def reports(self, integration: str, stale_s: float = 15.0, stopped: bool = False) -> list[dict[str, Any]]:
         """The live instances' reports for ``integration`` (a stopped one counts as not live,
         unless ``stopped``: then the last report of instances that stopped is included)."""
         now = time.time()
-        return [r for r in self.values().values()
-                if isinstance(r, dict) and r.get("integration") == integration
-                and now - float(r.get("updated", 0)) <= stale_s and (stopped or r.get("state") != "stopped")]
+        return [
+            r
+            for r in self.values().values()
+            if isinstance(r, dict)
+            and r.get("integration") == integration
+            and now - float(r.get("updated", 0)) <= stale_s
+            and (stopped or r.get("state") != "stopped")
+        ]
 
 
 @dataclass
@@ -109,7 +130,7 @@ class IntegrationStatus:
     vendor: str
     category: str
     connected: bool
-    state: str              # healthy, retrying, unhealthy, not running, invalid
+    state: str  # healthy, retrying, unhealthy, not running, invalid
     instances: int
     lag: int | None
     last_delivery: float | None
@@ -158,8 +179,9 @@ def group_lag(group_consumer: Consumer, topic: str, ends: Mapping[int, tuple[int
     return lag
 
 
-def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board: StatusBoard,
-                       stale_s: float = 15.0) -> list[IntegrationStatus]:
+def integration_status(
+    settings: KafkaSettings, config: Mapping[str, Any], board: StatusBoard, stale_s: float = 15.0
+) -> list[IntegrationStatus]:
     """One status per connected integration (and per invalid entry), sorted by name."""
     from continuum_events import deadletter
     from continuum_events.history import history_consumer, watermarks
@@ -175,8 +197,9 @@ def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board
             try:
                 if topic not in ends_by_topic:
                     ends_by_topic[topic] = {p: (r.start, r.end) for p, r in watermarks(consumer, topic).items()}
-                group = Consumer(settings.client_config(**{"group.id": connector_group(name),
-                                                           "enable.auto.commit": False}))
+                group = Consumer(
+                    settings.client_config(**{"group.id": connector_group(name), "enable.auto.commit": False})
+                )
                 try:
                     lag: int | None = group_lag(group, topic, ends_by_topic[topic])
                 finally:
@@ -190,14 +213,25 @@ def integration_status(settings: KafkaSettings, config: Mapping[str, Any], board
                 log.warning("%s: dead letters unknown (%s)", name, exc)
                 waiting = None
             seen = combine(reports)
-            statuses.append(IntegrationStatus(
-                name=name, vendor=spec.vendor, category=spec.topic_category, connected=spec.enabled,
-                state=seen.get("state", "not running") if spec.enabled else "disabled", instances=len(reports),
-                lag=lag, last_delivery=seen.get("last_delivery"), delivered=seen.get("delivered", 0),
-                retried=seen.get("retried", 0), dead_lettered=seen.get("dead_lettered", 0),
-                dead_letters_waiting=waiting, last_error=seen.get("last_error"),
-                errors=board.errors(name), last_error_at=seen.get("last_error_at"),
-            ))
+            statuses.append(
+                IntegrationStatus(
+                    name=name,
+                    vendor=spec.vendor,
+                    category=spec.topic_category,
+                    connected=spec.enabled,
+                    state=seen.get("state", "not running") if spec.enabled else "disabled",
+                    instances=len(reports),
+                    lag=lag,
+                    last_delivery=seen.get("last_delivery"),
+                    delivered=seen.get("delivered", 0),
+                    retried=seen.get("retried", 0),
+                    dead_lettered=seen.get("dead_lettered", 0),
+                    dead_letters_waiting=waiting,
+                    last_error=seen.get("last_error"),
+                    errors=board.errors(name),
+                    last_error_at=seen.get("last_error_at"),
+                )
+            )
     finally:
         consumer.close()
     for name, problem in sorted(invalid_integrations(config).items()):

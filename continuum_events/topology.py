@@ -89,8 +89,13 @@ class Topology:
         specs += [TopicSpec(category_topic(c), self.partitions, retained) for c in CATEGORIES]
         # Dead letters are kept long (someone has to look at them) and whole, even an
         # oversized event the router refused.
-        specs.append(TopicSpec(EVENTS_DLQ_TOPIC, 1, {"retention.ms": str(DEAD_LETTER_RETENTION_MS),
-                                                     "max.message.bytes": str(DLQ_MAX_RECORD_BYTES)}))
+        specs.append(
+            TopicSpec(
+                EVENTS_DLQ_TOPIC,
+                1,
+                {"retention.ms": str(DEAD_LETTER_RETENTION_MS), "max.message.bytes": str(DLQ_MAX_RECORD_BYTES)},
+            )
+        )
         # Rules and integrations: last value per key wins, a delete is a tombstone. Apache
         # Kafka compacts it; readers fold the whole topic themselves all the same (Tansu never
         # compacts), which gives the same configuration either way.
@@ -103,11 +108,16 @@ class Topology:
         return specs
 
     def integration_topics(self, integration: str) -> list[TopicSpec]:
-        return [TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(DEAD_LETTER_RETENTION_MS)}),
-                # One record per dead letter redriven (keyed by its position), kept as long as
-                # the dead letters it refers to.
-                TopicSpec(redrive_ledger_topic(integration), 1, {"cleanup.policy": "compact,delete",
-                                                                 "retention.ms": str(DEAD_LETTER_RETENTION_MS)})]
+        return [
+            TopicSpec(integration_dlq_topic(integration), 1, {"retention.ms": str(DEAD_LETTER_RETENTION_MS)}),
+            # One record per dead letter redriven (keyed by its position), kept as long as
+            # the dead letters it refers to.
+            TopicSpec(
+                redrive_ledger_topic(integration),
+                1,
+                {"cleanup.policy": "compact,delete", "retention.ms": str(DEAD_LETTER_RETENTION_MS)},
+            ),
+        ]
 
     @staticmethod
     def ledger_topics(integration: str) -> list[TopicSpec]:
@@ -117,7 +127,9 @@ class Topology:
         return [TopicSpec(incident_ledger_topic(integration), 1, {"cleanup.policy": "compact"})]
 
 
-def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor: int = -1, timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    admin: AdminClient, specs: list[TopicSpec], replication_factor: int = -1, timeout: float = 30.0
+) -> list[str]:
     """Create the topics in ``specs`` that do not exist yet; return the names created.
 
     ``replication_factor`` -1 leaves it to the cluster (``default.replication.factor``): the
@@ -128,7 +140,9 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], replication_factor
         if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:
             log.warning(
                 "topic %s has %d partitions, the topology declares %d; leaving it as it is",
-                spec.name, len(existing[spec.name].partitions), spec.partitions,
+                spec.name,
+                len(existing[spec.name].partitions),
+                spec.partitions,
             )
     missing = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, config=s.config)

@@ -20,20 +20,25 @@ import faust
 
 from continuum_events.codec import EventCodec
 from continuum_events.deadletter import dead_letter_headers
+from continuum_events.hygiene import HygienePolicy
+from continuum_events.processors.app import exactly_once_step
+from continuum_events.processors.hygiene import HygieneState, group_key, register_hygiene, takes
+from continuum_events.processors.routing import route_record
 from continuum_events.rules import RuleSet
 from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
-from continuum_events.hygiene import HygienePolicy
-from continuum_events.processors.hygiene import HygieneState, group_key, register_hygiene, takes
-from continuum_events.processors.app import exactly_once_step
-from continuum_events.processors.routing import route_record
 
 log = logging.getLogger(__name__)
 
 
 def register(
-    app: faust.App, rules: Callable[[], RuleSet], codec: EventCodec, ready: Callable[[float], bool],
-    source_topic: str = EVENTS_TOPIC, worker_id: str = "",
-    hygiene: Callable[[], HygienePolicy | None] = lambda: None, hygiene_partitions: int | None = None,
+    app: faust.App,
+    rules: Callable[[], RuleSet],
+    codec: EventCodec,
+    ready: Callable[[float], bool],
+    source_topic: str = EVENTS_TOPIC,
+    worker_id: str = "",
+    hygiene: Callable[[], HygienePolicy | None] = lambda: None,
+    hygiene_partitions: int | None = None,
     hygiene_state: HygieneState | None = None,
 ) -> Counter[str]:
     """Add the router's agent and its summary timer to ``app``; returns its live counters."""
@@ -43,8 +48,11 @@ def register(
     dead_letters = app.topic(EVENTS_DLQ_TOPIC, **raw)
     counts: Counter[str] = Counter()
     worker = ("continuum.router", (worker_id or f"{socket.gethostname()}-{os.getpid()}").encode())
-    pages = (register_hygiene(app, hygiene, codec, hygiene_partitions, counts, hygiene_state)
-             if hygiene_partitions and hygiene_state is not None else None)
+    pages = (
+        register_hygiene(app, hygiene, codec, hygiene_partitions, counts, hygiene_state)
+        if hygiene_partitions and hygiene_state is not None
+        else None
+    )
 
     @app.agent(source, name="route")
     async def route(stream: faust.Stream) -> None:
@@ -56,24 +64,30 @@ def register(
                 try:
                     routed = route_record(msg.value, msg.topic, msg.partition, msg.offset, rules(), codec)
                 except Exception as exc:  # noqa: BLE001 - any failure is this record's, not the stream's
-                    await dead_letters.send(key=msg.key, value=msg.value,
-                                            headers=dead_letter_headers("router", exc, msg.topic, msg.partition,
-                                                                        msg.offset))
+                    await dead_letters.send(
+                        key=msg.key,
+                        value=msg.value,
+                        headers=dead_letter_headers("router", exc, msg.topic, msg.partition, msg.offset),
+                    )
                     counts["dead-lettered"] += 1
                     continue
                 policy = hygiene() if pages is not None else None
                 for out in routed:
                     if pages is not None and takes(out.event, out.category, policy):
                         # An alerting page goes through alert hygiene first, grouped by location.
-                        await pages.send(key=group_key(out.event, policy).encode(), value=out.value,
-                                         headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
-                                         timestamp=msg.timestamp)
+                        await pages.send(
+                            key=group_key(out.event, policy).encode(),
+                            value=out.value,
+                            headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
+                            timestamp=msg.timestamp,
+                        )
                         counts["to-hygiene"] += 1
                         continue
                     # The event's own record time carries over, so replay by time window reads
                     # the category topics by when events happened, not when they were routed.
-                    await outputs[out.topic].send(key=msg.key, value=out.value, headers=[*out.headers, worker],
-                                                  timestamp=msg.timestamp)
+                    await outputs[out.topic].send(
+                        key=msg.key, value=out.value, headers=[*out.headers, worker], timestamp=msg.timestamp
+                    )
                     counts[out.category] += 1
                 counts["in"] += 1
 

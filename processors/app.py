@@ -39,7 +39,8 @@ def broker_credentials(settings: KafkaSettings) -> Any:
         return faust.SASLCredentials(
             username=settings.sasl_username,
             password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
-            mechanism=settings.sasl_mechanism or "PLAIN", ssl_context=context,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context,
         )
     if context is not None:
         return faust.SSLCredentials(context)
@@ -84,17 +85,33 @@ def _transactions_follow_the_source() -> None:
     if getattr(original, "_continuum_source", False):
         return
 
-    async def send(self: Any, topic: str, key: Any, value: Any, partition: Any, timestamp: Any, headers: Any,
-                   *, transactional_id: str | None = None) -> Any:
+    async def send(
+        self: Any,
+        topic: str,
+        key: Any,
+        value: Any,
+        partition: Any,
+        timestamp: Any,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
         event = current_event()
         if event is None:
-            return await original(self, topic, key, value, partition, timestamp, headers,
-                                  transactional_id=transactional_id)
+            return await original(
+                self, topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+            )
         source = event.message.tp
         group = self.app.assignor.group_for_topic(source.topic)
         return await self.producer.send(
-            topic, key, value, self.consumer.key_partition(topic, key, partition), timestamp, headers,
-            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}")
+            topic,
+            key,
+            value,
+            self.consumer.key_partition(topic, key, partition),
+            timestamp,
+            headers,
+            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
+        )
 
     send._continuum_source = True  # type: ignore[attr-defined]
     TransactionManager.send = send
@@ -157,7 +174,9 @@ def exactly_once_step(app: faust.App, event: Any) -> contextlib.AbstractAsyncCon
     return progress.step(event) if progress is not None else contextlib.nullcontext()
 
 
-def create_app(settings: KafkaSettings, *, datadir: Path | None = None, app_id: str = APP_ID, **overrides: Any) -> faust.App:
+def create_app(
+    settings: KafkaSettings, *, datadir: Path | None = None, app_id: str = APP_ID, **overrides: Any
+) -> faust.App:
     brokers = ";".join(f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(","))
     conf: dict[str, Any] = {
         "version": APP_VERSION,

@@ -40,9 +40,9 @@ from typing import Any
 
 import faust
 
-from continuum_events.processors.app import exactly_once_step
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event, EventType
+from continuum_events.follower import TopicFollower, write_keys
 from continuum_events.hygiene import (
     Action,
     Emit,
@@ -56,7 +56,7 @@ from continuum_events.hygiene import (
     group_event,
     group_tick,
 )
-from continuum_events.follower import TopicFollower, write_keys
+from continuum_events.processors.app import exactly_once_step
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import HYGIENE_STATE, HYGIENE_TOPIC, category_topic
 
@@ -115,8 +115,14 @@ class HygieneState(TopicFollower):
         self.apply(versioned)
 
 
-def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None], codec: EventCodec,
-                     partitions: int, counts: Counter[str], table: HygieneState) -> faust.Topic:
+def register_hygiene(
+    app: faust.App,
+    policy: Callable[[], HygienePolicy | None],
+    codec: EventCodec,
+    partitions: int,
+    counts: Counter[str],
+    table: HygieneState,
+) -> faust.Topic:
     """Add the hygiene agent and its clock to ``app``; returns the topic the routing agent
     sends pages to (key: :func:`group_key`). ``table`` must be started (and read to its
     end before the agent handles its first page: the agent waits for it)."""
@@ -132,11 +138,20 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
                 counts["hygiene-sent"] += 1
             elif isinstance(action, Emit):
                 event = action.event
-                headers = [("continuum.rule", b"hygiene"), ("continuum.category", b"alerting"),
-                           ("continuum.event_type", event.event_type.value.encode()),
-                           ("continuum.hygiene", action.why.encode())]
-                await (await alerting.send(key=event.key.encode(), value=codec.encode(event, alerting.get_topic_name()),
-                                           headers=headers, timestamp=event.timestamp_us / 1_000_000))
+                headers = [
+                    ("continuum.rule", b"hygiene"),
+                    ("continuum.category", b"alerting"),
+                    ("continuum.event_type", event.event_type.value.encode()),
+                    ("continuum.hygiene", action.why.encode()),
+                ]
+                await (
+                    await alerting.send(
+                        key=event.key.encode(),
+                        value=codec.encode(event, alerting.get_topic_name()),
+                        headers=headers,
+                        timestamp=event.timestamp_us / 1_000_000,
+                    )
+                )
                 counts[f"hygiene-{event.event_type.value}"] += 1
                 log.info("hygiene: %s %s (%s)", event.event_type.value, event.details.get("state"), action.why)
             elif isinstance(action, Suppress):
@@ -150,8 +165,9 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
 
     def record_of(msg: Any) -> Record:
         headers = list(msg.headers or [])
-        return Record(dict(headers).get("continuum.key"), msg.value,
-                      tuple((k, v) for k, v in headers if k != "continuum.key"))
+        return Record(
+            dict(headers).get("continuum.key"), msg.value, tuple((k, v) for k, v in headers if k != "continuum.key")
+        )
 
     async def on_page(msg: Any, rules: HygienePolicy) -> None:
         event = codec.decode(msg.value, msg.topic, msg.partition, msg.offset)
@@ -170,8 +186,7 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
         name = event.payload.get(f"printer_{rules.grouping.by}")
         if actions and rules.grouping.enabled and name:
             group = f"group:{name}"
-            state, actions = group_event(table.get(group), str(name), printer_id, kind, ts, now, record,
-                                         rules.grouping)
+            state, actions = group_event(table.get(group), str(name), printer_id, kind, ts, now, record, rules.grouping)
             await deliver(actions)
             await store(group, state, msg.partition)
         else:
@@ -207,9 +222,13 @@ def register_hygiene(app: faust.App, policy: Callable[[], HygienePolicy | None],
                         await on_tick(msg.partition, rules)
                     else:  # switched off meanwhile: a page in flight is decided by the defaults
                         await on_page(msg, rules or HygienePolicy())
-                except Exception as exc:  # noqa: BLE001 - one page must not stop the stage, nor vanish
-                    log.exception("hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
-                                  msg.topic, msg.partition, msg.offset)
+                except Exception as exc:
+                    log.exception(
+                        "hygiene: %s[%d]@%d could not be handled; the page goes out as it is",
+                        msg.topic,
+                        msg.partition,
+                        msg.offset,
+                    )
                     counts["hygiene-errors"] += 1
                     if msg.value != TICK:
                         await deliver([Send(record_of(msg), f"hygiene failed ({type(exc).__name__}): sent as it is")])

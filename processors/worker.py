@@ -13,25 +13,37 @@ import faust
 
 from continuum_events.codec import EventCodec
 from continuum_events.config import ConfigStore
-from continuum_events.settings import KafkaSettings
 from continuum_events.processors.agents import register
-from continuum_events.processors.hygiene import HygieneState
 from continuum_events.processors.app import APP_ID, create_app
+from continuum_events.processors.hygiene import HygieneState
+from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC, HYGIENE_TOPIC
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: KafkaSettings, datadir: Path | None = None, source_topic: str = EVENTS_TOPIC,
-          app_id: str = APP_ID, guarantee: str = "at_least_once") -> tuple[faust.App, ConfigStore, HygieneState | None]:
+def build(
+    settings: KafkaSettings,
+    datadir: Path | None = None,
+    source_topic: str = EVENTS_TOPIC,
+    app_id: str = APP_ID,
+    guarantee: str = "at_least_once",
+) -> tuple[faust.App, ConfigStore, HygieneState | None]:
     store = ConfigStore(settings)
     app = create_app(settings, datadir=datadir, app_id=app_id, processing_guarantee=guarantee)
     codec = EventCodec(settings.schema_registry(), auto_register=settings.schema_registry_auto_register)
     partitions = _partitions(settings, HYGIENE_TOPIC) if app_id == APP_ID else None
     state = HygieneState(settings) if partitions else None
     app.continuum_counts = register(  # type: ignore[attr-defined]  # what the router's metrics read
-        app, store.ruleset, codec, store.wait_ready, source_topic=source_topic, hygiene=store.hygiene,
-        hygiene_partitions=partitions, hygiene_state=state)
+        app,
+        store.ruleset,
+        codec,
+        store.wait_ready,
+        source_topic=source_topic,
+        hygiene=store.hygiene,
+        hygiene_partitions=partitions,
+        hygiene_state=state,
+    )
     return app, store, state
 
 
@@ -51,9 +63,16 @@ def _partitions(settings: KafkaSettings, topic: str) -> int | None:
     return len(meta.partitions)
 
 
-def run_worker(settings: KafkaSettings, datadir: Path | None = None, loglevel: str = "info",
-               source_topic: str = EVENTS_TOPIC, app_id: str = APP_ID, guarantee: str = "at_least_once",
-               metrics_port: int | None = None, metrics_address: str = "127.0.0.1") -> None:
+def run_worker(
+    settings: KafkaSettings,
+    datadir: Path | None = None,
+    loglevel: str = "info",
+    source_topic: str = EVENTS_TOPIC,
+    app_id: str = APP_ID,
+    guarantee: str = "at_least_once",
+    metrics_port: int | None = None,
+    metrics_address: str = "127.0.0.1",
+) -> None:
     app, store, state = build(settings, datadir, source_topic, app_id, guarantee)
     store.start()
     if state is not None:

@@ -17,6 +17,14 @@ from continuum_events.producers.app import (
 from continuum_events.producers.spool import Spool, SpoolFull
 
 __all__ = [
-    "EventProducer", "EventType", "ProducerStats", "Severity", "Spool", "SpoolFull",
-    "configure", "dispatch_event", "dispatch_event_async", "get_producer",
+    "EventProducer",
+    "EventType",
+    "ProducerStats",
+    "Severity",
+    "Spool",
+    "SpoolFull",
+    "configure",
+    "dispatch_event",
+    "dispatch_event_async",
+    "get_producer",
 ]

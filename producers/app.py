@@ -35,8 +35,8 @@ import atexit
 import functools
 import itertools
 import logging
-import threading
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -52,10 +52,10 @@ from continuum_events.avro import SchemaViolation
 from continuum_events.cluster import cluster_traits
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, EventType, Severity, event_key, new_event_id
-from continuum_events.settings import KafkaSettings
-from continuum_events.topology import EVENTS_TOPIC, MAX_EVENT_BYTES
 from continuum_events.producers.coerce import as_text, coerce
 from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable, default_spool_path
+from continuum_events.settings import KafkaSettings
+from continuum_events.topology import EVENTS_TOPIC, MAX_EVENT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,12 @@ DELIVER_GRACE_S = 30.0
 
 # Per event type: (Avro enum symbol, key function, union branch, default severity).
 _TYPES = {
-    t: (t.symbol, functools.partial(event_key, t.family), PAYLOAD_BRANCH[t.family],
-        DEFAULT_SEVERITY.get(t.value, "info"))
+    t: (
+        t.symbol,
+        functools.partial(event_key, t.family),
+        PAYLOAD_BRANCH[t.family],
+        DEFAULT_SEVERITY.get(t.value, "info"),
+    )
     for t in EventType
     if t is not EventType.UNKNOWN
 }
@@ -269,27 +273,39 @@ class EventProducer:
             if fixed.problems:
                 return self._refuse(label, data, severity, "; ".join(fixed.problems), resolve)
             try:
-                event_id, key, value = self._build(fixed.event_type, fixed.data, fixed.severity, source,
-                                                   fixed.details, ts)
+                event_id, key, value = self._build(
+                    fixed.event_type, fixed.data, fixed.severity, source, fixed.details, ts
+                )
             except ValueError as still:
                 return self._refuse(label, data, severity, str(still), resolve)
             self._adjusted += 1
             if self._may_log("adjusted"):
-                log.warning("%s: the call was adjusted to the event schema (%s); %d events adjusted so far "
-                            "(stats().adjusted; strict=True raises instead)", label, fixed.summary()[:500],
-                            self._adjusted)
+                log.warning(
+                    "%s: the call was adjusted to the event schema (%s); %d events adjusted so far "
+                    "(stats().adjusted; strict=True raises instead)",
+                    label,
+                    fixed.summary()[:500],
+                    self._adjusted,
+                )
         self._send(next(self._seq), key, value, ts // 1000, event_id, resolve)
         return event_id
 
     def _build(
-        self, event_type: EventType | str, data: Mapping[str, Any], severity: Severity | str | None,
-        source: str | None, details: Mapping[str, str] | None, ts: int,
+        self,
+        event_type: EventType | str,
+        data: Mapping[str, Any],
+        severity: Severity | str | None,
+        source: str | None,
+        details: Mapping[str, str] | None,
+        ts: int,
     ) -> tuple[str, bytes, bytes]:
         """(event_id, key, value) of a call that is an event exactly as given; ValueError if not."""
         try:
             symbol, key_of, branch, default_severity = _TYPES[event_type]  # type: ignore[index]
         except KeyError:
-            raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(t.value for t in _TYPES)}") from None
+            raise ValueError(
+                f"unknown event type {event_type!r}; known: {', '.join(t.value for t in _TYPES)}"
+            ) from None
         if type(data) is not dict and not isinstance(data, Mapping):
             raise ValueError(f"{event_type}: the payload must be a mapping, got {type(data).__name__}")
         if "details" in data:
@@ -314,12 +330,18 @@ class EventProducer:
             raise ValueError(f"{EventType(event_type).value}: {exc}") from None
         if len(value) > MAX_EVENT_BYTES:
             # librdkafka would refuse it at produce(), and a spooled copy would block the spool.
-            raise ValueError(f"{EventType(event_type).value}: the event is {len(value):,} bytes encoded, over the "
-                             f"{MAX_EVENT_BYTES:,}-byte limit of every vendor; trim its details")
+            raise ValueError(
+                f"{EventType(event_type).value}: the event is {len(value):,} bytes encoded, over the "
+                f"{MAX_EVENT_BYTES:,}-byte limit of every vendor; trim its details"
+            )
         return event_id, key_of(data).encode(), value
 
     def _refuse(
-        self, label: str, data: Any, severity: Any, reason: str,
+        self,
+        label: str,
+        data: Any,
+        severity: Any,
+        reason: str,
         resolve: Callable[[BaseException | None, str], None] | None,
     ) -> str:
         """Keep a call that cannot be an event in the spool's ``refused`` table, with the reason:
@@ -333,16 +355,26 @@ class EventProducer:
             log.error("%s: not an event (%s), and the spool cannot keep it: %s", label, reason, exc.reason)
         else:
             if self._may_log("refused"):
-                log.error("%s: not an event (%s); kept in %s (refused table, %d so far; "
-                          "`continuum-events spool --refused` lists them)", label, reason, self.spool.path,
-                          self._refused)
+                log.error(
+                    "%s: not an event (%s); kept in %s (refused table, %d so far; "
+                    "`continuum-events spool --refused` lists them)",
+                    label,
+                    reason,
+                    self.spool.path,
+                    self._refused,
+                )
         if resolve:
             resolve(None, event_id)
         return event_id
 
     # -- delivery -------------------------------------------------------------------
     def _send(
-        self, seq: int, key: bytes, value: bytes, ts_ms: int, event_id: str,
+        self,
+        seq: int,
+        key: bytes,
+        value: bytes,
+        ts_ms: int,
+        event_id: str,
         resolve: Callable[[BaseException | None, str], None] | None,
     ) -> None:
         self._dispatched += 1
@@ -351,7 +383,10 @@ class EventProducer:
                 with self._lock:  # never produce into a producer being replaced
                     if not self._spooling:
                         self._producer.produce(
-                            self.topic, value, key, timestamp=ts_ms,
+                            self.topic,
+                            value,
+                            key,
+                            timestamp=ts_ms,
                             on_delivery=functools.partial(self._on_delivery, seq, event_id, resolve),
                         )
                         return
@@ -366,8 +401,12 @@ class EventProducer:
             resolve(refused, event_id)
 
     def _on_delivery(
-        self, seq: int, event_id: str, resolve: Callable[[BaseException | None, str], None] | None,
-        err: KafkaError | None, msg: Any,
+        self,
+        seq: int,
+        event_id: str,
+        resolve: Callable[[BaseException | None, str], None] | None,
+        err: KafkaError | None,
+        msg: Any,
     ) -> None:
         if err is None:
             self._delivered += 1
@@ -383,8 +422,9 @@ class EventProducer:
         if not never_sent:
             log.debug("delivery of %s failed (%s); spooling", event_id, err)
         self._enter_spooling()
-        refused = self._to_spool([SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1],
-                                                maybe_written=not never_sent)])
+        refused = self._to_spool(
+            [SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1], maybe_written=not never_sent)]
+        )
         if resolve:
             resolve(refused, event_id)
 
@@ -401,7 +441,10 @@ class EventProducer:
             if self._may_log("unavailable"):
                 log.error(
                     "spool %s cannot store events: %s; refusing new events until the disk has room again "
-                    "(%d refused so far; events already spooled are kept)", exc.path, exc.reason, self._dropped,
+                    "(%d refused so far; events already spooled are kept)",
+                    exc.path,
+                    exc.reason,
+                    self._dropped,
                 )
             return exc
         self._spool_writes_again()
@@ -411,7 +454,11 @@ class EventProducer:
             if self._may_log("bound"):
                 log.error(
                     "spool %s is full (%d bytes, bound %d): %d events refused so far; raise spool_max_bytes "
-                    "or bring the brokers back", self.spool.path, self.spool.bytes, self.spool.max_bytes, self._dropped,
+                    "or bring the brokers back",
+                    self.spool.path,
+                    self.spool.bytes,
+                    self.spool.max_bytes,
+                    self._dropped,
                 )
             return _spool_full()
         return None
@@ -474,8 +521,12 @@ class EventProducer:
                     # row already sent whose delete failed is sent again (a duplicate, never a loss).
                     self._spool_error = exc
                     if self._may_log("drain"):
-                        log.error("spool %s: drain paused, %s; every spooled event is kept, retrying until it "
-                                  "can write again", exc.path, exc.reason)
+                        log.error(
+                            "spool %s: drain paused, %s; every spooled event is kept, retrying until it "
+                            "can write again",
+                            exc.path,
+                            exc.reason,
+                        )
                 except Exception:
                     log.exception("draining the spool failed; will retry")
 
@@ -483,10 +534,16 @@ class EventProducer:
         if self._fatal:
             self._replace_producer()  # a fatal producer can do nothing more, not even metadata
         if not self._broker_reachable():
-            if len(self._producer) and self._outage_since is not None \
-                    and time.monotonic() - self._outage_since > self.hold_s:
-                log.warning("brokers unreachable for %.0f s; moving the %d events librdkafka holds to the spool",
-                            time.monotonic() - self._outage_since, len(self._producer))
+            if (
+                len(self._producer)
+                and self._outage_since is not None
+                and time.monotonic() - self._outage_since > self.hold_s
+            ):
+                log.warning(
+                    "brokers unreachable for %.0f s; moving the %d events librdkafka holds to the spool",
+                    time.monotonic() - self._outage_since,
+                    len(self._producer),
+                )
                 self._replace_producer()
             return
         self._outage_since = None
@@ -502,9 +559,12 @@ class EventProducer:
         if not self._settled(lambda: self._producer.flush(DELIVER_GRACE_S)):
             return
         if len(self._producer):
-            log.warning("the brokers answer, yet %d events held through the outage are still not acknowledged "
-                        "after %.0f s; retiring the producer session, its events go to the spool", len(self._producer),
-                        DELIVER_GRACE_S)
+            log.warning(
+                "the brokers answer, yet %d events held through the outage are still not acknowledged "
+                "after %.0f s; retiring the producer session, its events go to the spool",
+                len(self._producer),
+                DELIVER_GRACE_S,
+            )
             self._replace_producer()
             return
         while batch := self.spool.claim(self.drain_batch):
@@ -512,18 +572,24 @@ class EventProducer:
                 written = self._written_already([r for r in batch if r.maybe_written])
             except (KafkaException, TimeoutError) as exc:
                 self.spool.release([r.seq for r in batch])
-                log.warning("spool drain: cannot check the topic for events sent before without an answer (%s); "
-                            "retrying later", exc)
+                log.warning(
+                    "spool drain: cannot check the topic for events sent before without an answer (%s); retrying later",
+                    exc,
+                )
                 return
             if written:
                 self._found_written += len(written)
-                log.info("spool drain: %d events sent before without an answer were written then; not sent again",
-                         len(written))
+                log.info(
+                    "spool drain: %d events sent before without an answer were written then; not sent again",
+                    len(written),
+                )
                 batch = [r for r in batch if r.seq not in written]
             delivered: list[int] = list(written)
             unsure: list[int] = []  # sent, no answer: possibly written
 
-            def done(seq: int, err: KafkaError | None, msg: Any) -> None:
+            def done(
+                seq: int, err: KafkaError | None, msg: Any, delivered: list[int] = delivered, unsure: list[int] = unsure
+            ) -> None:
                 if err is None:
                     delivered.append(seq)
                 else:  # even a purged queue may hold a retry of a request the broker wrote
@@ -531,8 +597,9 @@ class EventProducer:
 
             def send(rows: list[SpooledRecord] = batch) -> None:
                 for r in rows:
-                    self._producer.produce(r.topic, r.value, r.key, timestamp=r.ts_ms,
-                                           on_delivery=functools.partial(done, r.seq))
+                    self._producer.produce(
+                        r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq)
+                    )
                 self._producer.flush(DELIVER_GRACE_S)
 
             if not self._settled(send) or len(self._producer):
@@ -547,8 +614,9 @@ class EventProducer:
                     # The brokers answer, yet not one record of the batch was acknowledged: the
                     # session is one they no longer honour (a broker that lost its state, as
                     # Tansu does on restart). A new producer starts a new one.
-                    log.warning("spool drain: the brokers answer but acknowledged nothing; starting a new "
-                                "producer session")
+                    log.warning(
+                        "spool drain: the brokers answer but acknowledged nothing; starting a new producer session"
+                    )
                     self._replace_producer()
                 return
             log.info("spool drain: sent %d events, %d left", len(delivered), len(self.spool))
@@ -625,7 +693,6 @@ class EventProducer:
         # the brokers are still away.
         self._held_through_outage = self._outage_since is not None
 
-
     # -- lifecycle ------------------------------------------------------------------
     def flush(self, timeout: float = 30.0) -> int:
         """Wait until librdkafka's queue is empty (delivered or spooled); returns what is left."""
@@ -657,7 +724,9 @@ class EventProducer:
             self._producer.flush(timeout)
         _purge_into_callbacks(self._producer)
         if len(self.spool):
-            log.info("closing with %d events spooled in %s; they are sent on next start", len(self.spool), self.spool.path)
+            log.info(
+                "closing with %d events spooled in %s; they are sent on next start", len(self.spool), self.spool.path
+            )
         self.spool.close()
 
     def stats(self) -> ProducerStats:

@@ -45,9 +45,19 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
 SEVERITY_ALIASES: dict[str, str] = {
-    "warn": "warning", "err": "error", "crit": "critical", "fatal": "critical", "emergency": "critical",
-    "emerg": "critical", "alert": "critical", "severe": "critical", "debug": "info", "notice": "info",
-    "informational": "info", "information": "info", "ok": "info",
+    "warn": "warning",
+    "err": "error",
+    "crit": "critical",
+    "fatal": "critical",
+    "emergency": "critical",
+    "emerg": "critical",
+    "alert": "critical",
+    "severe": "critical",
+    "debug": "info",
+    "notice": "info",
+    "informational": "info",
+    "information": "info",
+    "ok": "info",
 }
 
 #: Where a missing key field can be taken from, in order; the source is named in details.
@@ -74,15 +84,15 @@ def _fields(record: Mapping[str, Any]) -> dict[str, _Field]:
         if isinstance(t, list):
             t = next(b for b in t if b != "null")
         kind = t["type"] if isinstance(t, dict) else t
-        out[f["name"]] = _Field(f["name"], {"long": "int", "float": "double"}.get(kind, kind), nullable,
-                                "default" not in f)
+        out[f["name"]] = _Field(
+            f["name"], {"long": "int", "float": "double"}.get(kind, kind), nullable, "default" not in f
+        )
     return out
 
 
 FIELDS: dict[str, dict[str, _Field]] = {family: _fields(r) for family, r in PAYLOAD_RECORDS.items()}
 _SEVERITIES = frozenset(s.value for s in Severity)
-_BY_NAME = {t.value: t for t in EventType} | {t.name.lower(): t for t in EventType} | {
-    t.symbol: t for t in EventType}
+_BY_NAME = {t.value: t for t in EventType} | {t.name.lower(): t for t in EventType} | {t.symbol: t for t in EventType}
 
 
 @dataclass
@@ -129,9 +139,9 @@ def _to_int(value: Any) -> int:
         raise _Inexact
     if isinstance(value, int):
         n = value
-    elif isinstance(value, float | Decimal) and math.isfinite(value) and value == int(value):
-        n = int(value)
-    elif isinstance(value, str) and _INTEGER.fullmatch(value):
+    elif (isinstance(value, float | Decimal) and math.isfinite(value) and value == int(value)) or (
+        isinstance(value, str) and _INTEGER.fullmatch(value)
+    ):
         n = int(value)
     else:
         raise _Inexact
@@ -187,7 +197,10 @@ def severity_of(given: Any) -> str | None:
 
 
 def coerce(
-    event_type: Any, data: Any, severity: Any = None, details: Mapping[str, Any] | None = None,
+    event_type: Any,
+    data: Any,
+    severity: Any = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Coerced:
     """Make a call into an event (see the module docstring); never raises."""
     out = Coerced()
@@ -204,8 +217,10 @@ def coerce(
     out.severity = severity_of(severity) or default
     if severity is not None and severity_of(severity) is None:
         out.details["severity_given"] = as_text(severity)
-        out.notes.append(f"severity: {as_text(severity)!r} is not one of info, warning, error, critical; "
-                         f"sent as {default}, the given one kept in details")
+        out.notes.append(
+            f"severity: {as_text(severity)!r} is not one of info, warning, error, critical; "
+            f"sent as {default}, the given one kept in details"
+        )
 
     extra = dict(data.get("details") or {}) if isinstance(data.get("details"), Mapping) else {}
     if "details" in data and not isinstance(data["details"], Mapping | type(None)):
@@ -236,8 +251,10 @@ def coerce(
             converted = _CONVERT[spec.kind](value)
         except _Inexact:
             out.details.setdefault(name, as_text(value))
-            out.notes.append(f"payload.{name}: {as_text(value)!r} is not exactly a{'n' if spec.kind == 'int' else ''} "
-                             f"{spec.kind}; kept in details")
+            out.notes.append(
+                f"payload.{name}: {as_text(value)!r} is not exactly a{'n' if spec.kind == 'int' else ''} "
+                f"{spec.kind}; kept in details"
+            )
             continue
         out.data[name] = converted
         if type(converted) is not type(value) and not (spec.kind == "array" and isinstance(value, list)):
@@ -254,9 +271,13 @@ def coerce(
                 break
         else:
             if name in KEY_FIELDS[family] and not any(out.data.get(k) for k in KEY_FIELDS[family]):
-                wanted = " or ".join(dict.fromkeys(
-                    k for key in KEY_FIELDS[family]
-                    for k in ((key, *KEY_FALLBACKS.get(key, ())) if fields[key].required else (key,))))
+                wanted = " or ".join(
+                    dict.fromkeys(
+                        k
+                        for key in KEY_FIELDS[family]
+                        for k in ((key, *KEY_FALLBACKS.get(key, ())) if fields[key].required else (key,))
+                    )
+                )
                 out.problems.append(f"payload.{name}: missing, and no {wanted} to key the event by")
             else:
                 out.data[name] = ""

@@ -24,8 +24,14 @@ from continuum_events.producers.app import EventProducer
 
 log = logging.getLogger(__name__)
 
-SITES = [("HQ-1F", "Finance"), ("HQ-2F", "Engineering"), ("HQ-3F", "Legal"), ("Warehouse", "Logistics"),
-         ("Branch-North", "Sales"), ("Branch-South", "Support")]
+SITES = [
+    ("HQ-1F", "Finance"),
+    ("HQ-2F", "Engineering"),
+    ("HQ-3F", "Legal"),
+    ("Warehouse", "Logistics"),
+    ("Branch-North", "Sales"),
+    ("Branch-South", "Support"),
+]
 MODELS = ["HP LaserJet M507", "Brother HL-L6400DW", "Canon imageRUNNER C3226", "Lexmark MS826", "Xerox VersaLink C405"]
 USERS = ["alice", "bob", "chen", "dana", "eve", "farid", "grace"]
 
@@ -44,8 +50,14 @@ class _Printer:
     redirect_id: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        return {"printer_id": self.printer_id, "printer_name": self.name, "printer_ip": self.ip,
-                "printer_model": self.model, "printer_location": self.location, "printer_department": self.department}
+        return {
+            "printer_id": self.printer_id,
+            "printer_name": self.name,
+            "printer_ip": self.ip,
+            "printer_model": self.model,
+            "printer_location": self.location,
+            "printer_department": self.department,
+        }
 
 
 @dataclass
@@ -61,10 +73,17 @@ class DemoFleet:
         self._fleet = []
         for i in range(self.printers):
             site, dept = SITES[i % len(SITES)]
-            self._fleet.append(_Printer(
-                printer_id=f"prn-{i:04d}", name=f"{site}-{dept[:3].upper()}-{i:02d}", ip=f"10.20.{i // 200}.{10 + i % 200}",
-                model=self._rng.choice(MODELS), location=site, department=dept, toner=self._rng.randint(15, 100),
-            ))
+            self._fleet.append(
+                _Printer(
+                    printer_id=f"prn-{i:04d}",
+                    name=f"{site}-{dept[:3].upper()}-{i:02d}",
+                    ip=f"10.20.{i // 200}.{10 + i % 200}",
+                    model=self._rng.choice(MODELS),
+                    location=site,
+                    department=dept,
+                    toner=self._rng.randint(15, 100),
+                )
+            )
 
     def next_event(self) -> tuple[EventType, dict[str, Any], str | None]:
         """The next thing that happens in the fleet: (event type, payload, severity or None)."""
@@ -75,40 +94,82 @@ class DemoFleet:
         if not p.online:
             if roll < 0.35:
                 p.online, p.failures = True, 0
-                return EventType.PRINTER_ONLINE, {**p.identity(), "response_time_ms": round(rng.uniform(3, 40), 1)}, None
+                return (
+                    EventType.PRINTER_ONLINE,
+                    {**p.identity(), "response_time_ms": round(rng.uniform(3, 40), 1)},
+                    None,
+                )
             if roll < 0.5 and not p.redirect_id:
                 return self._redirect_created(p)
             if roll < 0.53 and p.redirect_id:
-                return EventType.REDIRECT_FAILED, {**self._redirect(p), "error_code": "TARGET_UNREACHABLE",
-                                                   "error_message": "target printer did not accept the job"}, None
+                return (
+                    EventType.REDIRECT_FAILED,
+                    {
+                        **self._redirect(p),
+                        "error_code": "TARGET_UNREACHABLE",
+                        "error_message": "target printer did not accept the job",
+                    },
+                    None,
+                )
         if roll < 0.02 and p.online:
             p.online, p.failures = False, 3
-            return EventType.PRINTER_OFFLINE, {**p.identity(), "consecutive_failures": 3, "response_time_ms": 5000.0}, None
+            return (
+                EventType.PRINTER_OFFLINE,
+                {**p.identity(), "consecutive_failures": 3, "response_time_ms": 5000.0},
+                None,
+            )
         if roll < 0.04:
             p.toner = max(0, p.toner - rng.randint(5, 20))
             if p.toner <= 10:
-                return EventType.PRINTER_LOW_TONER, {**p.identity(), "toner_level_percent": p.toner,
-                                                     "conditions": ["toner_low"]}, None
+                return (
+                    EventType.PRINTER_LOW_TONER,
+                    {**p.identity(), "toner_level_percent": p.toner, "conditions": ["toner_low"]},
+                    None,
+                )
         if roll < 0.05:
             return EventType.PRINTER_JAM, {**p.identity(), "conditions": ["jammed"]}, None
         if roll < 0.055:
-            return EventType.PRINTER_ERROR, {**p.identity(), "error_code": "DOOR_OPEN", "error_message": "Cover open",
-                                             "conditions": ["door_open"]}, None
+            return (
+                EventType.PRINTER_ERROR,
+                {**p.identity(), "error_code": "DOOR_OPEN", "error_message": "Cover open", "conditions": ["door_open"]},
+                None,
+            )
         if roll < 0.06:
             p.toner = 100
             return EventType.SYSTEM_INFO, {"component": "supplies", "message": f"toner replaced in {p.name}"}, None
         if roll < 0.063:
             return EventType.SYSTEM_WARNING, {"component": "scheduler", "message": "queue depth above 500"}, None
         if roll < 0.064:
-            return EventType.SYSTEM_ERROR, {"component": "ldap-sync", "error_code": "LDAP_TIMEOUT",
-                                            "error_message": "directory did not answer within 10 s"}, None
+            return (
+                EventType.SYSTEM_ERROR,
+                {
+                    "component": "ldap-sync",
+                    "error_code": "LDAP_TIMEOUT",
+                    "error_message": "directory did not answer within 10 s",
+                },
+                None,
+            )
         if roll < 0.066:
             members = [q.printer_id for q in self._fleet if q.location == p.location]
-            return EventType.GROUP_UPDATED, {"group_id": f"grp-{p.location.lower()}", "group_name": p.location,
-                                             "printer_ids": members, "updated_by": rng.choice(USERS)}, None
+            return (
+                EventType.GROUP_UPDATED,
+                {
+                    "group_id": f"grp-{p.location.lower()}",
+                    "group_name": p.location,
+                    "printer_ids": members,
+                    "updated_by": rng.choice(USERS),
+                },
+                None,
+            )
         self._jobs += 1
-        job = {"job_id": f"job-{self._jobs:07d}", "printer_id": p.printer_id, "printer_name": p.name,
-               "user": rng.choice(USERS), "document_name": f"report-{self._jobs % 97}.pdf", "pages": rng.randint(1, 40)}
+        job = {
+            "job_id": f"job-{self._jobs:07d}",
+            "printer_id": p.printer_id,
+            "printer_name": p.name,
+            "user": rng.choice(USERS),
+            "document_name": f"report-{self._jobs % 97}.pdf",
+            "pages": rng.randint(1, 40),
+        }
         if roll < 0.5:
             return EventType.JOB_STARTED, job, None
         if roll < 0.97 or not p.online:
@@ -117,9 +178,17 @@ class DemoFleet:
 
     def _redirect(self, p: _Printer) -> dict[str, Any]:
         target = next(q for q in self._fleet if q.location == p.location and q is not p) if self.printers > 6 else p
-        return {"redirect_id": p.redirect_id or "", "source_printer_id": p.printer_id, "source_printer_name": p.name,
-                "source_printer_ip": p.ip, "target_printer_id": target.printer_id, "target_printer_name": target.name,
-                "target_printer_ip": target.ip, "protocol": "raw", "port": 9100}
+        return {
+            "redirect_id": p.redirect_id or "",
+            "source_printer_id": p.printer_id,
+            "source_printer_name": p.name,
+            "source_printer_ip": p.ip,
+            "target_printer_id": target.printer_id,
+            "target_printer_name": target.name,
+            "target_printer_ip": target.ip,
+            "protocol": "raw",
+            "port": 9100,
+        }
 
     def _redirect_created(self, p: _Printer) -> tuple[EventType, dict[str, Any], str | None]:
         p.redirect_id = f"rdr-{p.printer_id}-{self._rng.randint(1000, 9999)}"

@@ -27,12 +27,38 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 #: RFC 2790 hrPrinterDetectedErrorState, bit 0 = most significant bit of the first octet.
-ERROR_BITS = ("lowPaper", "noPaper", "lowToner", "noToner", "doorOpen", "jammed", "offline", "serviceRequested",
-              "inputTrayMissing", "outputTrayMissing", "markerSupplyMissing", "outputNearFull", "outputFull",
-              "inputTrayEmpty", "overduePreventMaint")
+ERROR_BITS = (
+    "lowPaper",
+    "noPaper",
+    "lowToner",
+    "noToner",
+    "doorOpen",
+    "jammed",
+    "offline",
+    "serviceRequested",
+    "inputTrayMissing",
+    "outputTrayMissing",
+    "markerSupplyMissing",
+    "outputNearFull",
+    "outputFull",
+    "inputTrayEmpty",
+    "overduePreventMaint",
+)
 #: Conditions that stop a printer from printing (reported as printer.error).
-ERROR_CONDITIONS = frozenset({"noPaper", "noToner", "doorOpen", "offline", "serviceRequested", "inputTrayMissing",
-                              "outputTrayMissing", "markerSupplyMissing", "outputFull", "deviceDown"})
+ERROR_CONDITIONS = frozenset(
+    {
+        "noPaper",
+        "noToner",
+        "doorOpen",
+        "offline",
+        "serviceRequested",
+        "inputTrayMissing",
+        "outputTrayMissing",
+        "markerSupplyMissing",
+        "outputFull",
+        "deviceDown",
+    }
+)
 #: prtAlertCode values worth naming (Printer MIB).
 ALERT_CODES = {8: "jammed", 1101: "noToner", 1104: "lowToner", 808: "noPaper", 22: "offline", 3: "doorOpen"}
 DEVICE_DOWN = 5
@@ -110,8 +136,14 @@ def decode(values: Mapping[str, Any], response_time_ms: float) -> Reading:
             conditions.add(name)
     level, capacity = integer("toner_level"), integer("toner_capacity")
     toner = toner_percent(level, capacity) if level is not None and capacity is not None else None
-    return Reading(True, round(response_time_ms, 2), device_status=device, conditions=frozenset(conditions),
-                   toner_percent=toner, malformed=tuple(malformed))
+    return Reading(
+        True,
+        round(response_time_ms, 2),
+        device_status=device,
+        conditions=frozenset(conditions),
+        toner_percent=toner,
+        malformed=tuple(malformed),
+    )
 
 
 @dataclass
@@ -177,8 +209,7 @@ class PrinterHealth:
         errors = sorted(reading.conditions & ERROR_CONDITIONS)
         if errors != self.errors:
             if errors:
-                events.append(("printer.error", {**seen, "error_code": errors[0],
-                                                 "error_message": ", ".join(errors)}))
+                events.append(("printer.error", {**seen, "error_code": errors[0], "error_message": ", ".join(errors)}))
             elif self.status == "online":
                 events.append(("printer.online", {**seen, "consecutive_failures": 0}))
             self.errors = errors

@@ -75,16 +75,30 @@ class PrinterEntry(BaseModel):
     def target(self) -> Target:
         v3 = None
         if self.version == "3":
-            key = (lambda name: SecretStr(os.environ[name]) if name else None)
-            v3 = V3(self.v3_user or "", self.v3_auth_protocol, key(self.v3_auth_key_env), self.v3_priv_protocol,
-                    key(self.v3_priv_key_env), self.v3_context)
+
+            def key(name: str | None) -> SecretStr | None:
+                return SecretStr(os.environ[name]) if name else None
+
+            v3 = V3(
+                self.v3_user or "",
+                self.v3_auth_protocol,
+                key(self.v3_auth_key_env),
+                self.v3_priv_protocol,
+                key(self.v3_priv_key_env),
+                self.v3_context,
+            )
         return Target(self.ip, self.snmp_port, self.community, self.version, self.tcp_ports, self.device_index, v3)
 
     def event_fields(self) -> dict[str, Any]:
         """What every probe event says about the printer (Continuum's health-check fields)."""
-        fields = {"printer_id": self.id, "printer_name": self.name, "printer_ip": self.ip,
-                  "printer_model": self.model, "printer_location": self.location,
-                  "printer_department": self.department}
+        fields = {
+            "printer_id": self.id,
+            "printer_name": self.name,
+            "printer_ip": self.ip,
+            "printer_model": self.model,
+            "printer_location": self.location,
+            "printer_department": self.department,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -104,8 +118,11 @@ def _rows(path: Path) -> Iterable[tuple[str, Mapping[str, Any]]]:
     reader = csv.DictReader(text.splitlines())
     for row in reader:
         # An empty cell means "the default", except tcp_ports: empty there means "no TCP check".
-        cleaned = {k.strip(): v.strip() for k, v in row.items()
-                   if k and v is not None and (v.strip() != "" or k.strip() == "tcp_ports")}
+        cleaned = {
+            k.strip(): v.strip()
+            for k, v in row.items()
+            if k and v is not None and (v.strip() != "" or k.strip() == "tcp_ports")
+        }
         yield f"line {reader.line_num}", cleaned
 
 
@@ -136,7 +153,14 @@ def from_added_event(payload: Mapping[str, Any], defaults: Mapping[str, Any]) ->
     """An inventory entry from a printer.added payload (SNMP settings from the probe's defaults)."""
     if not payload.get("printer_ip"):
         return None
-    return PrinterEntry.model_validate({
-        **defaults, "id": payload["printer_id"], "name": payload.get("printer_name"), "ip": payload["printer_ip"],
-        "model": payload.get("printer_model"), "location": payload.get("printer_location"),
-        "department": payload.get("printer_department")})
+    return PrinterEntry.model_validate(
+        {
+            **defaults,
+            "id": payload["printer_id"],
+            "name": payload.get("printer_name"),
+            "ip": payload["printer_ip"],
+            "model": payload.get("printer_model"),
+            "location": payload.get("printer_location"),
+            "department": payload.get("printer_department"),
+        }
+    )

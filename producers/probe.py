@@ -46,8 +46,8 @@ class ProbeConfig:
     interval_s: float = 60.0
     spread: float = 0.9  # polls spread over this fraction of the interval
     concurrency: int = 150
-    policy: Policy = Policy()
-    timing: Timing = Timing()
+    policy: Policy = field(default_factory=Policy)
+    timing: Timing = field(default_factory=Timing)
     state_path: Path | None = None
     shard: int = 0
     shards: int = 1
@@ -65,8 +65,13 @@ class SweepStats:
 
 
 class Probe:
-    def __init__(self, printers: Iterable[PrinterEntry], emit: Emit, config: ProbeConfig = ProbeConfig(),
-                 poller: Poller | None = None) -> None:
+    def __init__(
+        self,
+        printers: Iterable[PrinterEntry],
+        emit: Emit,
+        config: ProbeConfig = ProbeConfig(),
+        poller: Poller | None = None,
+    ) -> None:
         self.config, self.emit = config, emit
         self.poller = poller or Poller(config.timing)
         self.printers: dict[str, PrinterEntry] = {}
@@ -156,11 +161,16 @@ class Probe:
         kinds = []
         for kind, fields in health.observe(reading, self.config.policy):
             if kind == "probe.misconfigured":
-                self.emit("system.warning", {
-                    "component": SOURCE, "error_code": "snmp_unanswered",
-                    "message": f"printer {printer.id} ({printer.ip}) accepts print connections but does not answer "
-                               f"SNMP: check the probe's community/version or the printer's SNMP access list"},
-                    {"printer_id": printer.id})
+                self.emit(
+                    "system.warning",
+                    {
+                        "component": SOURCE,
+                        "error_code": "snmp_unanswered",
+                        "message": f"printer {printer.id} ({printer.ip}) accepts print connections but does not answer "
+                        f"SNMP: check the probe's community/version or the printer's SNMP access list",
+                    },
+                    {"printer_id": printer.id},
+                )
                 kind = "system.warning"
             else:
                 self.emit(kind, {**printer.event_fields(), **fields}, {})
@@ -172,13 +182,19 @@ class Probe:
         while not stop.is_set():
             begun = loop.time()
             stats = await self.sweep()
-            log.info("sweep: %d printers in %.1f s (%.2f CPU s), %d answered, events %s", stats.printers,
-                     stats.seconds, stats.cpu_seconds, stats.answered, dict(stats.events) or "none")
+            log.info(
+                "sweep: %d printers in %.1f s (%.2f CPU s), %d answered, events %s",
+                stats.printers,
+                stats.seconds,
+                stats.cpu_seconds,
+                stats.answered,
+                dict(stats.events) or "none",
+            )
             if on_sweep:
                 on_sweep(stats)
             try:
                 await asyncio.wait_for(stop.wait(), max(0.0, begun + self.config.interval_s - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.save_state()
 
@@ -187,8 +203,11 @@ class Probe:
         path = self.config.state_path
         if path is None:
             return
-        state = {"health": {k: v.to_dict() for k, v in self.health.items()}, "added": self._added,
-                 "removed": sorted(self._removed)}
+        state = {
+            "health": {k: v.to_dict() for k, v in self.health.items()},
+            "added": self._added,
+            "removed": sorted(self._removed),
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state))
@@ -240,9 +259,16 @@ def follow_printer_changes(settings: Any, probe: Probe, stop: threading.Event, g
     from continuum_events.topology import EVENTS_TOPIC
 
     codec = EventCodec(settings.schema_registry())
-    consumer = Consumer(settings.client_config(**{
-        "group.id": group_id, "auto.offset.reset": "latest", "enable.auto.commit": True,
-        "fetch.wait.max.ms": 100}))
+    consumer = Consumer(
+        settings.client_config(
+            **{
+                "group.id": group_id,
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": True,
+                "fetch.wait.max.ms": 100,
+            }
+        )
+    )
     consumer.subscribe([EVENTS_TOPIC])
     try:
         while not stop.is_set():

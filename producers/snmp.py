@@ -37,13 +37,23 @@ def health_oids(device: int = 1, supply: int = 1) -> dict[str, str]:
     }
 
 
-AUTH_PROTOCOLS = {"none": v3arch.asyncio.USM_AUTH_NONE, "md5": v3arch.asyncio.USM_AUTH_HMAC96_MD5,
-                  "sha": v3arch.asyncio.USM_AUTH_HMAC96_SHA, "sha224": v3arch.asyncio.USM_AUTH_HMAC128_SHA224,
-                  "sha256": v3arch.asyncio.USM_AUTH_HMAC192_SHA256, "sha384": v3arch.asyncio.USM_AUTH_HMAC256_SHA384,
-                  "sha512": v3arch.asyncio.USM_AUTH_HMAC384_SHA512}
-PRIV_PROTOCOLS = {"none": v3arch.asyncio.USM_PRIV_NONE, "des": v3arch.asyncio.USM_PRIV_CBC56_DES,
-                  "3des": v3arch.asyncio.USM_PRIV_CBC168_3DES, "aes": v3arch.asyncio.USM_PRIV_CFB128_AES,
-                  "aes192": v3arch.asyncio.USM_PRIV_CFB192_AES, "aes256": v3arch.asyncio.USM_PRIV_CFB256_AES}
+AUTH_PROTOCOLS = {
+    "none": v3arch.asyncio.USM_AUTH_NONE,
+    "md5": v3arch.asyncio.USM_AUTH_HMAC96_MD5,
+    "sha": v3arch.asyncio.USM_AUTH_HMAC96_SHA,
+    "sha224": v3arch.asyncio.USM_AUTH_HMAC128_SHA224,
+    "sha256": v3arch.asyncio.USM_AUTH_HMAC192_SHA256,
+    "sha384": v3arch.asyncio.USM_AUTH_HMAC256_SHA384,
+    "sha512": v3arch.asyncio.USM_AUTH_HMAC384_SHA512,
+}
+PRIV_PROTOCOLS = {
+    "none": v3arch.asyncio.USM_PRIV_NONE,
+    "des": v3arch.asyncio.USM_PRIV_CBC56_DES,
+    "3des": v3arch.asyncio.USM_PRIV_CBC168_3DES,
+    "aes": v3arch.asyncio.USM_PRIV_CFB128_AES,
+    "aes192": v3arch.asyncio.USM_PRIV_CFB192_AES,
+    "aes256": v3arch.asyncio.USM_PRIV_CFB256_AES,
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,12 @@ class V3:
         auth = self.auth_key.get_secret_value() if self.auth_key else None
         priv = self.priv_key.get_secret_value() if self.priv_key else None
         return v3arch.asyncio.UsmUserData(
-            self.user, auth, priv, authProtocol=AUTH_PROTOCOLS[self.auth_protocol if auth else "none"],
-            privProtocol=PRIV_PROTOCOLS[self.priv_protocol if priv else "none"])
+            self.user,
+            auth,
+            priv,
+            authProtocol=AUTH_PROTOCOLS[self.auth_protocol if auth else "none"],
+            privProtocol=PRIV_PROTOCOLS[self.priv_protocol if priv else "none"],
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +129,12 @@ class Poller:
             else:
                 transport = await self._transport(target)
                 error, status, _, binds = await get_cmd(
-                    self.dispatcher, CommunityData(target.community, mpModel=0 if target.version == "1" else 1),
-                    transport, *((oid, Null("")) for oid in oids.values()), lookupMib=False)
+                    self.dispatcher,
+                    CommunityData(target.community, mpModel=0 if target.version == "1" else 1),
+                    transport,
+                    *((oid, Null("")) for oid in oids.values()),
+                    lookupMib=False,
+                )
         except Exception as exc:  # noqa: BLE001 - a garbled answer is a failed poll, never a dead probe
             error, status, binds = exc, 0, ()
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -124,8 +142,11 @@ class Poller:
             # An error status still proves the agent answered (v1 noSuchName on a missing object).
             if status and not error:
                 return decode({}, elapsed_ms)
-            if target.v3 is not None and isinstance(error, errind.ErrorIndication) \
-                    and not isinstance(error, errind.RequestTimedOut):
+            if (
+                target.v3 is not None
+                and isinstance(error, errind.ErrorIndication)
+                and not isinstance(error, errind.RequestTimedOut)
+            ):
                 return Reading(False, present=True)  # the agent refused our credentials
             return Reading(False, present=await self.port_open(target))
         by_oid = {str(vb[0]): vb[1] for vb in binds}
@@ -147,19 +168,24 @@ class Poller:
         transport = self._v3_transports.get(key)
         if transport is None:
             transport = self._v3_transports[key] = await v3arch.asyncio.UdpTransportTarget.create(
-                key, timeout=self.timing.timeout_s, retries=self.timing.retries)
+                key, timeout=self.timing.timeout_s, retries=self.timing.retries
+            )
         error, status, _, binds = await v3arch.asyncio.get_cmd(
-            self._engine, target.v3.user_data(), transport, v3arch.asyncio.ContextData(contextName=target.v3.context),
-            *(v3arch.asyncio.ObjectType(v3arch.asyncio.ObjectIdentity(oid)) for oid in oids), lookupMib=False)
+            self._engine,
+            target.v3.user_data(),
+            transport,
+            v3arch.asyncio.ContextData(contextName=target.v3.context),
+            *(v3arch.asyncio.ObjectType(v3arch.asyncio.ObjectIdentity(oid)) for oid in oids),
+            lookupMib=False,
+        )
         return error, status, list(binds)
 
     async def port_open(self, target: Target) -> bool:
         """Connect and close at once (never send: bytes sent to 9100 get printed)."""
         for port in target.tcp_ports:
             try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(target.ip, port),
-                                                   self.timing.tcp_timeout_s)
-            except (OSError, asyncio.TimeoutError):
+                _, writer = await asyncio.wait_for(asyncio.open_connection(target.ip, port), self.timing.tcp_timeout_s)
+            except (TimeoutError, OSError):
                 continue
             writer.close()
             return True
@@ -169,8 +195,7 @@ class Poller:
         key = (target.ip, target.snmp_port)
         transport = self._transports.get(key)
         if transport is None:
-            transport = await UdpTransportTarget.create(key, timeout=self.timing.timeout_s,
-                                                        retries=self.timing.retries)
+            transport = await UdpTransportTarget.create(key, timeout=self.timing.timeout_s, retries=self.timing.retries)
             self._transports[key] = transport
         return transport
 

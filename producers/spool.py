@@ -285,7 +285,8 @@ class Spool:
         with self._lock, self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO refused (event_id, at_ms, event_type, payload, severity, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (event_id, time.time_ns() // 1_000_000, event_type, payload, severity, reason),
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (event_id, time.time_ns() // 1_000_000, event_type, payload, severity, reason),
             )
 
     def refused(self, limit: int = 100) -> list[RefusedCall]:
@@ -293,7 +294,9 @@ class Spool:
         with self._lock:
             rows = self._db.execute(
                 "SELECT event_id, at_ms, event_type, payload, severity, reason FROM refused "
-                "ORDER BY at_ms DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+                "ORDER BY at_ms DESC, rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
         return [RefusedCall(*row) for row in rows]
 
     def refused_count(self) -> int:

@@ -18,8 +18,12 @@ from continuum_events.settings import KafkaSettings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--engine", choices=ENGINES, default=None,
-                     help=f"the local broker the integration tests start (default: ${ENGINE_ENV}, else kafka)")
+    parser.addoption(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help=f"the local broker the integration tests start (default: ${ENGINE_ENV}, else kafka)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import requests
-from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from continuum_events.broker import free_port, port_open
+from continuum_events.connectors.nsca import NscaConfig, NscaSink
 from continuum_events.devtools.receivers import Answer, ContractReceiver, Received
 
 
@@ -45,8 +45,12 @@ class Gateway:
     def samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
         """Samples of ``name`` in the scrape, whose labels include ``labels``."""
         text = requests.get(f"{self.url}/metrics", timeout=5).text
-        return [(s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples
-                if s.name == name and labels.items() <= s.labels.items()]
+        return [
+            (s.labels, s.value)
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        ]
 
     def value(self, name: str, **labels: str) -> float | None:
         found = self.samples(name, **labels)
@@ -54,8 +58,10 @@ class Gateway:
         return found[0][1] if found else None
 
     def counters(self, job: str) -> dict[tuple[str, str], float]:
-        return {(labels["event_type"], labels["severity"]): v
-                for labels, v in self.samples("continuum_events_total", job=job, instance="continuum-events")}
+        return {
+            (labels["event_type"], labels["severity"]): v
+            for labels, v in self.samples("continuum_events_total", job=job, instance="continuum-events")
+        }
 
     def groups(self, job: str) -> list[dict[str, str]]:
         data = requests.get(f"{self.url}/api/v1/metrics", timeout=5).json()["data"]
@@ -69,8 +75,11 @@ def running_gateway(*flags: str) -> Iterator[Gateway]:
     work = Path(tempfile.mkdtemp(prefix="pushgateway-"))
     port = free_port()
     # No persistence file: the Debian build's default is /var/lib/prometheus.
-    process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", *flags],
-                               stdout=subprocess.DEVNULL, stderr=open(work / "stderr.log", "wb"))
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file=", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "stderr.log", "wb"),
+    )
     gateway, deadline = Gateway(f"http://127.0.0.1:{port}"), time.monotonic() + 15
     try:
         while True:
@@ -112,13 +121,26 @@ class Nsca:
         assert Path(binary).exists(), "nsca is not installed: `make system-deps` installs it (apt-get install nsca)"
         self.command_file.touch()
         config = self.work / f"nsca-{self.port}.cfg"
-        config.write_text("\n".join([
-            f"server_port={self.port}", "server_address=127.0.0.1", f"command_file={self.command_file}",
-            f"alternate_dump_file={self.work / 'dump'}", "append_to_file=1", "aggregate_writes=0", "debug=0",
-            f"password={self.password}", f"decryption_method={self.decryption}", f"max_packet_age={self.max_packet_age}",
-            # nsca drops privileges to these: whoever runs the tests (root on CI)
-            f"nsca_user={pwd.getpwuid(os.getuid()).pw_name}", f"nsca_group={grp.getgrgid(os.getgid()).gr_name}",
-        ]) + "\n")
+        config.write_text(
+            "\n".join(
+                [
+                    f"server_port={self.port}",
+                    "server_address=127.0.0.1",
+                    f"command_file={self.command_file}",
+                    f"alternate_dump_file={self.work / 'dump'}",
+                    "append_to_file=1",
+                    "aggregate_writes=0",
+                    "debug=0",
+                    f"password={self.password}",
+                    f"decryption_method={self.decryption}",
+                    f"max_packet_age={self.max_packet_age}",
+                    # nsca drops privileges to these: whoever runs the tests (root on CI)
+                    f"nsca_user={pwd.getpwuid(os.getuid()).pw_name}",
+                    f"nsca_group={grp.getgrgid(os.getgid()).gr_name}",
+                ]
+            )
+            + "\n"
+        )
         with open(self.work / "nsca.log", "ab") as log:
             self.process = subprocess.Popen([binary, "-c", str(config), "-f", self.mode], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
@@ -144,8 +166,15 @@ class Nsca:
 
     def sink(self, password: str | None = PASSWORD, **options) -> NscaSink:
         encryption = options.pop("encryption", "xor" if self.decryption else "none")
-        return NscaSink(NscaConfig("127.0.0.1", self.port, password=SecretStr(password) if password else None,
-                                   encryption=encryption, **options))
+        return NscaSink(
+            NscaConfig(
+                "127.0.0.1",
+                self.port,
+                password=SecretStr(password) if password else None,
+                encryption=encryption,
+                **options,
+            )
+        )
 
     def wait_for(self, ids: list[str], copies: int = 1, timeout: float = 10) -> list[tuple[str, str, int, str]]:
         """The results carrying these event ids, once each has ``copies`` (or at the timeout)."""
@@ -203,8 +232,9 @@ class PushgatewayFront(ContractReceiver):
         if method == "POST" and event_id in self.refuse_ids:
             return 400, f"text format parsing error in line 1: event {event_id} refused\n".encode(), text
         forwarded = {"Content-Type": headers["Content-Type"]} if headers.get("Content-Type") else {}
-        answer = self._session.request(method, self.gateway.url + path, data=body or None, headers=forwarded,
-                                       timeout=10)
+        answer = self._session.request(
+            method, self.gateway.url + path, data=body or None, headers=forwarded, timeout=10
+        )
         if answer.ok and method == "POST" and event_id and b"\ncontinuum_printer_up 0\n" in b"\n" + body:
             self.accept([event_id])
         return answer.status_code, answer.content, {"Content-Type": answer.headers.get("Content-Type", "text/plain")}

@@ -46,13 +46,41 @@ def make_pki(directory: Path) -> Pki:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-    openssl("req", "-x509", *ec, "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=continuum-test-vendor-ca")
-    (directory / "vendor.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                                          "extendedKeyUsage=serverAuth\n")
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=continuum-test-vendor-ca",
+    )
+    (directory / "vendor.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    )
     openssl("req", *ec, "-nodes", "-keyout", "vendor.key", "-out", "vendor.csr", "-subj", "/CN=localhost")
-    openssl("x509", "-req", "-in", "vendor.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "vendor.ext", "-out", "vendor.pem")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "vendor.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "vendor.ext",
+        "-out",
+        "vendor.pem",
+    )
     return Pki(directory / "ca.pem", directory / "vendor.pem", directory / "vendor.key")
 
 
@@ -108,14 +136,19 @@ class ConnectProxy:
                     host, _, port = hostport.rpartition(":")
                     upstream = socket.create_connection((host, int(port or 80)), timeout=10)
                     kept = [line for line in lines[1:] if not line.lower().startswith(("proxy-", "connection"))]
-                    upstream.sendall(("\r\n".join([f"{method} /{path} HTTP/1.1", *kept, "Connection: close"])
-                                      + "\r\n\r\n").encode("latin-1") + rest)
+                    upstream.sendall(
+                        ("\r\n".join([f"{method} /{path} HTTP/1.1", *kept, "Connection: close"]) + "\r\n\r\n").encode(
+                            "latin-1"
+                        )
+                        + rest
+                    )
                 self._pipe(upstream)
 
             def _answer(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
                 extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-                self.connection.sendall(f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\n"
-                                        "Connection: close\r\n\r\n".encode())
+                self.connection.sendall(
+                    f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+                )
 
             def _pipe(self, upstream: socket.socket) -> None:
                 sockets = [self.connection, upstream]

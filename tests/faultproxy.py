@@ -107,7 +107,7 @@ class FaultProxy:
                     break
                 if budget is not None:
                     if len(data) >= budget[0]:
-                        dst.sendall(data[:budget[0]])
+                        dst.sendall(data[: budget[0]])
                         _reset(src)
                         _reset(dst)
                         return
@@ -116,7 +116,7 @@ class FaultProxy:
                     time.sleep(fault.seconds)
                 if isinstance(fault, Bandwidth):
                     for i in range(0, len(data), 64):
-                        dst.sendall(data[i:i + 64])
+                        dst.sendall(data[i : i + 64])
                         time.sleep(64 / fault.bytes_per_s)
                 else:
                     dst.sendall(data)

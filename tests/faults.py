@@ -58,18 +58,21 @@ class Completeness:
     @classmethod
     def judge(cls, sent: Iterable[str], seen: Counter[str]) -> Completeness:
         sent = set(sent)
-        return cls(len(sent), sent - set(seen), set(seen) - sent,
-                   sum(n - 1 for i, n in seen.items() if i in sent and n > 1))
+        return cls(
+            len(sent), sent - set(seen), set(seen) - sent, sum(n - 1 for i, n in seen.items() if i in sent and n > 1)
+        )
 
     def check(self, max_duplicates: int) -> None:
         assert not self.lost, f"{len(self.lost)} of {self.sent} events lost"
         assert not self.unexpected, f"{len(self.unexpected)} events seen that were never sent"
-        assert self.duplicates <= max_duplicates, (f"{self.duplicates} duplicates; the faults explain at most "
-                                                   f"{max_duplicates}")
+        assert self.duplicates <= max_duplicates, (
+            f"{self.duplicates} duplicates; the faults explain at most {max_duplicates}"
+        )
 
     def __str__(self) -> str:
-        return (f"sent {self.sent}, lost {len(self.lost)}, unexpected {len(self.unexpected)}, "
-                f"duplicates {self.duplicates}")
+        return (
+            f"sent {self.sent}, lost {len(self.lost)}, unexpected {len(self.unexpected)}, duplicates {self.duplicates}"
+        )
 
 
 class ConnectorProcess:
@@ -77,8 +80,20 @@ class ConnectorProcess:
     output goes to a log file the test reads back (for canaries)."""
 
     def __init__(self, bootstrap: str, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.cmd = [sys.executable, "-m", "continuum_events", "--log-level", "info", "connector", name,
-                    "-b", bootstrap, "--allow-private-network", "--allow-insecure-http", *args]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "continuum_events",
+            "--log-level",
+            "info",
+            "connector",
+            name,
+            "-b",
+            bootstrap,
+            "--allow-private-network",
+            "--allow-insecure-http",
+            *args,
+        ]
         self.env = {**os.environ, "COLUMNS": "200", **env}
         self.log = Path(tempfile.mkdtemp(prefix=f"{name}-")) / "connector.log"
         self.process: subprocess.Popen[bytes] | None = None

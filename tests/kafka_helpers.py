@@ -25,8 +25,14 @@ class Received:
 
 
 def read_topic(
-    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float = 2.0,
-    codec: EventCodec | None = None, until: Callable[[list[Received]], bool] | None = None,
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout: float = 30.0,
+    idle: float = 2.0,
+    codec: EventCodec | None = None,
+    until: Callable[[list[Received]], bool] | None = None,
 ) -> list[Received]:
     """Every record of ``topic`` from the beginning, decoded. Stops at ``expect`` records,
     when ``until`` holds, or after ``idle`` seconds without a record (``timeout`` overall)."""
@@ -38,7 +44,7 @@ def read_topic(
         out: list[Received] = []
         deadline, last = time.monotonic() + timeout, time.monotonic()
         while time.monotonic() < deadline:
-            if expect is not None and len(out) >= expect or until is not None and until(out):
+            if (expect is not None and len(out) >= expect) or (until is not None and until(out)):
                 break
             batch = consumer.consume(10_000, 0.2)
             if not batch:
@@ -49,10 +55,15 @@ def read_topic(
             for m in batch:
                 if m.error():
                     continue
-                out.append(Received(
-                    codec.decode(m.value(), m.topic(), m.partition(), m.offset()), m.key(), m.partition(), m.offset(),
-                    dict(m.headers() or []),
-                ))
+                out.append(
+                    Received(
+                        codec.decode(m.value(), m.topic(), m.partition(), m.offset()),
+                        m.key(),
+                        m.partition(),
+                        m.offset(),
+                        dict(m.headers() or []),
+                    )
+                )
         return out
     finally:
         consumer.close()

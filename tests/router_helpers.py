@@ -22,9 +22,20 @@ class RouterProcess:
         self.starts += 1
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "continuum_events", "router", "-b", self.bootstrap,
-                 "--datadir", str(self.datadir), *self.args],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                [
+                    sys.executable,
+                    "-m",
+                    "continuum_events",
+                    "router",
+                    "-b",
+                    self.bootstrap,
+                    "--datadir",
+                    str(self.datadir),
+                    *self.args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         return self
 

@@ -9,15 +9,35 @@ from continuum_events.events import PAYLOAD_RECORDS, EventType
 ALL_TYPES = [t for t in EventType if t is not EventType.UNKNOWN]
 #: Continuum's routing table, written out independently of the code under test, with
 #: the printer facts monitoring needs and alerting's resolve signals.
-MONITORING = {"printer.offline", "printer.online", "printer.error", "redirect.failed", "system.error", "system.warning",
-              "printer.low_toner", "printer.jam", "printer.removed"}
-ALERTING = {"printer.offline", "printer.error", "redirect.failed", "system.error", "system.critical",
-            "printer.online", "redirect.removed", "system.info"}
+MONITORING = {
+    "printer.offline",
+    "printer.online",
+    "printer.error",
+    "redirect.failed",
+    "system.error",
+    "system.warning",
+    "printer.low_toner",
+    "printer.jam",
+    "printer.removed",
+}
+ALERTING = {
+    "printer.offline",
+    "printer.error",
+    "redirect.failed",
+    "system.error",
+    "system.critical",
+    "printer.online",
+    "redirect.removed",
+    "system.info",
+}
 
 
 def expected_categories(event_type: str) -> set[str]:
-    return {"logging"} | ({"monitoring"} if event_type in MONITORING else set()) | (
-        {"alerting"} if event_type in ALERTING else set())
+    return (
+        {"logging"}
+        | ({"monitoring"} if event_type in MONITORING else set())
+        | ({"alerting"} if event_type in ALERTING else set())
+    )
 
 
 def _value(name: str, kind: Any, i: int) -> Any:

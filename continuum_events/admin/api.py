@@ -53,8 +53,13 @@ MAX_DEPTH = 32
 _JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
-def admin_blueprint(service: AdminService, *, token: str | None = None,
-                    authorize: Callable[[Any], bool] | None = None, name: str = "continuum_admin") -> Blueprint:
+def admin_blueprint(
+    service: AdminService,
+    *,
+    token: str | None = None,
+    authorize: Callable[[Any], bool] | None = None,
+    name: str = "continuum_admin",
+) -> Blueprint:
     if not token and authorize is None:
         raise ValueError("the admin API is never open: give a token or an authorize function")
     bp = Blueprint(name, __name__)
@@ -70,8 +75,10 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
         if request.endpoint and request.endpoint.endswith((".page", ".asset", ".openapi", ".unknown")):
             return None  # the page and its code hold no data; every call they make is checked
         if not _authorized(request, token, authorize):
-            return _problem(Problem(401, "Unauthorized", "a valid admin token is required"),
-                            {"WWW-Authenticate": 'Bearer realm="continuum-events"'})
+            return _problem(
+                Problem(401, "Unauthorized", "a valid admin token is required"),
+                {"WWW-Authenticate": 'Bearer realm="continuum-events"'},
+            )
         if request.method in UNSAFE:
             origin = request.headers.get("Origin")
             if origin and _origin(origin) != _origin(request.host_url):
@@ -102,8 +109,12 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
         if not request.content_length:
             return {}
         if request.content_length > MAX_BODY_BYTES:
-            raise Problem(413, "Body too large", f"at most {MAX_BODY_BYTES // 1024} KiB",
-                          errors=[{"field": "body", "message": f"at most {MAX_BODY_BYTES // 1024} KiB"}])
+            raise Problem(
+                413,
+                "Body too large",
+                f"at most {MAX_BODY_BYTES // 1024} KiB",
+                errors=[{"field": "body", "message": f"at most {MAX_BODY_BYTES // 1024} KiB"}],
+            )
         return parse_body(request.get_data(cache=False))
 
     # -- the page --------------------------------------------------------------------------
@@ -195,8 +206,13 @@ def admin_blueprint(service: AdminService, *, token: str | None = None,
     # would answer them with its own HTML pages, and with no Allow header.
     for i, (rule, methods) in enumerate(allowed.items()):
         implied = methods | ({"HEAD"} if "GET" in methods else set()) | {"OPTIONS"}
-        bp.add_url_rule(rule, f"not_allowed_{i}", _not_allowed(", ".join(sorted(implied))),
-                        methods=sorted(METHODS - implied), provide_automatic_options=False)
+        bp.add_url_rule(
+            rule,
+            f"not_allowed_{i}",
+            _not_allowed(", ".join(sorted(implied))),
+            methods=sorted(METHODS - implied),
+            provide_automatic_options=False,
+        )
     bp.add_url_rule("/<path:unknown>", "unknown", _unknown, methods=sorted(METHODS | {"OPTIONS"}))
     return bp
 
@@ -256,13 +272,15 @@ def parse_body(raw: bytes) -> Any:
         depth += 1 if char in b"[{" else -1
         if depth > MAX_DEPTH:
             message = f"nested deeper than {MAX_DEPTH} levels"
-            raise Problem(400, "Bad request", message, errors=[{"field": key if depth > 2 else "body",
-                                                                 "message": message}])
+            raise Problem(
+                400, "Bad request", message, errors=[{"field": key if depth > 2 else "body", "message": message}]
+            )
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise Problem(400, "Bad request", "the body is not valid JSON",
-                      errors=[{"field": "body", "message": "not valid JSON"}]) from None
+        raise Problem(
+            400, "Bad request", "the body is not valid JSON", errors=[{"field": "body", "message": "not valid JSON"}]
+        ) from None
 
 
 def _authorized(req: Any, token: str | None, authorize: Callable[[Any], bool] | None) -> bool:

@@ -42,9 +42,20 @@ log = logging.getLogger(__name__)
 
 #: What the page shows for each vendor: the field labels an operator knows.
 LABELS = {
-    "url": "URL", "token": "Token", "index": "Index", "api_key": "API key", "site": "Site", "host": "Host",
-    "port": "Port", "routing_key": "Routing key", "license_key": "License key", "account_id": "Account ID",
-    "password": "Password", "username": "User name", "job": "Job", "region": "Region",
+    "url": "URL",
+    "token": "Token",
+    "index": "Index",
+    "api_key": "API key",
+    "site": "Site",
+    "host": "Host",
+    "port": "Port",
+    "routing_key": "Routing key",
+    "license_key": "License key",
+    "account_id": "Account ID",
+    "password": "Password",
+    "username": "User name",
+    "job": "Job",
+    "region": "Region",
 }
 #: Limits checked before anything is written: Kafka refuses a config record over ~1 MB
 #: (after the topics and the secret file were made), and no real option or key is near these.
@@ -54,17 +65,31 @@ MAX_RECORD_BYTES = 64 * 1024
 #: The options that say where an integration sends (and so where its secrets go).
 ADDRESS_OPTIONS = ("url", "host", "port", "site", "region", "endpoint")
 TITLES = {
-    "splunk": "Splunk", "datadog": "Datadog", "elasticsearch": "Elastic", "syslog": "Syslog",
-    "pushgateway": "Prometheus", "grafana": "Grafana", "newrelic": "New Relic", "nsca": "Nagios",
-    "pagerduty": "PagerDuty", "opsgenie": "Opsgenie", "victorops": "VictorOps",
+    "splunk": "Splunk",
+    "datadog": "Datadog",
+    "elasticsearch": "Elastic",
+    "syslog": "Syslog",
+    "pushgateway": "Prometheus",
+    "grafana": "Grafana",
+    "newrelic": "New Relic",
+    "nsca": "Nagios",
+    "pagerduty": "PagerDuty",
+    "opsgenie": "Opsgenie",
+    "victorops": "VictorOps",
 }
 
 
 class Problem(Exception):
     """An RFC 9457 problem: status, title, detail, and field errors for a form."""
 
-    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict[str, str]] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        errors: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
         self.headers = dict(headers or {})
@@ -83,7 +108,7 @@ def secret_problem(value: str) -> str | None:
     carry credentials in HTTP headers, which hold Latin-1 only."""
     if len(value) > MAX_SECRET_CHARS:
         return f"at most {MAX_SECRET_CHARS} characters"
-    if not value.isprintable() or not value.isascii() and any(ord(c) > 0xFF for c in value):
+    if not value.isprintable() or (not value.isascii() and any(ord(c) > 0xFF for c in value)):
         return "only printable Latin-1 characters (it is sent in an HTTP header)"
     return None
 
@@ -92,8 +117,11 @@ def record_problem(record: Any, field_name: str) -> None:
     """Refuse a config record Kafka would refuse, before anything is written."""
     size = len(json.dumps(record).encode())
     if size > MAX_RECORD_BYTES:
-        raise Problem(422, "Too large", errors=[{"field": field_name,
-                                                 "message": f"at most {MAX_RECORD_BYTES // 1024} KiB in all"}])
+        raise Problem(
+            422,
+            "Too large",
+            errors=[{"field": field_name, "message": f"at most {MAX_RECORD_BYTES // 1024} KiB in all"}],
+        )
 
 
 @dataclass
@@ -116,8 +144,9 @@ class Job:
 
 
 class AdminService:
-    def __init__(self, settings: KafkaSettings, secrets_dir: Path, status_ttl_s: float = 1.5,
-                 resolver: Any = None) -> None:
+    def __init__(
+        self, settings: KafkaSettings, secrets_dir: Path, status_ttl_s: float = 1.5, resolver: Any = None
+    ) -> None:
         self.settings, self.secrets_dir, self.status_ttl_s = settings, secrets_dir, status_ttl_s
         self.resolver = resolver  # tests name where hosts resolve; None: the system resolver
         self.store = ConfigStore(settings).start()
@@ -148,16 +177,24 @@ class AdminService:
                 kind = str(hints[f.name])
                 required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                 choices = list(typing.get_args(hints[f.name])) if "Literal" in kind else None
-                fields.append({
-                    "name": f.name, "label": LABELS.get(f.name, f.name.replace("_", " ").capitalize()),
-                    "secret": "SecretStr" in kind, "required": required,
-                    "type": "boolean" if kind.endswith("bool'>") else "number" if ("int" in kind or "float" in kind)
-                    and "Literal" not in kind else "string",
-                    "default": None if required or "SecretStr" in kind else f.default,
-                    **({"choices": choices} if choices else {}),
-                })
-            out.append({"vendor": vendor, "title": TITLES.get(vendor, vendor), "category": spec.category,
-                        "fields": fields})
+                fields.append(
+                    {
+                        "name": f.name,
+                        "label": LABELS.get(f.name, f.name.replace("_", " ").capitalize()),
+                        "secret": "SecretStr" in kind,
+                        "required": required,
+                        "type": "boolean"
+                        if kind.endswith("bool'>")
+                        else "number"
+                        if ("int" in kind or "float" in kind) and "Literal" not in kind
+                        else "string",
+                        "default": None if required or "SecretStr" in kind else f.default,
+                        **({"choices": choices} if choices else {}),
+                    }
+                )
+            out.append(
+                {"vendor": vendor, "title": TITLES.get(vendor, vendor), "category": spec.category, "fields": fields}
+            )
         return out
 
     def statuses(self) -> dict[str, Any]:
@@ -195,12 +232,17 @@ class AdminService:
 
     @staticmethod
     def _describe(spec: IntegrationSpec) -> dict[str, Any]:
-        return {"name": spec.name, "vendor": spec.vendor, "category": spec.topic_category,
-                "options": spec.options, "secrets": {k: {"set": True, "reference": ref.describe()}
-                                                     for k, ref in spec.secrets.items()},
-                "filters": [f.model_dump(mode="json") for f in spec.filters], "start_from": spec.start_from,
-                "allow_private_network": spec.allow_private_network,
-                "allow_insecure_http": spec.allow_insecure_http}
+        return {
+            "name": spec.name,
+            "vendor": spec.vendor,
+            "category": spec.topic_category,
+            "options": spec.options,
+            "secrets": {k: {"set": True, "reference": ref.describe()} for k, ref in spec.secrets.items()},
+            "filters": [f.model_dump(mode="json") for f in spec.filters],
+            "start_from": spec.start_from,
+            "allow_private_network": spec.allow_private_network,
+            "allow_insecure_http": spec.allow_insecure_http,
+        }
 
     def _spec(self, name: str) -> IntegrationSpec:
         spec = connected(self.config()).get(name)
@@ -226,10 +268,13 @@ class AdminService:
         name = body.get("name")
         existing = connected(self.config()).get(name) if isinstance(name, str) else None
         if existing is not None and not replace:
-            raise Problem(409, "Already connected",
-                          f"an integration named {name!r} is connected ({existing.vendor}); "
-                          "send \"replace\": true to replace it, or choose another name",
-                          errors=[{"field": "name", "message": "already connected"}])
+            raise Problem(
+                409,
+                "Already connected",
+                f"an integration named {name!r} is connected ({existing.vendor}); "
+                'send "replace": true to replace it, or choose another name',
+                errors=[{"field": "name", "message": "already connected"}],
+            )
         references, raw, problems = {}, {}, []
         for field_name, value in secrets.items():
             if isinstance(value, str) and value:
@@ -245,16 +290,26 @@ class AdminService:
                 # A reference ({file: …} / {env: …}) would make this server read any file or
                 # variable it can (another integration's secret, its own admin token) and send
                 # it to an address the caller chose: only the operator's integrations file names them.
-                problems.append({"field": f"secrets.{field_name}", "message": "give the secret's value (text); "
-                                 "file and environment references are taken only from the integrations file"})
+                problems.append(
+                    {
+                        "field": f"secrets.{field_name}",
+                        "message": "give the secret's value (text); "
+                        "file and environment references are taken only from the integrations file",
+                    }
+                )
         if "proxy" in body:
             # The way out is the operator's: a proxy chosen here could read every request.
-            problems.append({"field": "proxy", "message": "the egress proxy is set by the operator (the integrations "
-                             "file, or CONTINUUM_EGRESS_HTTPS_PROXY), not through the admin API"})
+            problems.append(
+                {
+                    "field": "proxy",
+                    "message": "the egress proxy is set by the operator (the integrations "
+                    "file, or CONTINUUM_EGRESS_HTTPS_PROXY), not through the admin API",
+                }
+            )
         elif existing is not None and existing.proxy is not None:
             body["proxy"] = existing.proxy.model_dump(mode="json")  # an edit keeps the operator's proxy
         options = body.get("options")
-        for key, value in (options.items() if isinstance(options, dict) else ()):
+        for key, value in options.items() if isinstance(options, dict) else ():
             if isinstance(value, str) and len(value) > MAX_OPTION_CHARS:
                 problems.append({"field": f"options.{key}", "message": f"at most {MAX_OPTION_CHARS} characters"})
         if problems:
@@ -272,8 +327,14 @@ class AdminService:
         try:
             for k, v in raw.items():
                 written.append(self._store_secret(spec.name, k, v))
-            spec = spec.model_copy(update={"secrets": {**spec.secrets, **{
-                k: SecretRef(file=str(path)) for k, path in zip(raw, written, strict=True)}}})
+            spec = spec.model_copy(
+                update={
+                    "secrets": {
+                        **spec.secrets,
+                        **{k: SecretRef(file=str(path)) for k, path in zip(raw, written, strict=True)},
+                    }
+                }
+            )
             done = operations.connect(self.settings, spec, self.config())
         except BaseException as exc:
             self._forget_secrets(written)  # the running integration keeps reading its old files
@@ -283,11 +344,20 @@ class AdminService:
                 raise Problem(503, "Kafka refused the change", exc.args[0].str()) from None
             raise
         if existing is not None:  # the replaced values' files, no longer referenced
-            self._forget_secrets([Path(ref.file) for k, ref in existing.secrets.items()
-                                  if k in raw and ref.file and self._in_store(Path(ref.file))])
+            self._forget_secrets(
+                [
+                    Path(ref.file)
+                    for k, ref in existing.secrets.items()
+                    if k in raw and ref.file and self._in_store(Path(ref.file))
+                ]
+            )
         self._wait_for(lambda: connected(self.store.values()).get(spec.name) == spec)
         self._status = (0.0, {})
-        return {**self._describe(spec), "positioned": done.positioned, "default_rule_written": done.default_rule_written}
+        return {
+            **self._describe(spec),
+            "positioned": done.positioned,
+            "default_rule_written": done.default_rule_written,
+        }
 
     def edit(self, name: str, body: Any) -> dict[str, Any]:
         """Change a connected integration: the body is its whole new form (blank secrets keep
@@ -296,15 +366,22 @@ class AdminService:
         if not isinstance(body, dict):
             raise Problem(400, "Bad request", "expected a JSON object")
         if body.get("name", name) != name:
-            raise Problem(422, "Invalid integration", errors=[{"field": "name", "message": "cannot be changed; "
-                                                               "connect a new integration instead"}])
+            raise Problem(
+                422,
+                "Invalid integration",
+                errors=[{"field": "name", "message": "cannot be changed; connect a new integration instead"}],
+            )
         if body.get("vendor", existing.vendor) != existing.vendor:
-            raise Problem(422, "Invalid integration", errors=[{"field": "vendor", "message": "cannot be changed; "
-                                                               "connect a new integration instead"}])
+            raise Problem(
+                422,
+                "Invalid integration",
+                errors=[{"field": "vendor", "message": "cannot be changed; connect a new integration instead"}],
+            )
         secrets = body.get("secrets") if isinstance(body.get("secrets"), dict) else {}
         kept = {k: "" for k in existing.secrets if k not in secrets}  # not given: kept (a blank field)
-        return self.connect({**body, "name": name, "vendor": existing.vendor, "secrets": {**secrets, **kept}},
-                            replace=True)
+        return self.connect(
+            {**body, "name": name, "vendor": existing.vendor, "secrets": {**secrets, **kept}}, replace=True
+        )
 
     @staticmethod
     def _check_kept_secrets(existing: IntegrationSpec, spec: IntegrationSpec, raw: Mapping[str, str]) -> None:
@@ -315,9 +392,14 @@ class AdminService:
             moved.append("vendor")
         kept = [k for k in spec.secrets if k not in raw]
         if moved and kept:
-            raise Problem(422, "Secrets needed", f"{', '.join(moved)} changed: enter the secrets again",
-                          errors=[{"field": f"secrets.{k}", "message": f"{', '.join(moved)} changed: enter it again"}
-                                  for k in kept])
+            raise Problem(
+                422,
+                "Secrets needed",
+                f"{', '.join(moved)} changed: enter the secrets again",
+                errors=[
+                    {"field": f"secrets.{k}", "message": f"{', '.join(moved)} changed: enter it again"} for k in kept
+                ],
+            )
 
     def _validate(self, body: Mapping[str, Any]) -> IntegrationSpec:
         try:
@@ -383,9 +465,9 @@ class AdminService:
         category that has none of its own (what the router applies, marked ``built_in``)."""
         self.config()
         ruleset = self.store.ruleset()
-        return ([{**r.model_dump(mode="json"), "built_in": False} for r in ruleset.rules]
-                + [{**default_rule(c).model_dump(mode="json"), "built_in": True}
-                   for c in CATEGORIES if c in ruleset.builtin])
+        return [{**r.model_dump(mode="json"), "built_in": False} for r in ruleset.rules] + [
+            {**default_rule(c).model_dump(mode="json"), "built_in": True} for c in CATEGORIES if c in ruleset.builtin
+        ]
 
     def set_filters(self, name: str, filters: Any) -> dict[str, Any]:
         spec = self._spec(name)
@@ -405,9 +487,14 @@ class AdminService:
         try:
             rule = Rule.model_validate({**body, "name": name})
         except ValidationError as exc:
-            raise Problem(422, "Invalid rule", errors=[{"field": ".".join(map(str, e["loc"])) or "rule",
-                                                         "message": e["msg"].removeprefix("Value error, ")}
-                                                        for e in exc.errors()]) from None
+            raise Problem(
+                422,
+                "Invalid rule",
+                errors=[
+                    {"field": ".".join(map(str, e["loc"])) or "rule", "message": e["msg"].removeprefix("Value error, ")}
+                    for e in exc.errors()
+                ],
+            ) from None
         if rule.category not in CATEGORIES:
             raise Problem(422, "Invalid rule", errors=[{"field": "category", "message": "unknown category"}])
         stored = rule.model_dump(mode="json")
@@ -428,19 +515,42 @@ class AdminService:
         self._spec(name)
         letters = operations.list_dead_letters(self.settings, name)
         groups = operations.summarize_dead_letters(letters, EventCodec(self.settings.schema_registry()))
-        return {"waiting": sum(not d.redriven for d in letters), "retained": len(letters),
-                "groups": [{"reason": g.reason, "stage": g.stage, "count": g.count, "waiting": g.waiting,
-                            "event_types": dict(g.event_types), "first_ms": g.first_ms, "last_ms": g.last_ms}
-                           for g in groups]}
+        return {
+            "waiting": sum(not d.redriven for d in letters),
+            "retained": len(letters),
+            "groups": [
+                {
+                    "reason": g.reason,
+                    "stage": g.stage,
+                    "count": g.count,
+                    "waiting": g.waiting,
+                    "event_types": dict(g.event_types),
+                    "first_ms": g.first_ms,
+                    "last_ms": g.last_ms,
+                }
+                for g in groups
+            ],
+        }
 
     # -- jobs ------------------------------------------------------------------------------
     def start_redrive(self, name: str, body: Any) -> Job:
         spec = self._spec(name)
         body = body if isinstance(body, dict) else {}
         reason, event_type = body.get("filter"), body.get("event_type")
-        return self._start("redrive", spec, lambda job, plan, advance: operations.redrive(
-            self.settings, spec, job.stop, reason=reason, event_type=event_type, config=self.config(),
-            on_plan=plan, on_progress=advance))
+        return self._start(
+            "redrive",
+            spec,
+            lambda job, plan, advance: operations.redrive(
+                self.settings,
+                spec,
+                job.stop,
+                reason=reason,
+                event_type=event_type,
+                config=self.config(),
+                on_plan=plan,
+                on_progress=advance,
+            ),
+        )
 
     def start_replay(self, name: str, body: Any) -> Job:
         from continuum_events.history import parse_time
@@ -455,9 +565,13 @@ class AdminService:
             raise Problem(422, "Invalid replay", errors=[{"field": "from/to", "message": str(exc)}]) from None
         if end_ms is not None and end_ms <= start_ms:
             raise Problem(422, "Invalid replay", errors=[{"field": "to", "message": "must be later than from"}])
-        return self._start("replay", spec, lambda job, plan, advance: operations.replay(
-            self.settings, spec, start_ms, end_ms, job.stop, config=self.config(), on_plan=plan,
-            on_progress=advance))
+        return self._start(
+            "replay",
+            spec,
+            lambda job, plan, advance: operations.replay(
+                self.settings, spec, start_ms, end_ms, job.stop, config=self.config(), on_plan=plan, on_progress=advance
+            ),
+        )
 
     def _start(self, kind: str, spec: IntegrationSpec, work: Any) -> Job:
         job = Job(uuid.uuid4().hex[:12], kind, spec.name)
@@ -474,7 +588,7 @@ class AdminService:
                 result = work(job, plan, advance)
                 job.result = dataclasses.asdict(result)
                 job.state = "done" if result.completed else "stopped"
-            except Exception as exc:  # noqa: BLE001 - reported on the job, never a dead thread
+            except Exception as exc:
                 log.exception("%s of %s failed", kind, spec.name)
                 job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
             self._status = (0.0, {})
@@ -492,4 +606,3 @@ class AdminService:
         deadline = time.monotonic() + timeout
         while not predicate() and time.monotonic() < deadline:
             time.sleep(0.05)
-

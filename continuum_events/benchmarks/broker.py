@@ -39,15 +39,24 @@ def _rss_mb(broker: LocalBroker) -> float:
     process = getattr(broker, "process", None)
     if process is None:
         return 0.0
-    for line in open(f"/proc/{process.pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1e3
+    with open(f"/proc/{process.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1e3
     return 0.0
 
 
 def _produce(bootstrap: str, events: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     started = time.perf_counter()
     for i in range(events):
         while True:
@@ -65,8 +74,15 @@ def _produce(bootstrap: str, events: int) -> float:
 
 
 def _consume(bootstrap: str, expect: int) -> float:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-broker", "enable.auto.commit": False,
-                         "fetch.max.bytes": 50 << 20, "max.partition.fetch.bytes": 8 << 20})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-broker",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 50 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+        }
+    )
     try:
         partitions = consumer.list_topics(EVENTS_TOPIC, timeout=10).topics[EVENTS_TOPIC].partitions
         consumer.assign([TopicPartition(EVENTS_TOPIC, p, OFFSET_BEGINNING) for p in partitions])
@@ -91,8 +107,10 @@ def _measure_engine(engine: Engine, events: int, rounds: int) -> BrokerFigures:
         for r in range(rounds):
             produce.append(_produce(broker.bootstrap_servers, events))
             consume.append(_consume(broker.bootstrap_servers, events * (r + 1)) * 1.0)
-            console.print(f"{engine} round {r + 1}: produce {produce[-1]:,.0f}/s, "
-                          f"consume (all {events * (r + 1):,} records) {consume[-1]:,.0f}/s")
+            console.print(
+                f"{engine} round {r + 1}: produce {produce[-1]:,.0f}/s, "
+                f"consume (all {events * (r + 1):,} records) {consume[-1]:,.0f}/s"
+            )
         return BrokerFigures(engine, start_s, rss, produce, consume, _rss_mb(broker))
     finally:
         broker.stop()
@@ -100,15 +118,28 @@ def _measure_engine(engine: Engine, events: int, rounds: int) -> BrokerFigures:
 
 def measure(engines: list[Engine], events: int, rounds: int) -> list[BrokerFigures]:
     figures = [_measure_engine(engine, events, rounds) for engine in engines]
-    table = Table("engine", "start s", "RSS MB (ready → after)", "produce /s (median)", "consume /s (median)",
-                  title=f"local brokers, {events:,} × 300-byte records per round, acks=all, lz4")
+    table = Table(
+        "engine",
+        "start s",
+        "RSS MB (ready → after)",
+        "produce /s (median)",
+        "consume /s (median)",
+        title=f"local brokers, {events:,} × 300-byte records per round, acks=all, lz4",
+    )
     for f in figures:
-        table.add_row(f.engine, f"{f.start_s:.1f}", f"{f.rss_mb:,.0f} → {f.rss_after_mb:,.0f}",
-                      f"{statistics.median(f.produce):,.0f}", f"{statistics.median(f.consume):,.0f}")
+        table.add_row(
+            f.engine,
+            f"{f.start_s:.1f}",
+            f"{f.rss_mb:,.0f} → {f.rss_after_mb:,.0f}",
+            f"{statistics.median(f.produce):,.0f}",
+            f"{statistics.median(f.consume):,.0f}",
+        )
     out.print(table)
     by = {f.engine: f for f in figures}
     if "kafka" in by and "tansu" in by:
         k, t = by["kafka"], by["tansu"]
-        out.print(f"kafka / tansu: produce {statistics.median(k.produce) / statistics.median(t.produce):.2f}, "
-                  f"consume {statistics.median(k.consume) / statistics.median(t.consume):.2f}")
+        out.print(
+            f"kafka / tansu: produce {statistics.median(k.produce) / statistics.median(t.produce):.2f}, "
+            f"consume {statistics.median(k.consume) / statistics.median(t.consume):.2f}"
+        )
     return figures

@@ -16,13 +16,13 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from continuum_events.broker import free_port
-from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.connectors.base import describe_event
 from continuum_events.connectors.runtime import IntegrationRunner
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.events import Event, EventType, Severity, event_key, new_event_id, now_micros
 from continuum_events.settings import KafkaSettings
+from continuum_events.terminal import console, out
 from continuum_events.topology import category_topic
 
 TOKEN = "bench-token"
@@ -32,9 +32,15 @@ def _fill(settings: KafkaSettings, n: int) -> None:
     codec, topic = EventCodec(), category_topic("logging")
     producer = Producer(settings.client_config(**{"linger.ms": 20, "partitioner": "murmur2_random"}))
     for i in range(n):
-        payload = {"printer_id": f"prn-{i % 1000:04d}", "printer_name": f"HQ-FIN-{i % 1000:03d}",
-                   "printer_ip": "10.20.1.17", "printer_location": "HQ-1F", "printer_department": "Finance",
-                   "consecutive_failures": 3, "response_time_ms": 5000.0}
+        payload = {
+            "printer_id": f"prn-{i % 1000:04d}",
+            "printer_name": f"HQ-FIN-{i % 1000:03d}",
+            "printer_ip": "10.20.1.17",
+            "printer_location": "HQ-1F",
+            "printer_department": "Finance",
+            "consecutive_failures": 3,
+            "response_time_ms": 5000.0,
+        }
         event = Event(new_event_id(), EventType.PRINTER_OFFLINE, Severity.WARNING, now_micros(), payload)
         while True:
             try:

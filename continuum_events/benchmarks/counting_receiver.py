@@ -19,13 +19,13 @@ class Handler(BaseHTTPRequestHandler):
     wbufsize = 65536  # headers and body leave in one segment: no Nagle / delayed-ACK stalls
     disable_nagle_algorithm = True
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with LOCK:
             COUNT[0] += body.count(b'"sourcetype":')  # one per HEC event object
         self._answer(b'{"text":"Success","code":0}')
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer(str(COUNT[0]).encode())
 
     def _answer(self, data: bytes) -> None:

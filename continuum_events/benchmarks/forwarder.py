@@ -1,6 +1,6 @@
 """The router benchmark's baseline: a bare Faust agent that forwards bytes unchanged.
 
-    python -m continuum_events.benchmarks.forwarder BOOTSTRAP IN_TOPIC OUT_TOPIC APP_ID DATADIR
+python -m continuum_events.benchmarks.forwarder BOOTSTRAP IN_TOPIC OUT_TOPIC APP_ID DATADIR
 """
 
 from __future__ import annotations

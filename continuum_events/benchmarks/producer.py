@@ -12,19 +12,25 @@ from pathlib import Path
 from confluent_kafka import Producer
 from rich.table import Table
 
-from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event, EventType, Severity, event_key, new_event_id, now_micros
 from continuum_events.producers.app import PRODUCER_DEFAULTS, EventProducer
 from continuum_events.settings import KafkaSettings
+from continuum_events.terminal import console, out
 from continuum_events.topology import EVENTS_TOPIC
 
 
 def _payload(i: int) -> dict:
     n = i % 1000
-    return {"printer_id": f"prn-{n:04d}", "printer_name": f"HQ-FIN-{n:03d}", "printer_ip": f"10.20.{n // 250}.{n % 250}",
-            "printer_location": "HQ-1F", "printer_department": "Finance", "consecutive_failures": 3,
-            "response_time_ms": 5000.0}
+    return {
+        "printer_id": f"prn-{n:04d}",
+        "printer_name": f"HQ-FIN-{n:03d}",
+        "printer_ip": f"10.20.{n // 250}.{n % 250}",
+        "printer_location": "HQ-1F",
+        "printer_department": "Finance",
+        "consecutive_failures": 3,
+        "response_time_ms": 5000.0,
+    }
 
 
 def _raw_rate(settings: KafkaSettings, values: list[tuple[bytes, bytes]]) -> float:
@@ -75,8 +81,11 @@ def measure(settings: KafkaSettings, events: int, rounds: int) -> None:
         ours.append(_dispatch_rate(settings, events))
         console.print(f"round {r + 1}: raw {raw[-1]:,.0f}/s, dispatch_event {ours[-1]:,.0f}/s")
     table = Table("path", "median events/s", "rounds", title=f"producer benchmark, {events:,} events per round")
-    table.add_row("raw confluent-kafka produce (pre-encoded)", f"{statistics.median(raw):,.0f}",
-                  ", ".join(f"{x:,.0f}" for x in raw))
+    table.add_row(
+        "raw confluent-kafka produce (pre-encoded)",
+        f"{statistics.median(raw):,.0f}",
+        ", ".join(f"{x:,.0f}" for x in raw),
+    )
     table.add_row("dispatch_event", f"{statistics.median(ours):,.0f}", ", ".join(f"{x:,.0f}" for x in ours))
     out.print(table)
     ratio = statistics.median(ours) / statistics.median(raw)

@@ -17,17 +17,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from rich.table import Table
 
-from continuum_events.terminal import console, out
 from continuum_events.codec import EventCodec
 from continuum_events.events import DEFAULT_SEVERITY, PAYLOAD_BRANCH, event_key, new_event_id
 from continuum_events.producers.demo import DemoFleet
 from continuum_events.settings import KafkaSettings
+from continuum_events.terminal import console, out
 from continuum_events.topology import TopicSpec, category_topic, ensure_topics
 
 BENCH_IN = "bench.router-in"
@@ -39,9 +39,15 @@ def _records(n: int, codec: EventCodec, fleet: DemoFleet) -> Iterator[tuple[byte
     encode, prefix = codec.body_encoder(), codec.prefix(BENCH_IN)
     for _ in range(n):
         t, payload, severity = fleet.next_event()
-        record = {"event_id": new_event_id(), "event_type": t.symbol,
-                  "severity": severity or DEFAULT_SEVERITY.get(t.value, "info"), "timestamp": time.time_ns() // 1000,
-                  "source": "bench", "payload": (PAYLOAD_BRANCH[t.family], payload), "details": {}}
+        record = {
+            "event_id": new_event_id(),
+            "event_type": t.symbol,
+            "severity": severity or DEFAULT_SEVERITY.get(t.value, "info"),
+            "timestamp": time.time_ns() // 1000,
+            "source": "bench",
+            "payload": (PAYLOAD_BRANCH[t.family], payload),
+            "details": {},
+        }
         yield event_key(t.family, payload).encode(), encode(record, prefix)
 
 
@@ -103,8 +109,9 @@ class _Arrivals:
 
 def _spawn(args: list[str], log: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as sink:
-        return subprocess.Popen([sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(
+            [sys.executable, *args], stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -117,14 +124,33 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _worker_args(path: str, bootstrap: str, tag: str, work: str) -> tuple[list[str], str]:
     if path == "router":
-        return (["-m", "continuum_events", "--log-level", "warning", "router", "-b", bootstrap, "--source-topic",
-                 BENCH_IN, "--app-id", tag, "--datadir", f"{work}/{tag}"], category_topic("logging"))
-    return (["-m", "continuum_events.benchmarks.forwarder", bootstrap, BENCH_IN, BENCH_OUT, tag, f"{work}/{tag}"],
-            BENCH_OUT)
+        return (
+            [
+                "-m",
+                "continuum_events",
+                "--log-level",
+                "warning",
+                "router",
+                "-b",
+                bootstrap,
+                "--source-topic",
+                BENCH_IN,
+                "--app-id",
+                tag,
+                "--datadir",
+                f"{work}/{tag}",
+            ],
+            category_topic("logging"),
+        )
+    return (
+        ["-m", "continuum_events.benchmarks.forwarder", bootstrap, BENCH_IN, BENCH_OUT, tag, f"{work}/{tag}"],
+        BENCH_OUT,
+    )
 
 
-def measure(cluster: Callable[[], ContextManager[KafkaSettings]], events: int, rounds: int,
-            latency_seconds: float) -> None:
+def measure(
+    cluster: Callable[[], AbstractContextManager[KafkaSettings]], events: int, rounds: int, latency_seconds: float
+) -> None:
     """``cluster()`` gives the settings of a cluster for one measurement: a fresh embedded
     broker each time (its in-memory log slows it as it grows: 5.8k -> 1.7k events/s for
     the same path from one round to the next), or the same real cluster."""
@@ -132,7 +158,9 @@ def measure(cluster: Callable[[], ContextManager[KafkaSettings]], events: int, r
     console.print(f"{events:,} demo events per measurement; worker logs in {work}")
     rates: dict[str, list[float]] = {"bare forwarder": [], "router": []}
     latencies: dict[str, list[dict[int, float]]] = {"bare forwarder": [], "router": []}
-    order = [p for r in range(rounds) for p in (("bare forwarder", "router") if r % 2 == 0 else ("router", "bare forwarder"))]
+    order = [
+        p for r in range(rounds) for p in (("bare forwarder", "router") if r % 2 == 0 else ("router", "bare forwarder"))
+    ]
     for i, path in enumerate(order):
         with cluster() as settings:
             ensure_topics(AdminClient(settings.client_config()), [TopicSpec(BENCH_IN, 6), TopicSpec(BENCH_OUT, 6)])
@@ -144,23 +172,40 @@ def measure(cluster: Callable[[], ContextManager[KafkaSettings]], events: int, r
         latencies[path].append(pct)
         console.print(f"{path}: {rate:,.0f} events/s; at 1,000/s p50 {pct[50]:.1f} ms, p99 {pct[99]:.1f} ms")
 
-    table = Table("path", "median events/s", "rounds", "p50 ms", "p95 ms", "p99 ms", "max ms",
-                  title=f"router benchmark: {events:,} events, 6 partitions; latency at 1,000 events/s "
-                        f"for {latency_seconds:.0f} s (medians)")
-    for path, label in (("bare forwarder", "bare Faust agent forwarding bytes"),
-                        ("router", "router (decode, rules, encode, fan-out)")):
+    table = Table(
+        "path",
+        "median events/s",
+        "rounds",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        title=f"router benchmark: {events:,} events, 6 partitions; latency at 1,000 events/s "
+        f"for {latency_seconds:.0f} s (medians)",
+    )
+    for path, label in (
+        ("bare forwarder", "bare Faust agent forwarding bytes"),
+        ("router", "router (decode, rules, encode, fan-out)"),
+    ):
         pct = {p: statistics.median(x[p] for x in latencies[path]) for p in (50, 95, 99, 100)}
-        table.add_row(label, f"{statistics.median(rates[path]):,.0f}", ", ".join(f"{x:,.0f}" for x in rates[path]),
-                      *(f"{pct[p]:.1f}" for p in (50, 95, 99, 100)))
+        table.add_row(
+            label,
+            f"{statistics.median(rates[path]):,.0f}",
+            ", ".join(f"{x:,.0f}" for x in rates[path]),
+            *(f"{pct[p]:.1f}" for p in (50, 95, 99, 100)),
+        )
     out.print(table)
     ratio = statistics.median(rates["router"]) / statistics.median(rates["bare forwarder"])
     p99 = statistics.median(x[99] for x in latencies["router"])
-    out.print(f"ratio router / bare = {ratio:.2f} ({'meets' if ratio >= 0.8 else 'MISSES'} the target >= 0.80); "
-              f"router p99 {p99:.1f} ms ({'meets' if p99 <= 100 else 'MISSES'} the target <= 100 ms)")
+    out.print(
+        f"ratio router / bare = {ratio:.2f} ({'meets' if ratio >= 0.8 else 'MISSES'} the target >= 0.80); "
+        f"router p99 {p99:.1f} ms ({'meets' if p99 <= 100 else 'MISSES'} the target <= 100 ms)"
+    )
 
 
-def _run(settings: KafkaSettings, args: list[str], topic: str, log: str, backlog: int,
-         seconds: float) -> tuple[float, dict[int, float]]:
+def _run(
+    settings: KafkaSettings, args: list[str], topic: str, log: str, backlog: int, seconds: float
+) -> tuple[float, dict[int, float]]:
     """Throughput over the pre-filled backlog, then latency at a steady 1,000 events/s."""
     arrivals = _Arrivals(settings, topic, latency=True)
     worker = _spawn(args, log)

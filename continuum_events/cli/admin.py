@@ -14,8 +14,10 @@ def admin(
     port: int = typer.Option(8080, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 behind a TLS-terminating proxy)."),
     token_env: str = typer.Option("CONTINUUM_ADMIN_TOKEN", help="Environment variable holding the admin token."),
-    secrets_dir: Path = typer.Option(Path(".state/secrets"), help="Secret store: credentials typed into the page "
-                                                                  "are written here (0600), referenced by path."),
+    secrets_dir: Path = typer.Option(
+        Path(".state/secrets"),
+        help="Secret store: credentials typed into the page are written here (0600), referenced by path.",
+    ),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
     """Serve the admin API and the Admin → Integrations page (bearer token; never open)."""

@@ -15,8 +15,12 @@ from continuum_events.settings import KafkaSettings
 
 app = typer.Typer(help="Benchmarks: each prints its rate, its baseline's rate and the ratio.", no_args_is_help=True)
 
-EngineOption = typer.Option("both", "--engine", help="Local broker to measure on: kafka, tansu or both (one after "
-                            "the other, each with its own baseline; ignored with --bootstrap-servers).")
+EngineOption = typer.Option(
+    "both",
+    "--engine",
+    help="Local broker to measure on: kafka, tansu or both (one after "
+    "the other, each with its own baseline; ignored with --bootstrap-servers).",
+)
 
 
 def _engines(engine: str, bootstrap_servers: str | None) -> list[Engine | None]:

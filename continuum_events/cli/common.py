@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from typing import NoReturn
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
 from continuum_events.connectors.http import RedactingFilter
 from continuum_events.settings import KafkaSettings
 from continuum_events.terminal import console, out  # noqa: F401 - the commands' consoles
-
 
 BOOTSTRAP_HELP = (
     "Kafka bootstrap servers (host:port,...). Also CONTINUUM_KAFKA_BOOTSTRAP_SERVERS; TLS/SASL settings come "
@@ -30,8 +27,9 @@ def configure_logging(level: str) -> None:
     """Once, at the entry point. librdkafka's own chatter is kept at WARNING and above."""
     handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())  # every line, whichever logger: no key carried in a URL
-    logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]", handlers=[handler],
-                        force=True)
+    logging.basicConfig(
+        level=level.upper(), format="%(name)s: %(message)s", datefmt="[%X]", handlers=[handler], force=True
+    )
     logging.getLogger("librdkafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
@@ -76,11 +74,13 @@ def reachable(settings: KafkaSettings, timeout: float = 8.0) -> None:
     refused: list[str] = []
 
     def on_error(err: KafkaError) -> None:
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED) \
-                and not refused:
+        if (
+            err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED)
+            and not refused
+        ):
             refused.append(err.str())
 
-    admin = AdminClient(settings.client_config(**{"log_level": 0, "error_cb": on_error}))
+    admin = AdminClient(settings.client_config(log_level=0, error_cb=on_error))
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -89,11 +89,15 @@ def reachable(settings: KafkaSettings, timeout: float = 8.0) -> None:
         except KafkaException as exc:
             admin.poll(0)  # serves the error callback: why the broker would not talk to us
             if refused:
-                fail(f"Kafka at {settings.describe()} refused the connection: {refused[0]}; "
-                     "check the CONTINUUM_KAFKA_SASL_* / CONTINUUM_KAFKA_SSL_* settings")
+                fail(
+                    f"Kafka at {settings.describe()} refused the connection: {refused[0]}; "
+                    "check the CONTINUUM_KAFKA_SASL_* / CONTINUUM_KAFKA_SSL_* settings"
+                )
             if time.monotonic() >= deadline:
-                fail(f"cannot reach Kafka at {settings.describe()} within {timeout:.0f} s ({exc.args[0].str()}); "
-                     "check --bootstrap-servers / CONTINUUM_KAFKA_* settings")
+                fail(
+                    f"cannot reach Kafka at {settings.describe()} within {timeout:.0f} s ({exc.args[0].str()}); "
+                    "check --bootstrap-servers / CONTINUUM_KAFKA_* settings"
+                )
 
 
 def parse_time(text: str, option: str, now: float | None = None) -> int:

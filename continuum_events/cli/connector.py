@@ -22,7 +22,8 @@ def connector(
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
     check: bool = typer.Option(False, "--check", help="Test the connection, print the verdict and exit."),
     allow_private_network: bool = typer.Option(
-        False, help="The receiver may be on a private, loopback or link-local address (an on-premises receiver)."),
+        False, help="The receiver may be on a private, loopback or link-local address (an on-premises receiver)."
+    ),
     allow_insecure_http: bool = typer.Option(False, help="The receiver may be plain http (no TLS)."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
@@ -50,5 +51,9 @@ def connector(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     console.print(f"connector {name} ({vendor}) running; Ctrl-C stops it after the batch in hand")
-    run_integrations(kafka_settings(bootstrap_servers),
-                     [Integration(name, category or VENDORS[vendor].category, sink)], stop, metrics_port)
+    run_integrations(
+        kafka_settings(bootstrap_servers),
+        [Integration(name, category or VENDORS[vendor].category, sink)],
+        stop,
+        metrics_port,
+    )

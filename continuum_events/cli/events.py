@@ -45,8 +45,10 @@ def send(
 
 
 def spool(
-    path: Path = typer.Argument(None, help="The spool file (default: $CONTINUUM_SPOOL_PATH, else the per-user one; "
-                                           "`make run` uses .state/spool.db)."),
+    path: Path = typer.Argument(
+        None,
+        help="The spool file (default: $CONTINUUM_SPOOL_PATH, else the per-user one; `make run` uses .state/spool.db).",
+    ),
     refused: bool = typer.Option(False, "--refused", help="List the calls that could not be events, with why."),
     limit: int = typer.Option(20, help="How many refused calls to list, newest first."),
 ) -> None:
@@ -59,12 +61,15 @@ def spool(
         raise typer.Exit(1)
     store = Spool(path)
     try:
-        typer.echo(f"{path}: {len(store)} events waiting ({store.bytes:,} bytes), "
-                   f"{store.refused_count()} refused calls")
+        typer.echo(
+            f"{path}: {len(store)} events waiting ({store.bytes:,} bytes), {store.refused_count()} refused calls"
+        )
         if refused:
             for call in store.refused(limit):
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(call.at_ms / 1000))
-                typer.echo(f"{stamp}Z {call.event_id} {call.event_type}: {call.reason}\n    payload {call.payload[:300]}")
+                typer.echo(
+                    f"{stamp}Z {call.event_id} {call.event_type}: {call.reason}\n    payload {call.payload[:300]}"
+                )
     finally:
         store.close()
 
@@ -89,8 +94,15 @@ def tail(
 def describe(event: Event) -> str:
     """A one-line human summary of an event."""
     p = event.payload
-    subject = p.get("printer_name") or p.get("printer_id") or p.get("source_printer_name") or p.get("group_name") \
-        or p.get("job_id") or p.get("component") or ""
+    subject = (
+        p.get("printer_name")
+        or p.get("printer_id")
+        or p.get("source_printer_name")
+        or p.get("group_name")
+        or p.get("job_id")
+        or p.get("component")
+        or ""
+    )
     extra = p.get("error_message") or p.get("message") or ""
     stamp = event.timestamp.strftime("%H:%M:%S")
     return f"{stamp} {event.severity.value:8} {event.event_type.value:18} {subject} {extra}".rstrip()

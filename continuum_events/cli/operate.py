@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,19 @@ def list_integrations(
         rows = []
         for name in names:
             spec = live.get(name) or in_file[name]
-            rows.append({"name": name, "vendor": spec.vendor, "category": spec.topic_category,
-                         "connected": name in live, "in_file": name in in_file,
-                         "differs_from_file": name in live and name in in_file and live[name] != in_file[name],
-                         "start_from": spec.start_from, "filters": len(spec.filters),
-                         "secrets": {k: ref.describe() for k, ref in spec.secrets.items()}})
+            rows.append(
+                {
+                    "name": name,
+                    "vendor": spec.vendor,
+                    "category": spec.topic_category,
+                    "connected": name in live,
+                    "in_file": name in in_file,
+                    "differs_from_file": name in live and name in in_file and live[name] != in_file[name],
+                    "start_from": spec.start_from,
+                    "filters": len(spec.filters),
+                    "secrets": {k: ref.describe() for k, ref in spec.secrets.items()},
+                }
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -94,8 +102,15 @@ def list_integrations(
         state = "[green]yes[/]" if r["connected"] else "[dim]no (in file)[/]"
         if r["differs_from_file"]:
             state += " [yellow]file differs[/]"
-        table.add_row(r["name"], r["vendor"], r["category"], state, str(r["filters"]),
-                      ", ".join(f"{k}: {v}" for k, v in r["secrets"].items()) or "-", r["start_from"])
+        table.add_row(
+            r["name"],
+            r["vendor"],
+            r["category"],
+            state,
+            str(r["filters"]),
+            ", ".join(f"{k}: {v}" for k, v in r["secrets"].items()) or "-",
+            r["start_from"],
+        )
     out.print(table if rows else "no integrations connected" + ("" if file else " (give --file to see a file's)"))
 
 
@@ -104,8 +119,9 @@ def connect(
     names: list[str] = typer.Argument(None, help="Integrations of the file to connect."),
     file: Path = typer.Option(Path("integrations.yaml"), "--file", "-f", help="Integrations YAML."),
     all_: bool = typer.Option(False, "--all", help="Connect every integration of the file."),
-    start_from: str | None = typer.Option(None, help="earliest or latest: where a NEW integration starts "
-                                                     "(default: the file's start_from, else latest)."),
+    start_from: str | None = typer.Option(
+        None, help="earliest or latest: where a NEW integration starts (default: the file's start_from, else latest)."
+    ),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
     """Connect integrations: write them to the config topic and set their category's routing.
@@ -119,8 +135,9 @@ def connect(
         specs = _from_file(file)
         chosen = list(specs) if all_ else names or []
         if not chosen:
-            raise IntegrationError(f"name the integrations to connect, or --all (in {file}: "
-                                   f"{', '.join(specs) or 'none'})")
+            raise IntegrationError(
+                f"name the integrations to connect, or --all (in {file}: {', '.join(specs) or 'none'})"
+            )
         unknown = [n for n in chosen if n not in specs]
         if unknown:
             raise IntegrationError(f"not in {file}: {', '.join(unknown)} (it has: {', '.join(specs) or 'none'})")
@@ -133,16 +150,28 @@ def connect(
             if done.default_rule_written:
                 rule = default_rule(spec.topic_category)
                 config = {**config, rule.key: rule.model_dump(mode="json")}
-            start = (f"starts from the {done.positioned} event" + (f" ({done.records_behind} retained records to "
-                     "deliver)" if done.positioned == "earliest" else "s from now on")) if done.positioned else \
-                f"resumes where it stopped ({done.records_behind} records behind)"
-            out.print(f"connected [bold]{name}[/] ({spec.vendor} ← {category_topic(spec.topic_category)}); {start}"
-                      + (f"; default {spec.topic_category} routing written" if done.default_rule_written else ""))
+            start = (
+                (
+                    f"starts from the {done.positioned} event"
+                    + (
+                        f" ({done.records_behind} retained records to deliver)"
+                        if done.positioned == "earliest"
+                        else "s from now on"
+                    )
+                )
+                if done.positioned
+                else f"resumes where it stopped ({done.records_behind} records behind)"
+            )
+            out.print(
+                f"connected [bold]{name}[/] ({spec.vendor} ← {category_topic(spec.topic_category)}); {start}"
+                + (f"; default {spec.topic_category} routing written" if done.default_rule_written else "")
+            )
 
 
 @integrations_app.command("disconnect")
-def disconnect(name: str = typer.Argument(..., help="Integration name."),
-               bootstrap_servers: str | None = BootstrapOption) -> None:
+def disconnect(
+    name: str = typer.Argument(..., help="Integration name."), bootstrap_servers: str | None = BootstrapOption
+) -> None:
     """Disconnect an integration: its connector stops; its position and dead letters are kept."""
     with _operating():
         operations.disconnect(_settings(bootstrap_servers), name)
@@ -180,8 +209,10 @@ def connectors(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    console.print(f"connectors running on {settings.describe()}"
-                  f"{' for ' + ', '.join(only) if only else ''}; Ctrl-C stops them after the batches in hand")
+    console.print(
+        f"connectors running on {settings.describe()}"
+        f"{' for ' + ', '.join(only) if only else ''}; Ctrl-C stops them after the batches in hand"
+    )
     ConnectorHost(settings, only=only, metrics_port=metrics_port, metrics_address=metrics_address).run(stop)
 
 
@@ -208,14 +239,33 @@ def status(
         out.print("no integrations connected (see `continuum-events integrations connect --help`)")
         return
     style = {"healthy": "green", "retrying": "yellow", "unhealthy": "red", "invalid": "red", "not running": "dim"}
-    table = Table("integration", "vendor", "state", "lag", "last delivery", "delivered", "retried",
-                  "dead-lettered", "DLQ waiting", "errors", "last error")
+    table = Table(
+        "integration",
+        "vendor",
+        "state",
+        "lag",
+        "last delivery",
+        "delivered",
+        "retried",
+        "dead-lettered",
+        "DLQ waiting",
+        "errors",
+        "last error",
+    )
     for s in statuses:
-        table.add_row(s.name, s.vendor, f"[{style.get(s.state, 'white')}]{s.state}[/]"
-                      + (f" ×{s.instances}" if s.instances > 1 else ""),
-                      _num(s.lag), _ago(s.last_delivery), str(s.delivered), str(s.retried), str(s.dead_lettered),
-                      _num(s.dead_letters_waiting), str(s.errors),
-                      f"{_ago(s.last_error_at)}: {s.last_error[:80]}" if s.last_error else "-")
+        table.add_row(
+            s.name,
+            s.vendor,
+            f"[{style.get(s.state, 'white')}]{s.state}[/]" + (f" ×{s.instances}" if s.instances > 1 else ""),
+            _num(s.lag),
+            _ago(s.last_delivery),
+            str(s.delivered),
+            str(s.retried),
+            str(s.dead_lettered),
+            _num(s.dead_letters_waiting),
+            str(s.errors),
+            f"{_ago(s.last_error_at)}: {s.last_error[:80]}" if s.last_error else "-",
+        )
     out.print(table)
 
 
@@ -227,14 +277,20 @@ def _ago(when: float | None) -> str:
     if when is None:
         return "never"
     seconds = max(0.0, time.time() - when)
-    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago" if seconds < 7200 else \
-        datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{seconds:.0f} s ago"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min ago"
+        if seconds < 7200
+        else datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    )
 
 
 # -- replay and dead letters ---------------------------------------------------------------
 def _progress(label: str) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                    transient=False)
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
+    )
 
 
 def _run_delivery(label: str, work: Any) -> operations.Delivery:
@@ -250,9 +306,11 @@ def _run_delivery(label: str, work: Any) -> operations.Delivery:
 
 
 def _report(what: str, result: operations.Delivery) -> None:
-    out.print(f"{what}: {result.selected} selected of {result.considered} read, {result.delivered} delivered, "
-              f"{result.dead_lettered} dead-lettered, {result.filtered} skipped by the integration's filters, "
-              f"in {result.seconds:.1f} s")
+    out.print(
+        f"{what}: {result.selected} selected of {result.considered} read, {result.delivered} delivered, "
+        f"{result.dead_lettered} dead-lettered, {result.filtered} skipped by the integration's filters, "
+        f"in {result.seconds:.1f} s"
+    )
     if not result.completed:
         out.print("[yellow]stopped before the end[/]: run the same command again to finish")
         raise typer.Exit(1)
@@ -260,8 +318,11 @@ def _report(what: str, result: operations.Delivery) -> None:
 
 def replay(
     name: str = typer.Argument(..., help="The integration to re-deliver to (no other is touched)."),
-    from_: str = typer.Option(..., "--from", help="Start: ISO time (2026-11-27T08:00, UTC unless an offset is "
-                                                   "given) or an age such as 6h, 30m, 2d."),
+    from_: str = typer.Option(
+        ...,
+        "--from",
+        help="Start: ISO time (2026-11-27T08:00, UTC unless an offset is given) or an age such as 6h, 30m, 2d.",
+    ),
     to: str | None = typer.Option(None, "--to", help="End (exclusive), same forms; default: now."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
@@ -273,8 +334,12 @@ def replay(
         settings = _settings(bootstrap_servers)
         config = operations.read_config(settings)
         spec = _spec(name, None, config)
-        result = _run_delivery(f"replay to {name}", lambda stop, plan, advance: operations.replay(
-            settings, spec, start_ms, end_ms, stop, config=config, on_plan=plan, on_progress=advance))
+        result = _run_delivery(
+            f"replay to {name}",
+            lambda stop, plan, advance: operations.replay(
+                settings, spec, start_ms, end_ms, stop, config=config, on_plan=plan, on_progress=advance
+            ),
+        )
     _report(f"replayed to {name}", result)
 
 
@@ -292,11 +357,26 @@ def dlq_list(
         settings = _settings(bootstrap_servers)
         letters = operations.list_dead_letters(settings, name)
         groups = operations.summarize_dead_letters(
-            [d for d in letters if show_redriven or not d.redriven], EventCodec(settings.schema_registry()))
+            [d for d in letters if show_redriven or not d.redriven], EventCodec(settings.schema_registry())
+        )
     if as_json:
-        typer.echo(json.dumps([{"reason": g.reason, "stage": g.stage, "count": g.count, "waiting": g.waiting,
-                                "event_types": dict(g.event_types), "first_ms": g.first_ms, "last_ms": g.last_ms}
-                               for g in groups], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "reason": g.reason,
+                        "stage": g.stage,
+                        "count": g.count,
+                        "waiting": g.waiting,
+                        "event_types": dict(g.event_types),
+                        "first_ms": g.first_ms,
+                        "last_ms": g.last_ms,
+                    }
+                    for g in groups
+                ],
+                indent=2,
+            )
+        )
         return
     waiting = sum(not d.redriven for d in letters)
     if not groups:
@@ -304,9 +384,14 @@ def dlq_list(
         return
     table = Table("count", "waiting", "reason", "stage", "event types", "last")
     for g in groups:
-        table.add_row(str(g.count), str(g.waiting), g.reason[:100], g.stage,
-                      ", ".join(f"{t} ×{n}" for t, n in g.event_types.most_common(3)),
-                      _ago(g.last_ms / 1000) if g.last_ms else "?")
+        table.add_row(
+            str(g.count),
+            str(g.waiting),
+            g.reason[:100],
+            g.stage,
+            ", ".join(f"{t} ×{n}" for t, n in g.event_types.most_common(3)),
+            _ago(g.last_ms / 1000) if g.last_ms else "?",
+        )
     out.print(table)
     out.print(f"{waiting} waiting of {len(letters)} retained; `continuum-events dlq redrive {name}` sends them again")
 
@@ -323,7 +408,17 @@ def dlq_redrive(
         settings = _settings(bootstrap_servers)
         config = operations.read_config(settings)
         spec = _spec(name, None, config)
-        result = _run_delivery(f"redrive to {name}", lambda stop, plan, advance: operations.redrive(
-            settings, spec, stop, reason=filter_, event_type=event_type, config=config, on_plan=plan,
-            on_progress=advance))
+        result = _run_delivery(
+            f"redrive to {name}",
+            lambda stop, plan, advance: operations.redrive(
+                settings,
+                spec,
+                stop,
+                reason=filter_,
+                event_type=event_type,
+                config=config,
+                on_plan=plan,
+                on_progress=advance,
+            ),
+        )
     _report(f"redriven to {name}", result)

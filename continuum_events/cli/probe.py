@@ -34,8 +34,11 @@ def probe(
     shard: str = typer.Option("0/1", help="INDEX/COUNT: poll this share of the fleet (one process per share)."),
     state: Path = typer.Option(Path(".state/probe"), help="Directory for the probe's state across restarts."),
     follow: bool = typer.Option(True, help="Follow printer.added / printer.removed from printer-events."),
-    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port (deploy/ uses 9402): sweep "
-                                            "time, printers up/down, SNMP polls unanswered, events."),
+    metrics_port: int | None = typer.Option(
+        None,
+        help="Serve Prometheus metrics on this port (deploy/ uses 9402): sweep "
+        "time, printers up/down, SNMP polls unanswered, events.",
+    ),
     metrics_address: str = typer.Option("127.0.0.1", help="Address the metrics port listens on."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
@@ -53,9 +56,16 @@ def probe(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     settings = kafka_settings(bootstrap_servers)
-    config = ProbeConfig(interval_s=interval, concurrency=concurrency, policy=Policy(offline_after, online_after),
-                         timing=Timing(timeout, retries), state_path=state / f"health-{index}-of-{count}.json",
-                         shard=index, shards=count, defaults={"community": community})
+    config = ProbeConfig(
+        interval_s=interval,
+        concurrency=concurrency,
+        policy=Policy(offline_after, online_after),
+        timing=Timing(timeout, retries),
+        state_path=state / f"health-{index}-of-{count}.json",
+        shard=index,
+        shards=count,
+        defaults={"community": community},
+    )
     stop_thread, stop = threading.Event(), asyncio.Event()
     with EventProducer(settings, spool_path=state / f"spool-{index}-of-{count}.db") as producer:
         engine = Probe(printers, producer_emitter(producer), config)
@@ -65,18 +75,24 @@ def probe(
 
             metrics = ProbeMetrics(interval)
             serve(metrics.registry, metrics_port, metrics_address)
-        console.print(f"probing {len(engine.printers)} of {len(printers)} printers (shard {index}/{count}) "
-                      f"every {interval:g} s; Ctrl-C stops")
+        console.print(
+            f"probing {len(engine.printers)} of {len(printers)} printers (shard {index}/{count}) "
+            f"every {interval:g} s; Ctrl-C stops"
+        )
         if follow:
-            threading.Thread(target=follow_printer_changes, daemon=True,
-                             args=(settings, engine, stop_thread, f"continuum-health-probe-{index}-of-{count}")).start()
+            threading.Thread(
+                target=follow_printer_changes,
+                daemon=True,
+                args=(settings, engine, stop_thread, f"continuum-health-probe-{index}-of-{count}"),
+            ).start()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await engine.run(stop, on_sweep=(lambda stats: metrics.observe(stats, engine.health))
-                             if metrics is not None else None)
+            await engine.run(
+                stop, on_sweep=(lambda stats: metrics.observe(stats, engine.health)) if metrics is not None else None
+            )
 
         try:
             asyncio.run(main())

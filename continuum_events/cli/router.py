@@ -24,7 +24,9 @@ from continuum_events.topology import CATEGORIES, EVENTS_TOPIC
 GUARANTEES = {"at-least-once": "at_least_once", "exactly-once": "exactly_once"}
 GUARANTEE_ENV = "CONTINUUM_ROUTER_GUARANTEE"
 
-rules_app = typer.Typer(help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Routing rules: list, set, delete, reset to defaults, test an event.", no_args_is_help=True
+)
 
 
 def router(
@@ -32,13 +34,21 @@ def router(
     datadir: Path = typer.Option(Path(".state/router"), help="Faust's data directory (one per worker on a host)."),
     source_topic: str = typer.Option(EVENTS_TOPIC, help="Topic to route from (benchmarks and tests).", hidden=True),
     app_id: str = typer.Option(APP_ID, help="Faust app id, i.e. the consumer group.", hidden=True),
-    guarantee: str = typer.Option("at-least-once", envvar=GUARANTEE_ENV, help="at-least-once, or exactly-once: "
-                                  "outputs and input offsets in one Kafka transaction (Apache Kafka only; "
-                                  "consumers read read_committed)."),
-    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics on this port (deploy/ uses 9401): "
-                                            "routed per category, dead letters, lag, rule version, hygiene holds."),
-    metrics_address: str = typer.Option("127.0.0.1", help="Address the metrics port listens on (0.0.0.0 for "
-                                         "a scraper on another host)."),
+    guarantee: str = typer.Option(
+        "at-least-once",
+        envvar=GUARANTEE_ENV,
+        help="at-least-once, or exactly-once: "
+        "outputs and input offsets in one Kafka transaction (Apache Kafka only; "
+        "consumers read read_committed).",
+    ),
+    metrics_port: int | None = typer.Option(
+        None,
+        help="Serve Prometheus metrics on this port (deploy/ uses 9401): "
+        "routed per category, dead letters, lag, rule version, hygiene holds.",
+    ),
+    metrics_address: str = typer.Option(
+        "127.0.0.1", help="Address the metrics port listens on (0.0.0.0 for a scraper on another host)."
+    ),
 ) -> None:
     """Run a router worker: printer-events -> per-category topics, by the live rules.
 
@@ -48,8 +58,15 @@ def router(
 
     if guarantee not in GUARANTEES:
         raise typer.BadParameter(f"{guarantee!r}: expected {' or '.join(GUARANTEES)}", param_hint="--guarantee")
-    run_worker(kafka_settings(bootstrap_servers), datadir, source_topic=source_topic, app_id=app_id,
-               guarantee=GUARANTEES[guarantee], metrics_port=metrics_port, metrics_address=metrics_address)
+    run_worker(
+        kafka_settings(bootstrap_servers),
+        datadir,
+        source_topic=source_topic,
+        app_id=app_id,
+        guarantee=GUARANTEES[guarantee],
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
+    )
 
 
 def _store(bootstrap_servers: str | None) -> ConfigStore:
@@ -61,8 +78,10 @@ def _store(bootstrap_servers: str | None) -> ConfigStore:
 
 
 @rules_app.command("list")
-def list_rules(bootstrap_servers: str | None = BootstrapOption,
-               as_json: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
+def list_rules(
+    bootstrap_servers: str | None = BootstrapOption,
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
     """Every routing rule and integration filter in effect, in evaluation order."""
     store = _store(bootstrap_servers)
     ruleset = store.ruleset()
@@ -74,10 +93,16 @@ def list_rules(bootstrap_servers: str | None = BootstrapOption,
     table = Table("category", "rule", "integration", "event types", "min severity", "where", "transforms", "enabled")
     for r in rules:
         builtin = " (built-in)" if r.category in ruleset.builtin and r.integration is None else ""
-        table.add_row(r.category, r.name + builtin, r.integration or "-", ", ".join(r.event_types), r.min_severity,
-                      "; ".join(f"{k} in {', '.join(v)}" for k, v in r.where.items()) or "-",
-                      ", ".join([*(f"drop {f}" for f in r.drop), *(f"mask {f}" for f in r.mask)]) or "-",
-                      "yes" if r.enabled else "no")
+        table.add_row(
+            r.category,
+            r.name + builtin,
+            r.integration or "-",
+            ", ".join(r.event_types),
+            r.min_severity,
+            "; ".join(f"{k} in {', '.join(v)}" for k, v in r.where.items()) or "-",
+            ", ".join([*(f"drop {f}" for f in r.drop), *(f"mask {f}" for f in r.mask)]) or "-",
+            "yes" if r.enabled else "no",
+        )
     out.print(table)
     for key, problem in store.invalid.items():
         console.print(f"[yellow]ignored invalid {key}:[/] {problem}")
@@ -99,13 +124,24 @@ def set_rule(
 ) -> None:
     """Create or replace a rule; routers apply it to the next events, no restart."""
     try:
-        rule = Rule(name=name, category=category, event_types=tuple(event_types), min_severity=min_severity,
-                    where={f: tuple(v.strip() for v in allowed.split(","))
-                           for f, allowed in key_values(where, "--where").items()}, drop=tuple(drop), mask=tuple(mask), integration=integration,
-                    priority=priority, enabled=not disabled)
+        rule = Rule(
+            name=name,
+            category=category,
+            event_types=tuple(event_types),
+            min_severity=min_severity,
+            where={
+                f: tuple(v.strip() for v in allowed.split(",")) for f, allowed in key_values(where, "--where").items()
+            },
+            drop=tuple(drop),
+            mask=tuple(mask),
+            integration=integration,
+            priority=priority,
+            enabled=not disabled,
+        )
     except ValidationError as exc:
-        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}"
-                                           for e in exc.errors())) from None
+        raise typer.BadParameter(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
+        ) from None
     write_rule(kafka_settings(bootstrap_servers), rule)
     console.print(f"rule {name} written")
 
@@ -118,8 +154,10 @@ def delete(name: str, bootstrap_servers: str | None = BootstrapOption) -> None:
 
 
 @rules_app.command("defaults")
-def defaults(category: str = typer.Argument(..., help="logging, monitoring or alerting."),
-             bootstrap_servers: str | None = BootstrapOption) -> None:
+def defaults(
+    category: str = typer.Argument(..., help="logging, monitoring or alerting."),
+    bootstrap_servers: str | None = BootstrapOption,
+) -> None:
     """Write a category's default routing rule if it has none (connecting an integration does this)."""
     if category not in CATEGORIES:
         raise typer.BadParameter(f"{category!r} is not one of {', '.join(CATEGORIES)}")
@@ -131,11 +169,18 @@ def defaults(category: str = typer.Argument(..., help="logging, monitoring or al
 
 @rules_app.command("test")
 def test(
-    event_json: str = typer.Argument(..., help='{"event_type": "printer.offline", "severity": "warning", '
-                                               '"payload": {"printer_id": "p-1", ...}, "at": "2m"}'),
-    after: Path | None = typer.Option(None, "--after", help="Earlier events, one JSON per line (same form, with "
-                                                              '"at": an ISO time or an age such as 5m), to see alert '
-                                                              "hygiene decide in context."),
+    event_json: str = typer.Argument(
+        ...,
+        help='{"event_type": "printer.offline", "severity": "warning", '
+        '"payload": {"printer_id": "p-1", ...}, "at": "2m"}',
+    ),
+    after: Path | None = typer.Option(
+        None,
+        "--after",
+        help="Earlier events, one JSON per line (same form, with "
+        '"at": an ISO time or an age such as 5m), to see alert '
+        "hygiene decide in context.",
+    ),
     offline: bool = typer.Option(False, "--offline", help="Use the built-in defaults; do not read the cluster."),
     bootstrap_servers: str | None = BootstrapOption,
 ) -> None:
@@ -156,8 +201,9 @@ def test(
     verdicts = explain(event, ruleset, integrations)
     table = Table("category", "integration", "rule", "verdict", "why")
     for v in verdicts:
-        table.add_row(v.category, v.integration or "-", v.rule, "[green]reached[/]" if v.matched else "[dim]no[/]",
-                      v.reason)
+        table.add_row(
+            v.category, v.integration or "-", v.rule, "[green]reached[/]" if v.matched else "[dim]no[/]", v.reason
+        )
     out.print(table)
     reached = [c for c in CATEGORIES if any(v.matched and v.category == c and v.integration is None for v in verdicts)]
     typer.echo(f"reaches: {', '.join(reached) or 'nothing'}")
@@ -184,17 +230,24 @@ def _parse_event(text: str) -> Event:
         raw = json.loads(text)
         event_type = EventType(raw["event_type"])
         at = parse_time(str(raw["at"]), "at") * 1000 if raw.get("at") else now_micros()
-        event = Event(raw.get("event_id") or new_event_id(), event_type,
-                      Severity(raw.get("severity", "info")), at, raw.get("payload", {}),
-                      raw.get("source", "continuum"), raw.get("details", {}))
+        event = Event(
+            raw.get("event_id") or new_event_id(),
+            event_type,
+            Severity(raw.get("severity", "info")),
+            at,
+            raw.get("payload", {}),
+            raw.get("source", "continuum"),
+            raw.get("details", {}),
+        )
         EventCodec().encode(event, "printer-events")  # the same validation as dispatch_event
         return event
     except (ValueError, KeyError, TypeError, SchemaViolation) as exc:
         raise typer.BadParameter(f"not a valid event: {exc}", param_hint="EVENT_JSON") from None
 
 
-hygiene_app = typer.Typer(help="Alert hygiene: flap suppression and outage grouping for alerting pages.",
-                          no_args_is_help=True)
+hygiene_app = typer.Typer(
+    help="Alert hygiene: flap suppression and outage grouping for alerting pages.", no_args_is_help=True
+)
 rules_app.add_typer(hygiene_app, name="hygiene")
 
 
@@ -220,10 +273,14 @@ def hygiene_set(
     group_window: float = typer.Option(120, help="... within this many seconds: one outage incident."),
     hold: float = typer.Option(30, help="Seconds an offline page waits for an outage to show (the group wait)."),
     resolve_ratio: float = typer.Option(0.8, help="The outage resolves when this share of its printers is back."),
-    resolve_grace: float = typer.Option(120, help="A printer still offline when its outage resolves is paged on its "
-                                                   "own only if still offline this many seconds later."),
-    update_every: float = typer.Option(30, help="An open outage's page gets its grown printer count at most once "
-                                                 "per this many seconds ..."),
+    resolve_grace: float = typer.Option(
+        120,
+        help="A printer still offline when its outage resolves is paged on its "
+        "own only if still offline this many seconds later.",
+    ),
+    update_every: float = typer.Option(
+        30, help="An open outage's page gets its grown printer count at most once per this many seconds ..."
+    ),
     update_growth: float = typer.Option(0.1, help="... and once the count grew by this share (0.1: 10 %)."),
     no_flapping: bool = typer.Option(False, "--no-flapping", help="Switch flap suppression off."),
     no_grouping: bool = typer.Option(False, "--no-grouping", help="Switch outage grouping off."),
@@ -233,12 +290,22 @@ def hygiene_set(
     try:
         policy = HygienePolicy(
             flapping=FlapPolicy(enabled=not no_flapping, changes=flap_changes, window_s=flap_window, quiet_s=quiet),
-            grouping=GroupPolicy(enabled=not no_grouping, by=group_by, threshold=group_threshold,
-                                 window_s=group_window, hold_s=hold, resolve_ratio=resolve_ratio,
-                                 resolve_grace_s=resolve_grace, update_s=update_every, update_growth=update_growth))
+            grouping=GroupPolicy(
+                enabled=not no_grouping,
+                by=group_by,
+                threshold=group_threshold,
+                window_s=group_window,
+                hold_s=hold,
+                resolve_ratio=resolve_ratio,
+                resolve_grace_s=resolve_grace,
+                update_s=update_every,
+                update_growth=update_growth,
+            ),
+        )
     except ValidationError as exc:
-        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) \
-            from None
+        raise typer.BadParameter(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
     write_hygiene(kafka_settings(bootstrap_servers), policy)
     console.print("alert hygiene set")
 

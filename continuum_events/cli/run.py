@@ -57,12 +57,21 @@ STATE_STYLE = {"healthy": "green", "retrying": "yellow", "unhealthy": "bold red"
 
 def run(
     bootstrap_servers: str | None = BootstrapOption,
-    integrations: Path | None = typer.Option(None, "--integrations", "-f", help="Integrations YAML to connect at "
-                                             "start (default: integrations.yaml if present; none anywhere: demo "
-                                             "integrations to local receivers)."),
+    integrations: Path | None = typer.Option(
+        None,
+        "--integrations",
+        "-f",
+        help="Integrations YAML to connect at "
+        "start (default: integrations.yaml if present; none anywhere: demo "
+        "integrations to local receivers).",
+    ),
     broker_port: int = typer.Option(9092, help="Port of the local broker (a free one is used if taken)."),
-    engine: str | None = typer.Option(None, "--engine", help=f"Local broker: {' or '.join(ENGINES)} (default: "
-                               "$CONTINUUM_BROKER_ENGINE, else kafka; tansu when Java or the Kafka jars are missing)."),
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help=f"Local broker: {' or '.join(ENGINES)} (default: "
+        "$CONTINUUM_BROKER_ENGINE, else kafka; tansu when Java or the Kafka jars are missing).",
+    ),
     rate: float = typer.Option(25.0, help="Demo events per second (0: no demo source)."),
     printers: int = typer.Option(60, help="Printers of the demo source."),
     probe_printers: int = typer.Option(12, help="Simulated SNMP printers the probe polls (0: no probe)."),
@@ -103,7 +112,11 @@ def run(
         settings = kafka_settings(bootstrap_servers)
         if embedded is None:
             ensure_topology(AdminClient(settings.client_config()), Topology())
-        where = f" (local {embedded.engine} broker{', history in ' + str(state / 'kafka') if embedded.durable else ', memory only'})" if embedded else ""
+        where = (
+            f" (local {embedded.engine} broker{', history in ' + str(state / 'kafka') if embedded.durable else ', memory only'})"
+            if embedded
+            else ""
+        )
         console.print(f"pipeline on {settings.describe()}{where}")
 
         names = _connect(settings, specs, cleanup, demo=embedded is not None, state=state) if connectors else []
@@ -126,22 +139,43 @@ def run(
         if probe_printers:
             inventory = _simulated_fleet(probe_printers, state, cleanup, stop)
             if inventory is not None:
-                parts.add("probe", ["probe", "--inventory", str(inventory), "--interval", "5",
-                                    "--state", str(state / "probe"), "--timeout", "0.5"])
+                parts.add(
+                    "probe",
+                    [
+                        "probe",
+                        "--inventory",
+                        str(inventory),
+                        "--interval",
+                        "5",
+                        "--state",
+                        str(state / "probe"),
+                        "--timeout",
+                        "0.5",
+                    ],
+                )
         parts.start()
 
         producer = EventProducer(settings, source="continuum-demo", spool_path=state / "spool.db")
         cleanup.callback(producer.close)
-        demo = threading.Thread(target=run_demo, args=(producer, DemoFleet(printers=printers), rate, stop),
-                                name="demo", daemon=True)
+        demo = threading.Thread(
+            target=run_demo, args=(producer, DemoFleet(printers=printers), rate, stop), name="demo", daemon=True
+        )
         if rate > 0:
             demo.start()
         cleanup.callback(stop.set)
 
         started = time.monotonic()
-        view_of = lambda final=False: View(
-            monitor.snapshot(), producer.stats(), time.monotonic() - started, {c: f.snapshot() for c, f in flows.items()},
-            parts, _reports(board, names, final))
+
+        def view_of(final: bool = False) -> View:
+            return View(
+                monitor.snapshot(),
+                producer.stats(),
+                time.monotonic() - started,
+                {c: f.snapshot() for c, f in flows.items()},
+                parts,
+                _reports(board, names, final),
+            )
+
         try:
             if view:
                 with Live(console=console, refresh_per_second=4) as live:
@@ -175,8 +209,10 @@ def _choose_engine(asked: str | None) -> Engine:
     if why is None:
         return chosen
     if asked is None and chosen == "kafka" and engine_unavailable("tansu") is None:
-        console.print(f"[yellow]Apache Kafka is not available[/] ({why}); falling back to Tansu: "
-                      "memory only, nothing kept after this run")
+        console.print(
+            f"[yellow]Apache Kafka is not available[/] ({why}); falling back to Tansu: "
+            "memory only, nothing kept after this run"
+        )
         return "tansu"
     fail(why)
 
@@ -185,8 +221,13 @@ def _choose_engine(asked: str | None) -> Engine:
 DEMO_NAMES = frozenset({"demo-splunk", "demo-grafana", "demo-pagerduty"})
 
 
-def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack, demo: bool, state: Path,
-             ) -> list[str]:
+def _connect(
+    settings: KafkaSettings,
+    specs: list,
+    cleanup: contextlib.ExitStack,
+    demo: bool,
+    state: Path,
+) -> list[str]:
     """Connect the file's integrations; with none anywhere (or only the demo's, from an earlier
     run on the same local broker) on a local broker, demo integrations delivering to local
     contract receivers. Returns the names."""
@@ -210,8 +251,10 @@ def _connect(settings: KafkaSettings, specs: list, cleanup: contextlib.ExitStack
         names.append(spec.name)
     if HYGIENE_KEY not in config:  # show alert hygiene at work, with a short group wait
         write_hygiene(settings, HygienePolicy(grouping=GroupPolicy(hold_s=5)))
-    console.print(f"no integrations configured: delivering to local demo receivers ({', '.join(names)}); "
-                  "see integrations.example.yaml to connect real ones")
+    console.print(
+        f"no integrations configured: delivering to local demo receivers ({', '.join(names)}); "
+        "see integrations.example.yaml to connect real ones"
+    )
     return names
 
 
@@ -220,11 +263,12 @@ def _demo_integrations(cleanup: contextlib.ExitStack, state: Path) -> list:
 
     Their credentials are files under ``state/demo-secrets`` (mode 600), so a command in another
     shell (``replay demo-splunk``, ``integrations test``) resolves them as the connectors do."""
-    from continuum_events.integrations import IntegrationSpec
     from continuum_events.devtools.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
+    from continuum_events.integrations import IntegrationSpec
 
-    splunk, grafana, pagerduty = (cleanup.enter_context(r()) for r in (SplunkReceiver, GrafanaReceiver,
-                                                                        PagerDutyReceiver))
+    splunk, grafana, pagerduty = (
+        cleanup.enter_context(r()) for r in (SplunkReceiver, GrafanaReceiver, PagerDutyReceiver)
+    )
     secrets = state.resolve() / "demo-secrets"
     secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -234,16 +278,31 @@ def _demo_integrations(cleanup: contextlib.ExitStack, state: Path) -> list:
         path.chmod(0o600)
         path.write_text(value)
         return {"file": str(path)}
+
     # The demo receivers listen on loopback, plain http: allowed explicitly, as a user would.
     LOCAL = {"allow_private_network": True, "allow_insecure_http": True}
     return [
-        IntegrationSpec(name="demo-splunk", vendor="splunk", options={"url": splunk.url, "index": "printers"},
-                        secrets={"token": secret_file("splunk-token", SplunkReceiver.TOKEN)}, **LOCAL),
-        IntegrationSpec(name="demo-grafana", vendor="grafana", options={"url": grafana.url},
-                        secrets={"token": secret_file("grafana-token", GrafanaReceiver.TOKEN)}, **LOCAL),
-        IntegrationSpec(name="demo-pagerduty", vendor="pagerduty", options={"url": pagerduty.url},
-                        secrets={"routing_key": secret_file("pagerduty-key", PagerDutyReceiver.ROUTING_KEY)},
-                        **LOCAL),
+        IntegrationSpec(
+            name="demo-splunk",
+            vendor="splunk",
+            options={"url": splunk.url, "index": "printers"},
+            secrets={"token": secret_file("splunk-token", SplunkReceiver.TOKEN)},
+            **LOCAL,
+        ),
+        IntegrationSpec(
+            name="demo-grafana",
+            vendor="grafana",
+            options={"url": grafana.url},
+            secrets={"token": secret_file("grafana-token", GrafanaReceiver.TOKEN)},
+            **LOCAL,
+        ),
+        IntegrationSpec(
+            name="demo-pagerduty",
+            vendor="pagerduty",
+            options={"url": pagerduty.url},
+            secrets={"routing_key": secret_file("pagerduty-key", PagerDutyReceiver.ROUTING_KEY)},
+            **LOCAL,
+        ),
     ]
 
 
@@ -338,7 +397,8 @@ class Supervisor:
         with open(self.log_path(part), "ab") as log:
             part.process = subprocess.Popen(
                 [sys.executable, "-m", "continuum_events", *part.argv, "-b", self.settings.bootstrap_servers],
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 # Its own session: a terminal's Ctrl-C reaches `run` only, which stops the
                 # parts in order (the router routes the last events before it goes).
                 start_new_session=True,
@@ -352,17 +412,24 @@ class Supervisor:
                 part.restart_at = None
                 self._launch(part)
             elif part.process is not None and part.restart_at is None and part.process.poll() is not None:
-                delay = min(30.0, 2.0 ** part.restarts)
+                delay = min(30.0, 2.0**part.restarts)
                 part.restarts += 1
                 part.restart_at = now + delay
-                console.log(f"[red]{part.name} exited with {part.process.returncode}[/]; restarting in "
-                            f"{delay:.0f} s (see {self.log_path(part)})")
+                console.log(
+                    f"[red]{part.name} exited with {part.process.returncode}[/]; restarting in "
+                    f"{delay:.0f} s (see {self.log_path(part)})"
+                )
 
     @property
     def status(self) -> str:
-        return ", ".join(f"{p.name} pid {p.process.pid if p.process else '-'}"
-                         + (f" [red]restarted {p.restarts}×[/]" if p.restarts else "") for p in self.parts) \
+        return (
+            ", ".join(
+                f"{p.name} pid {p.process.pid if p.process else '-'}"
+                + (f" [red]restarted {p.restarts}×[/]" if p.restarts else "")
+                for p in self.parts
+            )
             or "no parts running"
+        )
 
     def stop(self) -> None:
         # Connectors first (they finish their batch and commit), then the router, then the probe.
@@ -387,21 +454,27 @@ class View:
 
     def summary(self) -> str:
         routed = ", ".join(f"{c} {s.total + s.undecodable}" for c, s in self.categories.items())
-        delivered = ", ".join(f"{n} {r['state']} delivered {r['delivered']} retried {r['retried']} "
-                              f"dead-lettered {r['dead_lettered']}" for n, r in self.integrations.items())
-        return (f"events: dispatched {self.stats.dispatched}, delivered {self.stats.delivered}, seen on "
-                f"{EVENTS_TOPIC} {self.flow.total} ({self.flow.rate:.1f}/s), undecodable {self.flow.undecodable}; "
-                f"producer {self.stats.mode}, spooled {self.stats.spooled}, refused {self.stats.dropped}; "
-                f"routed {routed}; integrations: {delivered or 'none'}")
+        delivered = ", ".join(
+            f"{n} {r['state']} delivered {r['delivered']} retried {r['retried']} dead-lettered {r['dead_lettered']}"
+            for n, r in self.integrations.items()
+        )
+        return (
+            f"events: dispatched {self.stats.dispatched}, delivered {self.stats.delivered}, seen on "
+            f"{EVENTS_TOPIC} {self.flow.total} ({self.flow.rate:.1f}/s), undecodable {self.flow.undecodable}; "
+            f"producer {self.stats.mode}, spooled {self.stats.spooled}, refused {self.stats.dropped}; "
+            f"routed {routed}; integrations: {delivered or 'none'}"
+        )
 
     def render(self) -> Group:
         """The live view: what flows in, where it is routed, what each integration delivers."""
         flow, stats = self.flow, self.stats
         head = Table.grid(padding=(0, 3))
         head.add_row(
-            f"[bold]{flow.rate:7.1f}[/] events/s in", f"[bold]{flow.total}[/] seen on {EVENTS_TOPIC}",
+            f"[bold]{flow.rate:7.1f}[/] events/s in",
+            f"[bold]{flow.total}[/] seen on {EVENTS_TOPIC}",
             f"producer [bold]{stats.mode}[/] (spooled {stats.spooled}, refused {stats.dropped})",
-            f"undecodable {flow.undecodable}", f"up {self.elapsed:5.0f} s",
+            f"undecodable {flow.undecodable}",
+            f"up {self.elapsed:5.0f} s",
         )
         by_type = Table("event type", "count", title="by type", expand=True)
         for name, count in flow.by_type.most_common(10):
@@ -414,15 +487,31 @@ class View:
             routed.add_row(name, f"{snap.rate:.1f}", str(snap.total + snap.undecodable))
         counts = Table.grid(expand=True)
         counts.add_row(by_type, by_severity, routed)
-        delivery = Table("integration", "state", "delivered", "retrying", "dead-lettered", "lag", "last error",
-                         title="integrations", expand=True)
+        delivery = Table(
+            "integration",
+            "state",
+            "delivered",
+            "retrying",
+            "dead-lettered",
+            "lag",
+            "last error",
+            title="integrations",
+            expand=True,
+        )
         for name, r in self.integrations.items():
             style = STATE_STYLE.get(r["state"], "white")
-            delivery.add_row(name, f"[{style}]{r['state']}[/]", str(r["delivered"]), str(r["retried"]),
-                             str(r["dead_lettered"]), "?" if r["lag"] is None else str(r["lag"]),
-                             (r["last_error"] or "-")[:60])
+            delivery.add_row(
+                name,
+                f"[{style}]{r['state']}[/]",
+                str(r["delivered"]),
+                str(r["retried"]),
+                str(r["dead_lettered"]),
+                "?" if r["lag"] is None else str(r["lag"]),
+                (r["last_error"] or "-")[:60],
+            )
         delivery.caption = self.parts.status
         latest = sorted(flow.recent, key=lambda e: e.timestamp_us, reverse=True)
         recent = "\n".join(describe(e) for e in latest) or "waiting for events…"
-        return Group(Panel(head, title="continuum-events — Ctrl-C stops"), counts, delivery,
-                     Panel(recent, title="latest"))
+        return Group(
+            Panel(head, title="continuum-events — Ctrl-C stops"), counts, delivery, Panel(recent, title="latest")
+        )

@@ -96,9 +96,21 @@ ALERT_COLUMNS = {"severity": 2, "code": 7, "description": 8, "time": 9}
 #: hrPrinterDetectedErrorState bit names in bit order (RFC 2790): bit 0 is the most
 #: significant bit of the first octet.
 ERROR_BITS = (
-    "lowPaper", "noPaper", "lowToner", "noToner", "doorOpen", "jammed", "offline", "serviceRequested",
-    "inputTrayMissing", "outputTrayMissing", "markerSupplyMissing", "outputNearFull", "outputFull",
-    "inputTrayEmpty", "overduePreventMaint",
+    "lowPaper",
+    "noPaper",
+    "lowToner",
+    "noToner",
+    "doorOpen",
+    "jammed",
+    "offline",
+    "serviceRequested",
+    "inputTrayMissing",
+    "outputTrayMissing",
+    "markerSupplyMissing",
+    "outputNearFull",
+    "outputFull",
+    "inputTrayEmpty",
+    "overduePreventMaint",
 )
 
 #: snmprec type tags: Integer32, OCTET STRING, Null, OID, IpAddress, Counter32, Gauge32,
@@ -107,19 +119,42 @@ ERROR_BITS = (
 SNMPREC_TAGS = {"2", "4", "5", "6", "64", "65", "66", "67", "68", "70", "128", "129", "130"}
 
 # (location, department) and models the inventory deals out, so events carry varied fields
-SITES = (("HQ-1F", "Operations"), ("HQ-2F", "IT"), ("Finance-3F", "Finance"), ("Sales-2F", "Sales"),
-         ("Warehouse-GF", "Logistics"), ("Lab-4F", "Research"))
+SITES = (
+    ("HQ-1F", "Operations"),
+    ("HQ-2F", "IT"),
+    ("Finance-3F", "Finance"),
+    ("Sales-2F", "Sales"),
+    ("Warehouse-GF", "Logistics"),
+    ("Lab-4F", "Research"),
+)
 MODELS = ("HP LaserJet Enterprise M607", "Brother HL-L6400DW", "Lexmark MS821dn", "Kyocera ECOSYS P3155dn")
 
 #: always silenced, whatever records the printer had (see the module docstring)
-SILENT_OIDS = (SYS_DESCR, SYS_UPTIME, HR_DEVICE_STATUS, HR_PRINTER_STATUS, HR_PRINTER_ERROR_STATE,
-               PRT_GENERAL_PRINTER_NAME, PRT_GENERAL_SERIAL_NUMBER,
-               *(f"{PRT_MARKER_SUPPLIES}.{column}.1.1" for column in SUPPLY_COLUMNS.values()))
+SILENT_OIDS = (
+    SYS_DESCR,
+    SYS_UPTIME,
+    HR_DEVICE_STATUS,
+    HR_PRINTER_STATUS,
+    HR_PRINTER_ERROR_STATE,
+    PRT_GENERAL_PRINTER_NAME,
+    PRT_GENERAL_SERIAL_NUMBER,
+    *(f"{PRT_MARKER_SUPPLIES}.{column}.1.1" for column in SUPPLY_COLUMNS.values()),
+)
 DROP = ("5:delay", "wait=100000")  # snmpsim's delay module drops the request when wait > 99,999 ms
 
 BOOT_TICKS = 8_640_000  # sysUpTime at the fleet's start: one day, in hundredths of a second
-INVENTORY_FIELDS = ("id", "name", "ip", "model", "location", "department", "community", "snmp_port", "version",
-                    "tcp_ports")
+INVENTORY_FIELDS = (
+    "id",
+    "name",
+    "ip",
+    "model",
+    "location",
+    "department",
+    "community",
+    "snmp_port",
+    "version",
+    "tcp_ports",
+)
 
 Records = dict[str, tuple[str, str]]  # OID -> (snmprec tag, value as written)
 
@@ -150,8 +185,9 @@ def _oid_key(oid: str) -> tuple[int, ...]:
 
 def render(records: Mapping[str, tuple[str, str]]) -> str:
     """The snmprec text: one ``OID|tag|value`` line per record, sorted by OID as snmpsim needs."""
-    return "".join(f"{oid}|{tag}|{value}\n" for oid, (tag, value) in sorted(records.items(),
-                                                                          key=lambda item: _oid_key(item[0])))
+    return "".join(
+        f"{oid}|{tag}|{value}\n" for oid, (tag, value) in sorted(records.items(), key=lambda item: _oid_key(item[0]))
+    )
 
 
 @dataclass(frozen=True)
@@ -174,9 +210,16 @@ class Printer:
         return f"SIM{self.index:07d}"
 
 
-def printer_records(printer: Printer, *, uptime_ticks: int, device_status: int = 2, printer_status: int = 3,
-                    error_bits: Iterable[str] = frozenset(), toner: tuple[int, int] | None = (80, 100),
-                    alerts: Iterable[tuple[int, int, str]] = ()) -> Records:
+def printer_records(
+    printer: Printer,
+    *,
+    uptime_ticks: int,
+    device_status: int = 2,
+    printer_status: int = 3,
+    error_bits: Iterable[str] = frozenset(),
+    toner: tuple[int, int] | None = (80, 100),
+    alerts: Iterable[tuple[int, int, str]] = (),
+) -> Records:
     """Everything one printer answers, for the given state (see :meth:`SimulatedFleet.set_state`)."""
     records: Records = {
         SYS_DESCR: _text(f"{printer.model} (simulated)"),
@@ -189,21 +232,31 @@ def printer_records(printer: Printer, *, uptime_ticks: int, device_status: int =
     }
     if toner is not None:
         level, max_capacity = toner
-        supply = {"class": ("2", str(SUPPLY_CLASS_CONSUMED)), "type": ("2", str(SUPPLY_TYPE_TONER)),
-                  "description": _text("Black Toner"), "unit": ("2", str(SUPPLY_UNIT_PERCENT)),
-                  "max_capacity": ("2", str(max_capacity)), "level": ("2", str(level))}
+        supply = {
+            "class": ("2", str(SUPPLY_CLASS_CONSUMED)),
+            "type": ("2", str(SUPPLY_TYPE_TONER)),
+            "description": _text("Black Toner"),
+            "unit": ("2", str(SUPPLY_UNIT_PERCENT)),
+            "max_capacity": ("2", str(max_capacity)),
+            "level": ("2", str(level)),
+        }
         for column, record in supply.items():
             records[f"{PRT_MARKER_SUPPLIES}.{SUPPLY_COLUMNS[column]}.1.1"] = record
     for n, (severity, code, description) in enumerate(alerts, start=1):
-        alert = {"severity": ("2", str(severity)), "code": ("2", str(code)), "description": _text(description),
-                 "time": ("67", str(uptime_ticks))}
+        alert = {
+            "severity": ("2", str(severity)),
+            "code": ("2", str(code)),
+            "description": _text(description),
+            "time": ("67", str(uptime_ticks)),
+        }
         for column, record in alert.items():
             records[f"{PRT_ALERT}.{ALERT_COLUMNS[column]}.1.{n}"] = record
     return records
 
 
-def snmp_get(ip: str, port: int, community: str, oids: Iterable[str],
-             timeout: float = 0.5) -> list[tuple[str, Any]] | None:
+def snmp_get(
+    ip: str, port: int, community: str, oids: Iterable[str], timeout: float = 0.5
+) -> list[tuple[str, Any]] | None:
     """One SNMP v2c GET on a plain UDP socket: the answer's (OID, pyasn1 value) pairs, or
     None when nothing answered in time. No engine, no event loop: usable anywhere."""
     v2c = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
@@ -287,14 +340,26 @@ class SimulatedFleet:
     TCP listener on its address, standing for its 9100, whose port the inventory carries.
     """
 
-    def __init__(self, printers: int = 10, *, addresses: int = 1, prefix: str = "prn", tcp: bool = False,
-                 startup_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        printers: int = 10,
+        *,
+        addresses: int = 1,
+        prefix: str = "prn",
+        tcp: bool = False,
+        startup_timeout: float | None = None,
+    ) -> None:
         if printers < 1 or not 1 <= addresses <= min(printers, 254):
             raise ValueError(f"need 1 <= addresses <= min(printers, 254): {printers} printers, {addresses} addresses")
         self.tcp = tcp
         self.printers = [
-            Printer(i, f"{prefix}-{i:04d}", f"127.0.0.{1 + i % addresses}", MODELS[(i // len(SITES)) % len(MODELS)],
-                    *SITES[i % len(SITES)])
+            Printer(
+                i,
+                f"{prefix}-{i:04d}",
+                f"127.0.0.{1 + i % addresses}",
+                MODELS[(i // len(SITES)) % len(MODELS)],
+                *SITES[i % len(SITES)],
+            )
             for i in range(printers)
         ]
         self.addresses = [f"127.0.0.{n}" for n in range(1, addresses + 1)]
@@ -361,11 +426,19 @@ class SimulatedFleet:
 
     def _launch(self) -> bool:
         """Start snmpsim on ``self.port``; True once it answers, False if it died (port taken)."""
-        command = [sys.executable, "-m", "snmpsim.commands.responder", "--log-level=error",
-                   f"--cache-dir={self.root / 'cache'}"]
+        command = [
+            sys.executable,
+            "-m",
+            "snmpsim.commands.responder",
+            "--log-level=error",
+            f"--cache-dir={self.root / 'cache'}",
+        ]
         for address in self.addresses:  # one engine per address: its own data directory and endpoint
-            command += ["--v3-engine-id=auto", f"--data-dir={self.root / 'data' / address}",
-                        f"--agent-udpv4-endpoint={address}:{self.port}"]
+            command += [
+                "--v3-engine-id=auto",
+                f"--data-dir={self.root / 'data' / address}",
+                f"--agent-udpv4-endpoint={address}:{self.port}",
+            ]
         env = dict(os.environ)
         if os.geteuid() == 0:
             env["SNMPSIM_ALLOW_ROOT"] = "true"
@@ -391,9 +464,16 @@ class SimulatedFleet:
             return "(no log)"
 
     # -- state ---------------------------------------------------------------------------
-    def set_state(self, name: str, *, device_status: int = 2, printer_status: int = 3,
-                  error_bits: Iterable[str] = frozenset(), toner: tuple[int, int] | None = (80, 100),
-                  alerts: Iterable[tuple[int, int, str]] = ()) -> None:
+    def set_state(
+        self,
+        name: str,
+        *,
+        device_status: int = 2,
+        printer_status: int = 3,
+        error_bits: Iterable[str] = frozenset(),
+        toner: tuple[int, int] | None = (80, 100),
+        alerts: Iterable[tuple[int, int, str]] = (),
+    ) -> None:
         """Replace everything ``name`` answers; the next GET sees it.
 
         ``device_status``: hrDeviceStatus (running 2, warning 3, down 5); ``printer_status``:
@@ -406,8 +486,14 @@ class SimulatedFleet:
         printer = self._printer(name)
         with self._lock:
             self._records[name] = printer_records(
-                printer, uptime_ticks=self._uptime(), device_status=device_status, printer_status=printer_status,
-                error_bits=error_bits, toner=toner, alerts=alerts)
+                printer,
+                uptime_ticks=self._uptime(),
+                device_status=device_status,
+                printer_status=printer_status,
+                error_bits=error_bits,
+                toner=toner,
+                alerts=alerts,
+            )
             self._write(name)
 
     def set_raw(self, name: str, oid: str, tag: str | None, value: str = "") -> None:
@@ -490,10 +576,21 @@ class SimulatedFleet:
     # -- inventory -----------------------------------------------------------------------
     def inventory(self) -> list[dict[str, Any]]:
         """One row per printer with the fields of the probe's inventory."""
-        return [{"id": p.name, "name": p.name, "ip": p.ip, "model": p.model, "location": p.location,
-                 "department": p.department, "community": p.community, "snmp_port": self.port, "version": "2c",
-                 "tcp_ports": [self._tcp_ports[p.name]] if p.name in self._tcp_ports else []}
-                for p in self.printers]
+        return [
+            {
+                "id": p.name,
+                "name": p.name,
+                "ip": p.ip,
+                "model": p.model,
+                "location": p.location,
+                "department": p.department,
+                "community": p.community,
+                "snmp_port": self.port,
+                "version": "2c",
+                "tcp_ports": [self._tcp_ports[p.name]] if p.name in self._tcp_ports else [],
+            }
+            for p in self.printers
+        ]
 
     def write_inventory(self, path: str | Path) -> Path:
         """Write :meth:`inventory` as CSV (``tcp_ports`` joined with ``;``), or as YAML when
@@ -502,10 +599,16 @@ class SimulatedFleet:
         rows = self.inventory()
         if path.suffix.lower() in (".yaml", ".yml"):
             # JSON scalars and flow lists are valid YAML: no YAML library needed to write it
-            path.write_text("".join(
-                "".join(f"{'- ' if i == 0 else '  '}{key}: {json.dumps(row[key])}\n"
-                        for i, key in enumerate(INVENTORY_FIELDS))
-                for row in rows), encoding="utf-8")
+            path.write_text(
+                "".join(
+                    "".join(
+                        f"{'- ' if i == 0 else '  '}{key}: {json.dumps(row[key])}\n"
+                        for i, key in enumerate(INVENTORY_FIELDS)
+                    )
+                    for row in rows
+                ),
+                encoding="utf-8",
+            )
             return path
         with path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=INVENTORY_FIELDS)

@@ -155,7 +155,7 @@ class SplunkReceiver(ContractReceiver):
     """HEC ``/services/collector/event``: concatenated JSON objects, token auth, ≤ 1 MB."""
 
     TOKEN = "0f3a5c8e-5d1e-4b57-9c2b-2f1b7c0e9a11"
-    INDEXES = {"main", "printers"}
+    INDEXES: ClassVar[set[str]] = {"main", "printers"}
     MAX_CONTENT_LENGTH = 1_000_000
 
     def __init__(self) -> None:
@@ -273,30 +273,47 @@ class ElasticsearchReceiver(ContractReceiver):
         if path != "/_bulk":
             return 404, {"error": "no handler"}, {}
         if headers.get("Authorization") != f"ApiKey {self.API_KEY}" or self.auth_broken:
-            return 401, {"error": {"type": "security_exception", "reason": "unable to authenticate"},
-                         "status": 401}, {}
+            return 401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}, "status": 401}, {}
         if not headers.get("Content-Type", "").startswith("application/x-ndjson"):
             return 406, {"error": "Content-Type header [application/json] is not supported", "status": 406}, {}
         text = body.decode()
         if not text.endswith("\n"):
-            return 400, {"error": {"type": "illegal_argument_exception",
-                                   "reason": "The bulk request must be terminated by a newline [\\n]"}}, {}
+            return (
+                400,
+                {
+                    "error": {
+                        "type": "illegal_argument_exception",
+                        "reason": "The bulk request must be terminated by a newline [\\n]",
+                    }
+                },
+                {},
+            )
         lines = text.rstrip("\n").split("\n")
         if len(lines) % 2:
             return 400, {"error": {"type": "illegal_argument_exception", "reason": "action without source"}}, {}
         items, errors = [], False
-        for action_line, source_line in zip(lines[::2], lines[1::2]):
+        for action_line, source_line in zip(lines[::2], lines[1::2], strict=False):
             action, source = json.loads(action_line), json.loads(source_line)
             meta = action.get("create")
             if meta is None or "_id" not in meta or "_index" not in meta:
-                return 400, {"error": {"type": "action_request_validation_exception",
-                                       "reason": "create with _index and _id expected"}}, {}
+                return (
+                    400,
+                    {
+                        "error": {
+                            "type": "action_request_validation_exception",
+                            "reason": "create with _index and _id expected",
+                        }
+                    },
+                    {},
+                )
             doc_id, index = meta["_id"], meta["_index"]
             bad_name = self.index_name_problem(index)
             with self.lock:
                 if bad_name:
-                    status, error = 400, {"type": "invalid_index_name_exception",
-                                          "reason": f"Invalid index name [{index}], {bad_name}"}
+                    status, error = (
+                        400,
+                        {"type": "invalid_index_name_exception", "reason": f"Invalid index name [{index}], {bad_name}"},
+                    )
                 elif index in self.closed_indices:
                     status, error = 400, {"type": "index_closed_exception", "reason": "closed", "index": index}
                 elif doc_id in self.item_429_once:
@@ -317,7 +334,6 @@ class ElasticsearchReceiver(ContractReceiver):
                 item["error"], errors = error, True
             items.append({"create": item})
         return 200, {"took": 3, "errors": errors, "items": items}, {}
-
 
     def handle_get(self, path: str, headers: Any) -> Answer:
         if path != "/":
@@ -346,8 +362,11 @@ class DatadogReceiver(ContractReceiver):
         if stamp is None:
             return True  # stamped on arrival
         try:
-            seconds = (stamp / 1000 if isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
-                       else datetime.fromisoformat(str(stamp)).timestamp())
+            seconds = (
+                stamp / 1000
+                if isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
+                else datetime.fromisoformat(str(stamp)).timestamp()
+            )
         except ValueError:
             return True  # not a date: Datadog keeps it as a plain attribute and stamps the log on arrival
         return self.clock() - seconds <= self.MAX_AGE_S
@@ -364,9 +383,13 @@ class DatadogReceiver(ContractReceiver):
         if not isinstance(logs, list) or len(logs) > 1000:
             return 400, {"errors": ["expected an array of at most 1000 logs"]}, {}
         for log in logs:
-            if (not isinstance(log, dict) or not isinstance(log.get("message"), str)
-                    or not isinstance(log.get("ddtags", ""), str) or log.get("event_id") in self.refuse_ids
-                    or len(json.dumps(log)) > 1_000_000):
+            if (
+                not isinstance(log, dict)
+                or not isinstance(log.get("message"), str)
+                or not isinstance(log.get("ddtags", ""), str)
+                or log.get("event_id") in self.refuse_ids
+                or len(json.dumps(log)) > 1_000_000
+            ):
                 return 400, {"errors": ["Bad Request"]}, {}
         kept = [log for log in logs if self.indexed(log)]
         with self.lock:
@@ -387,9 +410,16 @@ class DatadogReceiver(ContractReceiver):
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def field_problem(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False,
-                  max_len: int | None = None, choices: Collection[str] | None = None,
-                  items: type | None = None) -> str | None:
+def field_problem(
+    obj: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    *,
+    required: bool = False,
+    max_len: int | None = None,
+    choices: Collection[str] | None = None,
+    items: type | None = None,
+) -> str | None:
     """Why ``obj[key]`` breaks a documented field rule, or None. A JSON boolean never passes
     for a number; a required string must not be blank; ``items`` types a list's items or an
     object's values."""
@@ -447,7 +477,7 @@ class GrafanaReceiver(ContractReceiver):
     def handle_request(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
         url = urlsplit(path)
         patch = re.fullmatch(r"/api/annotations/(\d+)", url.path)
-        if not (url.path == "/api/annotations" and method in ("GET", "POST") or method == "PATCH" and patch):
+        if not ((url.path == "/api/annotations" and method in ("GET", "POST")) or (method == "PATCH" and patch)):
             return 404, {"message": "Not found"}, {}
         if headers.get("Authorization") != f"Bearer {self.TOKEN}" or self.auth_broken:
             return 401, {"message": "Unauthorized"}, {}
@@ -455,7 +485,7 @@ class GrafanaReceiver(ContractReceiver):
             limit = parse_qs(url.query).get("limit", ["100"])[0]
             with self.lock:
                 found = sorted(self.annotations.values(), key=lambda a: a["time"], reverse=True)
-                return 200, [dict(a) for a in found[:int(limit) if limit.isdigit() else 100]], {}
+                return 200, [dict(a) for a in found[: int(limit) if limit.isdigit() else 100]], {}
         fields = json_object(body)
         if fields is None or media_type(headers) != "application/json":
             return 400, {"message": "bad request data"}, {}
@@ -471,8 +501,12 @@ class GrafanaReceiver(ContractReceiver):
             problem = self._problem(new)
             if problem:
                 return 400, {"message": "bad request data", "error": problem}, {}
-            if any(len(part) > self.TAG_COLUMN for tag in new.get("tags") or [] if isinstance(tag, str)
-                   for part in tag.split(":", 1)):
+            if any(
+                len(part) > self.TAG_COLUMN
+                for tag in new.get("tags") or []
+                if isinstance(tag, str)
+                for part in tag.split(":", 1)
+            ):
                 # Grafana on MySQL/Postgres stores a tag's key and value in 100-character
                 # columns: a longer one fails the insert, answered as a bare 500.
                 return 500, {"message": "Failed to save annotation"}, {}
@@ -486,9 +520,14 @@ class GrafanaReceiver(ContractReceiver):
         return 200, {"message": "Annotation added", "id": new["id"]}, {}
 
     def _problem(self, a: dict[str, Any]) -> str | None:
-        problem = first(field_problem(a, "text", str, required=True), field_problem(a, "tags", list, items=str),
-                        field_problem(a, "time", int), field_problem(a, "timeEnd", int),
-                        field_problem(a, "dashboardUID", str), field_problem(a, "panelId", int))
+        problem = first(
+            field_problem(a, "text", str, required=True),
+            field_problem(a, "tags", list, items=str),
+            field_problem(a, "time", int),
+            field_problem(a, "timeEnd", int),
+            field_problem(a, "dashboardUID", str),
+            field_problem(a, "panelId", int),
+        )
         if problem:
             return problem
         if a["time"] < self.MIN_MS or a["timeEnd"] < self.MIN_MS:
@@ -525,7 +564,10 @@ class NewRelicReceiver(ContractReceiver):
         key = headers.get("Api-Key") or headers.get("X-Insert-Key")
         if key != self.LICENSE_KEY or account[1] != self.ACCOUNT_ID or self.auth_broken:
             return 403, {"success": False, "error": "invalid key for this account"}, {}
-        if media_type(headers) != "application/json" or headers.get("Content-Encoding", "identity") not in ("gzip", "identity"):
+        if media_type(headers) != "application/json" or headers.get("Content-Encoding", "identity") not in (
+            "gzip",
+            "identity",
+        ):
             return 415, {"success": False, "error": "unsupported media type or encoding"}, {}
         if len(body) > self.MAX_BODY:
             return 413, {"success": False, "error": "payload larger than 1 MB"}, {}
@@ -553,7 +595,9 @@ class NewRelicReceiver(ContractReceiver):
         for name, value in event.items():
             if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(name) > 255:
                 return f"{name[:64]}: values are strings or numbers"
-            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, str) and len(value.encode()) > 4096:
+            if (isinstance(value, float) and not math.isfinite(value)) or (
+                isinstance(value, str) and len(value.encode()) > 4096
+            ):
                 return f"{name[:64]}: value out of range"
         stamp = event.get("timestamp", self.clock())
         if not isinstance(stamp, (int, float)) or abs(self.clock() - (stamp / 1000 if stamp > 1e11 else stamp)) > 86400:
@@ -595,8 +639,10 @@ class PagerDutyReceiver(IncidentHistory, ContractReceiver):
     MAX_BYTES = 512 * 1024
     ACTIONS = ("trigger", "acknowledge", "resolve")
     SEVERITIES = ("critical", "error", "warning", "info")
-    THROTTLED: ClassVar[dict[str, str]] = {"status": "throttle event",
-                                           "message": "Requests for this service are arriving too quickly. Please retry later."}
+    THROTTLED: ClassVar[dict[str, str]] = {
+        "status": "throttle event",
+        "message": "Requests for this service are arriving too quickly. Please retry later.",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -636,7 +682,12 @@ class PagerDutyReceiver(IncidentHistory, ContractReceiver):
             current = history[-1] if history and history[-1]["status"] != "resolved" else None
             if action == "trigger":
                 if current is None:
-                    current = {"status": "triggered", "alerts": 0, "opened": len(self.received.bodies), "resolved": None}
+                    current = {
+                        "status": "triggered",
+                        "alerts": 0,
+                        "opened": len(self.received.bodies),
+                        "resolved": None,
+                    }
                     history.append(current)
                 current["alerts"] += 1
                 event_id = event["payload"].get("custom_details", {}).get("event_id")
@@ -651,18 +702,22 @@ class PagerDutyReceiver(IncidentHistory, ContractReceiver):
 
     def _problem(self, event: dict[str, Any]) -> str | None:
         action = event.get("event_action")
-        problem = first(field_problem(event, "event_action", str, required=True, choices=self.ACTIONS),
-                        field_problem(event, "dedup_key", str, required=action != "trigger", max_len=255))
+        problem = first(
+            field_problem(event, "event_action", str, required=True, choices=self.ACTIONS),
+            field_problem(event, "dedup_key", str, required=action != "trigger", max_len=255),
+        )
         if problem or action != "trigger":
             return problem
         payload = event.get("payload")
         if not isinstance(payload, dict):
             return "payload is required for trigger"
-        problem = first(field_problem(payload, "summary", str, required=True, max_len=1024),
-                        field_problem(payload, "source", str, required=True),
-                        field_problem(payload, "severity", str, required=True, choices=self.SEVERITIES),
-                        *(field_problem(payload, k, str) for k in ("timestamp", "component", "group", "class")),
-                        field_problem(payload, "custom_details", dict))
+        problem = first(
+            field_problem(payload, "summary", str, required=True, max_len=1024),
+            field_problem(payload, "source", str, required=True),
+            field_problem(payload, "severity", str, required=True, choices=self.SEVERITIES),
+            *(field_problem(payload, k, str) for k in ("timestamp", "component", "group", "class")),
+            field_problem(payload, "custom_details", dict),
+        )
         if problem:
             return problem
         try:
@@ -679,8 +734,15 @@ class OpsgenieReceiver(ContractReceiver):
     ``GET /v2/alerts/requests/{requestId}`` (after ``pending_polls`` "not yet" answers)."""
 
     API_KEY = "5d3c1a2b-7e9f-4c1d-8b6a-0f2e4d6c8a1b"
-    LIMITS: ClassVar[dict[str, int]] = {"message": 130, "alias": 512, "description": 15000, "entity": 512,
-                                        "source": 100, "user": 100, "note": 25000}
+    LIMITS: ClassVar[dict[str, int]] = {
+        "message": 130,
+        "alias": 512,
+        "description": 15000,
+        "entity": 512,
+        "source": 100,
+        "user": 100,
+        "note": 25000,
+    }
     PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
     MAX_DETAILS = 8000  # keys and values together
     IDENTIFIERS: ClassVar[dict[str, str]] = {"id": "id", "alias": "alias", "tiny": "tinyId"}
@@ -723,8 +785,11 @@ class OpsgenieReceiver(ContractReceiver):
         kind = parse_qs(url.query).get("identifierType", ["id"])[0]
         problem = self._close_problem(fields, kind) if close else self._create_problem(fields)
         if problem:
-            return self.answer(422, message="Request body is not processable. Please check the errors.",
-                               errors={problem.split(" ", 1)[0]: problem})
+            return self.answer(
+                422,
+                message="Request body is not processable. Please check the errors.",
+                errors={problem.split(" ", 1)[0]: problem},
+            )
         request_id = str(uuid.uuid4())
         with self.lock:
             self.received.bodies.append(fields)
@@ -738,8 +803,10 @@ class OpsgenieReceiver(ContractReceiver):
     def _create_problem(self, fields: dict[str, Any]) -> str | None:
         problem = first(
             *(field_problem(fields, k, str, max_len=n, required=k == "message") for k, n in self.LIMITS.items()),
-            field_problem(fields, "details", dict, items=str), field_problem(fields, "tags", list, items=str),
-            field_problem(fields, "priority", str, choices=self.PRIORITIES))
+            field_problem(fields, "details", dict, items=str),
+            field_problem(fields, "tags", list, items=str),
+            field_problem(fields, "priority", str, choices=self.PRIORITIES),
+        )
         if problem:
             return problem
         tags = fields.get("tags", [])
@@ -762,9 +829,17 @@ class OpsgenieReceiver(ContractReceiver):
         alias = fields.get("alias") or alert_id
         alert = self._open("alias", alias)
         if alert is None:
-            alert = {"id": alert_id, "tinyId": str(len(self._alerts) + 1), "alias": alias, "status": "open",
-                     "count": 0, "opened": len(self.received.bodies), "closed": None,
-                     "message": fields["message"], "priority": fields.get("priority", "P3")}
+            alert = {
+                "id": alert_id,
+                "tinyId": str(len(self._alerts) + 1),
+                "alias": alias,
+                "status": "open",
+                "count": 0,
+                "opened": len(self.received.bodies),
+                "closed": None,
+                "message": fields["message"],
+                "priority": fields.get("priority", "P3"),
+            }
             self._alerts.append(alert)
         alert["count"] += 1
         event_id = fields.get("details", {}).get("event_id")
@@ -778,11 +853,21 @@ class OpsgenieReceiver(ContractReceiver):
         self.closes += 1
         alert = self._open(key, identifier)
         if alert is None:
-            return {"success": False, "action": "Close", "status": "Alert does not exist", "alertId": "",
-                    "alias": identifier if key == "alias" else ""}
+            return {
+                "success": False,
+                "action": "Close",
+                "status": "Alert does not exist",
+                "alertId": "",
+                "alias": identifier if key == "alias" else "",
+            }
         alert["status"], alert["closed"] = "closed", len(self.received.bodies)
-        return {"success": True, "action": "Close", "status": "Closed alert", "alertId": alert["id"],
-                "alias": alert["alias"]}
+        return {
+            "success": True,
+            "action": "Close",
+            "status": "Closed alert",
+            "alertId": alert["id"],
+            "alias": alert["alias"],
+        }
 
     def _outcome(self, request_id: str) -> Answer:
         with self.lock:
@@ -847,10 +932,15 @@ class VictorOpsReceiver(IncidentHistory, ContractReceiver):
             self.timeline.append({**alert, "routing_key": route[2]})
             history = self._incidents[entity]
             current = history[-1] if history and history[-1]["status"] != "resolved" else None
-            if kind == "CRITICAL" or kind == "WARNING" and current is not None:
+            if kind == "CRITICAL" or (kind == "WARNING" and current is not None):
                 if current is None:
-                    current = {"status": "triggered", "alerts": 0, "opened": len(self.timeline), "resolved": None,
-                               "routing_key": route[2]}
+                    current = {
+                        "status": "triggered",
+                        "alerts": 0,
+                        "opened": len(self.timeline),
+                        "resolved": None,
+                        "routing_key": route[2],
+                    }
                     history.append(current)
                 current["alerts"] += 1
                 current["message_type"] = kind
@@ -868,10 +958,13 @@ class VictorOpsReceiver(IncidentHistory, ContractReceiver):
             value = alert.get(key, 0)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.MAX_SECONDS:
                 return f"{key} must be whole epoch seconds"
-        return first(field_problem(alert, "message_type", str, required=True, choices=self.TYPES),
-                     field_problem(alert, "entity_id", str, required=kind != "INFO"),
-                     field_problem(alert, "entity_display_name", str), field_problem(alert, "state_message", str),
-                     "event refused" if alert.get("event_id") in self.refuse_ids else None)
+        return first(
+            field_problem(alert, "message_type", str, required=True, choices=self.TYPES),
+            field_problem(alert, "entity_id", str, required=kind != "INFO"),
+            field_problem(alert, "entity_display_name", str),
+            field_problem(alert, "state_message", str),
+            "event refused" if alert.get("event_id") in self.refuse_ids else None,
+        )
 
     def open_entities(self) -> set[str]:
         return self.open_keys()
@@ -897,4 +990,3 @@ class DeadMansSwitch(ContractReceiver):
         with self.lock:
             self.pings.append(time.monotonic())
         return 200, {"ok": True}, {}
-

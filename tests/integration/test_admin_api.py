@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.host import ConnectorHost
-from continuum_events.producers.app import EventProducer
 from flask import Flask
 from openapi_spec_validator import validate
 
 from continuum_events.admin import AdminService, admin_blueprint, create_app
 from continuum_events.broker import LocalBroker, local_broker
-from continuum_events.events import EventType
+from continuum_events.connectors.host import ConnectorHost
 from continuum_events.devtools.receivers import SplunkReceiver
+from continuum_events.events import EventType
+from continuum_events.producers.app import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 
@@ -48,8 +48,9 @@ def broker() -> Iterator[LocalBroker]:
 @pytest.fixture(scope="module")
 def service(broker, tmp_path_factory) -> Iterator[AdminService]:
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-    service = AdminService(settings, tmp_path_factory.mktemp("secrets"), status_ttl_s=0.2,
-                           resolver=lambda host: HOSTS[host])
+    service = AdminService(
+        settings, tmp_path_factory.mktemp("secrets"), status_ttl_s=0.2, resolver=lambda host: HOSTS[host]
+    )
     yield service
     service.close()
 
@@ -80,8 +81,7 @@ def splunk() -> Iterator[SplunkReceiver]:
 def host(broker) -> Iterator[ConnectorHost]:
     """The connectors, following what the API connects (only this module's integrations)."""
     stop = threading.Event()
-    host = ConnectorHost(KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
-                         only={"api-splunk", "api-replay"})
+    host = ConnectorHost(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), only={"api-splunk", "api-replay"})
     thread = threading.Thread(target=host.run, args=(stop,), daemon=True)
     thread.start()
     yield host
@@ -90,16 +90,25 @@ def host(broker) -> Iterator[ConnectorHost]:
 
 
 def splunk_form(name: str, receiver: SplunkReceiver, **extra) -> dict:
-    return {"name": name, "vendor": "splunk", "options": {"url": receiver.url, "index": "printers"},
-            "secrets": {"token": SplunkReceiver.TOKEN}, "allow_private_network": True, "allow_insecure_http": True,
-            "filters": [{"where": {"printer_location": name}}], **extra}
+    return {
+        "name": name,
+        "vendor": "splunk",
+        "options": {"url": receiver.url, "index": "printers"},
+        "secrets": {"token": SplunkReceiver.TOKEN},
+        "allow_private_network": True,
+        "allow_insecure_http": True,
+        "filters": [{"where": {"printer_location": name}}],
+        **extra,
+    }
 
 
 def produce(broker, location: str, n: int, tmp: Path) -> list[str]:
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     with EventProducer(settings, topic=category_topic("logging"), spool_path=tmp / f"{uuid.uuid4().hex}.db") as p:
-        ids = [p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"{location}-{i}", "printer_location": location})
-               for i in range(n)]
+        ids = [
+            p.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"{location}-{i}", "printer_location": location})
+            for i in range(n)
+        ]
         assert p.flush(10) == 0
     return ids
 
@@ -119,8 +128,13 @@ def test_it_is_never_open(service) -> None:
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}])
 def test_calls_without_the_token_are_unauthorized(client, headers) -> None:
-    for method, path in (("GET", "/api/integrations"), ("GET", "/api/vendors"), ("POST", "/api/integrations"),
-                         ("DELETE", "/api/integrations/x"), ("GET", "/api/jobs/x")):
+    for method, path in (
+        ("GET", "/api/integrations"),
+        ("GET", "/api/vendors"),
+        ("POST", "/api/integrations"),
+        ("DELETE", "/api/integrations/x"),
+        ("GET", "/api/jobs/x"),
+    ):
         response = client.open(path, method=method, headers={**headers, "X-Requested-With": "continuum-admin"})
         assert response.status_code == 401 and response.mimetype == "application/problem+json", (method, path)
         assert response.json["title"] == "Unauthorized" and "Bearer" in response.headers["WWW-Authenticate"]
@@ -138,25 +152,34 @@ def test_cross_site_and_form_posts_are_refused(client, splunk) -> None:
     body = json.dumps(splunk_form("api-csrf", splunk))
     no_header = client.post("/api/integrations", data=body, headers={**READ, "Content-Type": "application/json"})
     assert no_header.status_code == 403 and "X-Requested-With" in no_header.json["detail"]
-    evil = client.post("/api/integrations", data=body,
-                       headers={**WRITE, "Content-Type": "application/json", "Origin": "https://evil.example"})
+    evil = client.post(
+        "/api/integrations",
+        data=body,
+        headers={**WRITE, "Content-Type": "application/json", "Origin": "https://evil.example"},
+    )
     assert evil.status_code == 403 and evil.json["detail"] == "cross-site request refused"
-    form = client.post("/api/integrations", data="name=x", headers={**WRITE,
-                                                                      "Content-Type": "application/x-www-form-urlencoded"})
+    form = client.post(
+        "/api/integrations", data="name=x", headers={**WRITE, "Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert form.status_code == 415
 
 
 def test_a_host_app_mounts_it_behind_its_own_auth(service) -> None:
     app = Flask("continuum")
-    app.register_blueprint(admin_blueprint(service, authorize=lambda req: req.headers.get("X-User") == "admin"),
-                           url_prefix="/admin/integrations")
+    app.register_blueprint(
+        admin_blueprint(service, authorize=lambda req: req.headers.get("X-User") == "admin"),
+        url_prefix="/admin/integrations",
+    )
     client = app.test_client()
     assert client.get("/admin/integrations/api/vendors").status_code == 401
     assert client.get("/admin/integrations/api/vendors", headers={"X-User": "admin"}).status_code == 200
 
 
-SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'", "X-Content-Type-Options": "nosniff",
-                    "Cache-Control": "no-store"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 
 def assert_secure(response) -> None:
@@ -177,8 +200,9 @@ def test_mounted_it_answers_as_standalone_does(service, monkeypatch, caplog) -> 
         session["user"] = "admin"
         return ""
 
-    app.register_blueprint(admin_blueprint(service, authorize=lambda req: session.get("user") == "admin"),
-                           url_prefix="/admin/integrations")
+    app.register_blueprint(
+        admin_blueprint(service, authorize=lambda req: session.get("user") == "admin"), url_prefix="/admin/integrations"
+    )
     client = app.test_client()
     refused = client.get("/admin/integrations/api/vendors")
     assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
@@ -209,10 +233,12 @@ def test_standalone_the_page_asks_for_the_token(client) -> None:
 
 
 def test_a_method_not_allowed_says_which_are(client, service) -> None:
-    for method, path, allow in (("PUT", "/api/vendors", "GET, HEAD, OPTIONS"),
-                                ("GET", "/api/integrations/x/test", "OPTIONS, POST"),
-                                ("PATCH", "/api/rules/x", "DELETE, OPTIONS, PUT"),
-                                ("DELETE", "/api/integrations", "GET, HEAD, OPTIONS, POST")):
+    for method, path, allow in (
+        ("PUT", "/api/vendors", "GET, HEAD, OPTIONS"),
+        ("GET", "/api/integrations/x/test", "OPTIONS, POST"),
+        ("PATCH", "/api/rules/x", "DELETE, OPTIONS, PUT"),
+        ("DELETE", "/api/integrations", "GET, HEAD, OPTIONS, POST"),
+    ):
         response = client.open(path, method=method, headers=WRITE)
         assert response.status_code == 405 and response.mimetype == "application/problem+json", (method, path)
         assert response.headers["Allow"] == allow, (method, path)
@@ -264,21 +290,31 @@ def test_the_openapi_description_is_valid(client) -> None:
 
 
 # -- connecting -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("change", "field", "message"), [
-    ({"vendor": "fax"}, "vendor", "unknown vendor"),
-    ({"name": "Bad Name"}, "name", "cannot name an integration"),
-    ({"options": {"index": "printers"}}, "integration", "splunk needs url"),
-    ({"options": {"url": "http://127.0.0.1:1", "tokn": "x"}}, "options.tokn", "no option 'tokn'"),
-    ({"allow_insecure_http": False}, "options.url", "plain http"),
-    ({"allow_private_network": False}, "options.url", "loopback"),
-    ({"options": {"url": "https://metadata.internal"}, "allow_private_network": False}, "options.url", "link-local"),
-    ({"options": {"url": "https://mapped.example"}, "allow_private_network": False}, "options.url",
-     "inside an IPv6 address"),
-    ({"start_from": "yesterday"}, "start_from", "'latest' or 'earliest'"),
-    ({"filters": [{"event_types": ["printer.explode"]}]}, "filters.0", "matches no event type"),
-    # The way out is the operator's: a proxy of a user's choosing could read every request.
-    ({"proxy": {"https_proxy": "http://attacker.example:3128"}}, "proxy", "set by the operator"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"vendor": "fax"}, "vendor", "unknown vendor"),
+        ({"name": "Bad Name"}, "name", "cannot name an integration"),
+        ({"options": {"index": "printers"}}, "integration", "splunk needs url"),
+        ({"options": {"url": "http://127.0.0.1:1", "tokn": "x"}}, "options.tokn", "no option 'tokn'"),
+        ({"allow_insecure_http": False}, "options.url", "plain http"),
+        ({"allow_private_network": False}, "options.url", "loopback"),
+        (
+            {"options": {"url": "https://metadata.internal"}, "allow_private_network": False},
+            "options.url",
+            "link-local",
+        ),
+        (
+            {"options": {"url": "https://mapped.example"}, "allow_private_network": False},
+            "options.url",
+            "inside an IPv6 address",
+        ),
+        ({"start_from": "yesterday"}, "start_from", "'latest' or 'earliest'"),
+        ({"filters": [{"event_types": ["printer.explode"]}]}, "filters.0", "matches no event type"),
+        # The way out is the operator's: a proxy of a user's choosing could read every request.
+        ({"proxy": {"https_proxy": "http://attacker.example:3128"}}, "proxy", "set by the operator"),
+    ],
+)
 def test_bad_forms_get_field_level_messages(client, splunk, service, change, field, message) -> None:
     form = {**splunk_form("api-bad", splunk), **change}
     response = client.post("/api/integrations", json=form, headers=WRITE)
@@ -311,34 +347,52 @@ def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, b
     splunk.auth_broken = True
     try:
         verdict = client.post("/api/integrations/api-splunk/test", headers=WRITE).json
-        assert verdict == {"ok": False, "kind": "configuration", "verdict": verdict["verdict"],
-                           "checked_at": verdict["checked_at"]}
+        assert verdict == {
+            "ok": False,
+            "kind": "configuration",
+            "verdict": verdict["verdict"],
+            "checked_at": verdict["checked_at"],
+        }
     finally:
         splunk.auth_broken = False
 
     # Connecting a name already connected asks first: 409, nothing changed, unless replace is said.
-    taken = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "options": {
-        "url": splunk.url, "index": "other"}}, headers=WRITE)
+    taken = client.post(
+        "/api/integrations",
+        json={**splunk_form("api-splunk", splunk), "options": {"url": splunk.url, "index": "other"}},
+        headers=WRITE,
+    )
     assert taken.status_code == 409 and taken.json["errors"] == [{"field": "name", "message": "already connected"}]
     assert client.get("/api/integrations/api-splunk", headers=READ).json["options"]["index"] == "printers"
     # Editing (PUT, the whole form) without retyping the secret keeps the stored one.
-    again = client.put("/api/integrations/api-splunk", json={**splunk_form("api-splunk", splunk), "secrets": {"token": ""},
-                                                            "options": {"url": splunk.url, "index": "edited"}},
-                       headers=WRITE)
+    again = client.put(
+        "/api/integrations/api-splunk",
+        json={
+            **splunk_form("api-splunk", splunk),
+            "secrets": {"token": ""},
+            "options": {"url": splunk.url, "index": "edited"},
+        },
+        headers=WRITE,
+    )
     assert again.status_code == 200 and again.json["secrets"]["token"]["reference"] == f"file {stored}"
     assert again.json["options"]["index"] == "edited"
     for change, field in (({"name": "api-other"}, "name"), ({"vendor": "datadog"}, "vendor")):
-        refused = client.put("/api/integrations/api-splunk", json={**splunk_form("api-splunk", splunk), **change},
-                             headers=WRITE)
+        refused = client.put(
+            "/api/integrations/api-splunk", json={**splunk_form("api-splunk", splunk), **change}, headers=WRITE
+        )
         assert refused.status_code == 422 and refused.json["errors"][0]["field"] == field, refused.json
-    assert client.put("/api/integrations/api-none", json=splunk_form("api-none", splunk), headers=WRITE).status_code == 404
-    replaced = client.post("/api/integrations", json={**splunk_form("api-splunk", splunk), "replace": True},
-                           headers=WRITE)
+    assert (
+        client.put("/api/integrations/api-none", json=splunk_form("api-none", splunk), headers=WRITE).status_code == 404
+    )
+    replaced = client.post(
+        "/api/integrations", json={**splunk_form("api-splunk", splunk), "replace": True}, headers=WRITE
+    )
     assert replaced.status_code == 201 and replaced.json["options"]["index"] == "printers"
 
 
-def test_secrets_through_the_api_are_values_never_references(client, service, splunk, tmp_path, monkeypatch,
-                                                             caplog) -> None:
+def test_secrets_through_the_api_are_values_never_references(
+    client, service, splunk, tmp_path, monkeypatch, caplog
+) -> None:
     """An admin must not make the server read another integration's secret file or its own
     admin token and send it to a vendor address of the admin's choosing."""
     other = tmp_path / "other-integration-token"
@@ -358,11 +412,14 @@ def test_secrets_through_the_api_are_values_never_references(client, service, sp
     from continuum_events import operations
     from continuum_events.integrations import IntegrationSpec
 
-    spec = IntegrationSpec.model_validate({**splunk_form("api-yaml", splunk), "secrets": {"token": {"file": str(other)}}})
+    spec = IntegrationSpec.model_validate(
+        {**splunk_form("api-yaml", splunk), "secrets": {"token": {"file": str(other)}}}
+    )
     operations.connect(service.settings, spec)
     service._wait_for(lambda: "integration/api-yaml" in service.store.values())
-    kept = client.put("/api/integrations/api-yaml", json={**splunk_form("api-yaml", splunk), "secrets": {"token": ""}},
-                      headers=WRITE)
+    kept = client.put(
+        "/api/integrations/api-yaml", json={**splunk_form("api-yaml", splunk), "secrets": {"token": ""}}, headers=WRITE
+    )
     assert kept.status_code == 200 and kept.json["secrets"]["token"]["reference"] == f"file {other}"
     assert client.delete("/api/integrations/api-yaml", headers=WRITE).status_code == 204
     everything = caplog.text + "".join(Responses.bodies)
@@ -372,16 +429,20 @@ def test_secrets_through_the_api_are_values_never_references(client, service, sp
 def test_changing_the_address_needs_the_secrets_again(client, service, splunk) -> None:
     assert client.post("/api/integrations", json=splunk_form("api-move", splunk), headers=WRITE).status_code == 201
     try:
-        moved = {**splunk_form("api-move", splunk), "options": {"url": "http://127.0.0.1:9/", "index": "printers"},
-                 "secrets": {"token": ""}}
+        moved = {
+            **splunk_form("api-move", splunk),
+            "options": {"url": "http://127.0.0.1:9/", "index": "printers"},
+            "secrets": {"token": ""},
+        }
         response = client.put("/api/integrations/api-move", json=moved, headers=WRITE)
         assert response.status_code == 422, response.json
         errors = {e["field"]: e["message"] for e in response.json["errors"]}
         assert "options.url changed" in errors["secrets.token"]
         stored = client.get("/api/integrations/api-move", headers=READ).json
         assert stored["options"]["url"] == splunk.url, "nothing changed"
-        retyped = client.put("/api/integrations/api-move", json={**moved, "secrets": {"token": SplunkReceiver.TOKEN}},
-                             headers=WRITE)
+        retyped = client.put(
+            "/api/integrations/api-move", json={**moved, "secrets": {"token": SplunkReceiver.TOKEN}}, headers=WRITE
+        )
         assert retyped.status_code == 200 and retyped.json["options"]["url"] == "http://127.0.0.1:9/"
     finally:
         assert client.delete("/api/integrations/api-move", headers=WRITE).status_code == 204
@@ -398,8 +459,11 @@ def integration_topics_left(service, name: str) -> list[str]:
 
 def test_a_body_nested_too_deep_is_refused_by_field(client) -> None:
     deep = "[" * 100_000 + "]" * 100_000
-    response = client.post("/api/integrations", data='{"name": "api-deep", "options": ' + deep + "}",
-                           headers={**WRITE, "Content-Type": "application/json"})
+    response = client.post(
+        "/api/integrations",
+        data='{"name": "api-deep", "options": ' + deep + "}",
+        headers={**WRITE, "Content-Type": "application/json"},
+    )
     assert response.status_code == 400 and response.mimetype == "application/problem+json"
     assert response.json["errors"] == [{"field": "options", "message": "nested deeper than 32 levels"}]
     response = client.put("/api/rules/api-deep", data=deep, headers={**WRITE, "Content-Type": "application/json"})
@@ -408,8 +472,9 @@ def test_a_body_nested_too_deep_is_refused_by_field(client) -> None:
 
 def test_a_huge_value_is_refused_before_anything_is_made(client, service, splunk) -> None:
     form = splunk_form("api-huge", splunk)
-    response = client.post("/api/integrations", headers=WRITE,
-                           json={**form, "options": {**form["options"], "index": "x" * 1_000_000}})
+    response = client.post(
+        "/api/integrations", headers=WRITE, json={**form, "options": {**form["options"], "index": "x" * 1_000_000}}
+    )
     assert response.status_code == 422, response.json
     assert response.json["errors"] == [{"field": "options.index", "message": "at most 2048 characters"}]
     many = [{"where": {"printer_location": [f"{i}-{'x' * 500}" for i in range(200)]}}]
@@ -438,8 +503,11 @@ def test_a_connect_kafka_refuses_is_undone(client, service, splunk, monkeypatch)
     wait_until(lambda: not integration_topics_left(service, "api-undo"), 20)
     assert not (service.secrets_dir / "api-undo").exists()
     # A failed edit leaves the running integration's secret as it was.
-    edit = client.put("/api/integrations/api-keep", json={**splunk_form("api-keep", splunk), "secrets": {"token": "new-one"}},
-                      headers=WRITE)
+    edit = client.put(
+        "/api/integrations/api-keep",
+        json={**splunk_form("api-keep", splunk), "secrets": {"token": "new-one"}},
+        headers=WRITE,
+    )
     assert edit.status_code == 503
     assert sorted((service.secrets_dir / "api-keep").iterdir()) == before
     assert before[0].read_text() == SplunkReceiver.TOKEN
@@ -452,15 +520,18 @@ def test_a_secret_an_http_header_cannot_carry_is_refused(client, service, splunk
     from continuum_events.integrations import IntegrationSpec
 
     secret = "t\u00f6k\u00e9n\u2013\u20ac-" + uuid.uuid4().hex
-    response = client.post("/api/integrations", json={**splunk_form("api-latin", splunk), "secrets": {"token": secret}},
-                           headers=WRITE)
+    response = client.post(
+        "/api/integrations", json={**splunk_form("api-latin", splunk), "secrets": {"token": secret}}, headers=WRITE
+    )
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "secrets.token"
     assert not (service.secrets_dir / "api-latin").exists()
     # One the operator's file refers to, found at Test Connection.
     path = tmp_path / "latin-token"
     path.write_text(secret, encoding="utf-8")
     path.chmod(0o600)
-    spec = IntegrationSpec.model_validate({**splunk_form("api-latin", splunk), "secrets": {"token": {"file": str(path)}}})
+    spec = IntegrationSpec.model_validate(
+        {**splunk_form("api-latin", splunk), "secrets": {"token": {"file": str(path)}}}
+    )
     operations.connect(service.settings, spec)
     service._wait_for(lambda: "integration/api-latin" in service.store.values())
     try:
@@ -501,7 +572,9 @@ def test_errors_are_counted_over_connector_restarts_and_a_recovery_clears_the_la
             thread.join(30)
 
     with SplunkReceiver() as vendor:
-        assert client.post("/api/integrations", json=splunk_form("api-errors", vendor), headers=WRITE).status_code == 201
+        assert (
+            client.post("/api/integrations", json=splunk_form("api-errors", vendor), headers=WRITE).status_code == 201
+        )
         try:
             vendor.down = True
             first = produce(broker, "api-errors", 5, tmp_path)
@@ -512,8 +585,12 @@ def test_errors_are_counted_over_connector_restarts_and_a_recovery_clears_the_la
                 if now.get("errors", 0) >= 2 and now.get("last_error") and vendor.down:
                     seen.update(now)
                     vendor.down = False  # the vendor is back: the next delivery supersedes the error
-                return not vendor.down and set(first) <= set(vendor.received.event_ids) \
-                    and now.get("last_error") is None and now.get("delivered", 0) >= 5
+                return (
+                    not vendor.down
+                    and set(first) <= set(vendor.received.event_ids)
+                    and now.get("last_error") is None
+                    and now.get("delivered", 0) >= 5
+                )
 
             run(failing_then_recovered)
             assert "503" in seen["last_error"] and abs(seen["last_error_at"] - time.time()) < 120, seen
@@ -534,15 +611,25 @@ def test_filters_and_rules_are_viewed_and_edited(client, splunk) -> None:
     assert client.post("/api/integrations", json=splunk_form("api-rules", splunk), headers=WRITE).status_code == 201
     bad = client.put("/api/integrations/api-rules/filters", json={"filters": [{"drop": ["nope"]}]}, headers=WRITE)
     assert bad.status_code == 422 and "unknown field 'nope'" in bad.json["errors"][0]["message"]
-    ok = client.put("/api/integrations/api-rules/filters",
-                    json={"filters": [{"event_types": ["printer.*"], "mask": ["printer_ip"]}]}, headers=WRITE)
+    ok = client.put(
+        "/api/integrations/api-rules/filters",
+        json={"filters": [{"event_types": ["printer.*"], "mask": ["printer_ip"]}]},
+        headers=WRITE,
+    )
     assert ok.status_code == 200 and ok.json["filters"][0]["mask"] == ["printer_ip"]
     rules = client.get("/api/rules", headers=READ).json
     assert any(r["name"] == "api-rules.filter.0" and r["mask"] == ["printer_ip"] for r in rules)
 
-    rule = client.put("/api/rules/api-alerting-finance", headers=WRITE,
-                      json={"category": "alerting", "event_types": ["printer.offline"], "priority": 5,
-                            "where": {"printer_department": "Finance-API"}})
+    rule = client.put(
+        "/api/rules/api-alerting-finance",
+        headers=WRITE,
+        json={
+            "category": "alerting",
+            "event_types": ["printer.offline"],
+            "priority": 5,
+            "where": {"printer_department": "Finance-API"},
+        },
+    )
     assert rule.status_code == 200
     assert client.put("/api/rules/x", json={"category": "nowhere"}, headers=WRITE).status_code == 422
     assert client.delete("/api/rules/api-alerting-finance", headers=WRITE).status_code == 204
@@ -568,7 +655,7 @@ def test_dead_letters_redrive_and_replay_as_jobs(client, splunk, host, broker, t
     assert job.status_code == 202
     done = _finish(client, job.json["id"])
     assert done["state"] == "done" and done["result"]["delivered"] == 3
-    assert {i: splunk.received.event_ids[i] for i in ids} == {i: 1 for i in ids}
+    assert {i: splunk.received.event_ids[i] for i in ids} == dict.fromkeys(ids, 1)
 
     bad = client.post("/api/integrations/api-replay/replay", json={"from": "last tuesday"}, headers=WRITE)
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "from/to"

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.host import ConnectorHost
-from continuum_events.producers.app import EventProducer
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
@@ -24,8 +22,10 @@ from werkzeug.serving import make_server
 
 from continuum_events.admin import AdminService, create_app
 from continuum_events.broker import local_broker
-from continuum_events.events import EventType
+from continuum_events.connectors.host import ConnectorHost
 from continuum_events.devtools.receivers import SplunkReceiver
+from continuum_events.events import EventType
+from continuum_events.producers.app import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 
@@ -60,8 +60,13 @@ def browser() -> Iterator[WebDriver]:
     assert chromium and driver, "Debian's chromium and chromium-driver are needed (make system-deps installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
-                 "--disable-gpu"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        "--disable-gpu",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(driver), options=options)
     browser.implicitly_wait(0)
@@ -71,13 +76,17 @@ def browser() -> Iterator[WebDriver]:
 
 def wait(browser: WebDriver, predicate, timeout: float = 60.0, what: str = "the page"):
     """The page rebuilds its cards every 2 s: an element found a moment ago may be gone."""
-    return WebDriverWait(browser, timeout, poll_frequency=0.2,
-                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-        lambda b: predicate(b), f"timed out: {what}")
+    return WebDriverWait(
+        browser,
+        timeout,
+        poll_frequency=0.2,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(lambda b: predicate(b), f"timed out: {what}")
 
 
 def click(browser: WebDriver, element_id: str) -> None:
     """Click a control by id, again if a refresh replaced it in between."""
+
     def clicked(b: WebDriver) -> bool:
         b.find_element(By.ID, element_id).click()
         return True
@@ -96,8 +105,9 @@ def field(browser: WebDriver, name: str, value: str) -> str:
 
 def produce(settings: KafkaSettings, n: int, tmp: Path) -> list[str]:
     with EventProducer(settings, topic=category_topic("logging"), spool_path=tmp / f"{uuid.uuid4().hex}.db") as p:
-        ids = [p.dispatch(EventType.PRINTER_JAM, {"printer_id": f"page-{i}", "conditions": ["jammed"]})
-               for i in range(n)]
+        ids = [
+            p.dispatch(EventType.PRINTER_JAM, {"printer_id": f"page-{i}", "conditions": ["jammed"]}) for i in range(n)
+        ]
         assert p.flush(10) == 0
     return ids
 
@@ -112,8 +122,11 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
         wait(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".card")) == 11, what="eleven vendor cards")
         wait(browser, lambda b: badge(b, "splunk") == "Not connected", what="the Not connected badge")
-        assert {h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2")} >= {"Logging", "Monitoring",
-                                                                                     "Alerting"}
+        assert {h.text for h in browser.find_elements(By.CSS_SELECTOR, "main h2")} >= {
+            "Logging",
+            "Monitoring",
+            "Alerting",
+        }
 
         # Connect through the form; a refused field shows its message next to it.
         click(browser, "connect-splunk")
@@ -126,8 +139,11 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         wait(browser, lambda b: b.find_element(By.ID, "field-token-error").text == "Required.", what="required token")
         browser.find_element(By.ID, "field-token").send_keys(SplunkReceiver.TOKEN)
         browser.find_element(By.ID, "connect-submit").click()
-        wait(browser, lambda b: "plain http" in b.find_element(By.ID, "field-url-error").text,
-             what="the address rule's message")
+        wait(
+            browser,
+            lambda b: "plain http" in b.find_element(By.ID, "field-url-error").text,
+            what="the address rule's message",
+        )
         browser.find_element(By.NAME, "allow_insecure_http").click()
         browser.find_element(By.NAME, "allow_private_network").click()
         browser.find_element(By.ID, "connect-submit").click()
@@ -148,8 +164,14 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         splunk.auth_broken = True
         produce(settings, 5, tmp_path)
         wait(browser, lambda b: badge(b, "splunk") == "Failing", what="the Failing badge")
-        wait(browser, lambda b: "Invalid token" in field(b, "splunk-page", "last_error")
-             or "401" in field(b, "splunk-page", "last_error"), what="the reason")
+        wait(
+            browser,
+            lambda b: (
+                "Invalid token" in field(b, "splunk-page", "last_error")
+                or "401" in field(b, "splunk-page", "last_error")
+            ),
+            what="the reason",
+        )
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "admin-integrations.png"))
         assert SplunkReceiver.TOKEN not in browser.page_source
@@ -162,7 +184,9 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
 def in_view(browser: WebDriver, element_id: str) -> bool:
     return browser.execute_script(
         "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
-        "return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0;", element_id)
+        "return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0;",
+        element_id,
+    )
 
 
 def edit_in_a_small_window_and_a_taken_name_asks_first(browser: WebDriver, settings: KafkaSettings) -> None:
@@ -183,10 +207,16 @@ def edit_in_a_small_window_and_a_taken_name_asks_first(browser: WebDriver, setti
         index.clear()
         index.send_keys("edited")
         browser.find_element(By.ID, "connect-submit").click()
-        wait(browser, lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is None,
-             what=f"saved ({browser.find_element(By.ID, 'connect-error').text})")
-        wait(browser, lambda b: connected(read_config(settings))["splunk-page"].options.get("index") == "edited",
-             what="the edit stored, its secret kept")
+        wait(
+            browser,
+            lambda b: b.find_element(By.ID, "connect-dialog").get_attribute("open") is None,
+            what=f"saved ({browser.find_element(By.ID, 'connect-error').text})",
+        )
+        wait(
+            browser,
+            lambda b: connected(read_config(settings))["splunk-page"].options.get("index") == "edited",
+            what="the edit stored, its secret kept",
+        )
         assert connected(read_config(settings))["splunk-page"].secrets["token"].file
 
         # "Connect another" under a name already taken: the page asks; declining changes nothing.
@@ -204,8 +234,11 @@ def edit_in_a_small_window_and_a_taken_name_asks_first(browser: WebDriver, setti
         alert = WebDriverWait(browser, 15).until(lambda b: b.switch_to.alert)
         assert "already connected" in alert.text and "Replace" in alert.text
         alert.dismiss()
-        wait(browser, lambda b: "Already connected" in b.find_element(By.ID, "field-name-error").text,
-             what="the name's message")
+        wait(
+            browser,
+            lambda b: "Already connected" in b.find_element(By.ID, "field-name-error").text,
+            what="the name's message",
+        )
         assert connected(read_config(settings))["splunk-page"].options.get("index") == "edited"
         click(browser, "connect-cancel")
     finally:

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Producer
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, local_broker
+from continuum_events.codec import EventCodec
 from continuum_events.connectors.base import SinkContext
 from continuum_events.connectors.incidents import IncidentLedger, LifecycleSink
 from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
 from continuum_events.connectors.pagerduty import PagerDutyConfig, PagerDutySink
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
-from pydantic import SecretStr
-
-from continuum_events.broker import LocalBroker, local_broker
-from continuum_events.codec import EventCodec
-from continuum_events.events import DEFAULT_SEVERITY, Event, EventType, Severity, event_key, new_event_id
 from continuum_events.devtools.receivers import ContractReceiver, OpsgenieReceiver, PagerDutyReceiver, VictorOpsReceiver
+from continuum_events.events import DEFAULT_SEVERITY, Event, EventType, Severity, event_key, new_event_id
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import Topology, category_topic, ensure_topology
 
@@ -42,23 +42,37 @@ class Alerting:
 
 
 VENDORS = [
-    Alerting("pagerduty", PagerDutyReceiver,
-             lambda url: PagerDutySink(PagerDutyConfig(SecretStr(PagerDutyReceiver.ROUTING_KEY), url=url)),
-             lambda r: r.open_keys()),
-    Alerting("opsgenie", OpsgenieReceiver,
-             lambda url: OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=url)),
-             lambda r: r.open_aliases()),
-    Alerting("victorops", VictorOpsReceiver,
-             lambda url: VictorOpsSink(VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY),
-                                                       SecretStr(VictorOpsReceiver.ROUTING_KEY), url=url)),
-             lambda r: r.open_entities()),
+    Alerting(
+        "pagerduty",
+        PagerDutyReceiver,
+        lambda url: PagerDutySink(PagerDutyConfig(SecretStr(PagerDutyReceiver.ROUTING_KEY), url=url)),
+        lambda r: r.open_keys(),
+    ),
+    Alerting(
+        "opsgenie",
+        OpsgenieReceiver,
+        lambda url: OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=url)),
+        lambda r: r.open_aliases(),
+    ),
+    Alerting(
+        "victorops",
+        VictorOpsReceiver,
+        lambda url: VictorOpsSink(
+            VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY), SecretStr(VictorOpsReceiver.ROUTING_KEY), url=url)
+        ),
+        lambda r: r.open_entities(),
+    ),
 ]
 
 
 def printer_event(kind: str, printer: str, t: int, **extra: object) -> Event:
-    return Event(new_event_id(), EventType(kind), Severity(DEFAULT_SEVERITY.get(kind, "info")), t,
-                 {"printer_id": printer, "printer_name": f"Printer {printer}", "printer_location": "Finance-3F",
-                  **extra})
+    return Event(
+        new_event_id(),
+        EventType(kind),
+        Severity(DEFAULT_SEVERITY.get(kind, "info")),
+        t,
+        {"printer_id": printer, "printer_name": f"Printer {printer}", "printer_location": "Finance-3F", **extra},
+    )
 
 
 @dataclass
@@ -71,14 +85,19 @@ class Rig:
 
     def produce(self, *events: Event) -> None:
         codec, topic = EventCodec(), category_topic("alerting")
-        producer = Producer(self.settings.client_config(**{"acks": "all"}))
+        producer = Producer(self.settings.client_config(acks="all"))
         for e in events:
             producer.produce(topic, codec.encode(e, topic), event_key(e.family, e.payload).encode())
         assert producer.flush(10) == 0
 
     def runner(self, sink: LifecycleSink | None = None) -> tuple[IntegrationRunner, threading.Event, threading.Thread]:
-        runner = IntegrationRunner(self.name, "alerting", sink or self.vendor.sink(self.receiver.url), self.settings,
-                                   backoff=Backoff(base_s=0.05, cap_s=0.5))
+        runner = IntegrationRunner(
+            self.name,
+            "alerting",
+            sink or self.vendor.sink(self.receiver.url),
+            self.settings,
+            backoff=Backoff(base_s=0.05, cap_s=0.5),
+        )
         stop = threading.Event()
         thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
         thread.start()
@@ -155,13 +174,16 @@ def day_of_history(printers: int, start_us: int, seed: int = 7) -> list[Event]:
 def test_replaying_a_day_of_history_twice_opens_no_extra_incident(rig: Rig) -> None:
     day = day_of_history(25, time.time_ns() // 1000 - 24 * 60 * MINUTE)
     outages = sum(1 for e in day if e.event_type is EventType.PRINTER_OFFLINE)
-    still_down = {f"printer/{e.payload['printer_id']}/offline" for e in day if e.event_type is EventType.PRINTER_OFFLINE
-                  and not any(o.payload["printer_id"] == e.payload["printer_id"] and o.timestamp_us > e.timestamp_us
-                              for o in day)}
+    still_down = {
+        f"printer/{e.payload['printer_id']}/offline"
+        for e in day
+        if e.event_type is EventType.PRINTER_OFFLINE
+        and not any(o.payload["printer_id"] == e.payload["printer_id"] and o.timestamp_us > e.timestamp_us for o in day)
+    }
     for _ in range(3):  # live once, then replayed twice, each by a restarted sink reading its ledger back
         sink = rig.opened_sink()
         for i in range(0, len(day), 20):
-            result = sink.write(day[i:i + 20])
+            result = sink.write(day[i : i + 20])
             assert not result.rejected and not result.retry
         sink.close()
         assert rig.opened() == outages
@@ -205,8 +227,9 @@ def test_pagerduty_rate_is_respected_by_queueing_never_by_dropping() -> None:
         stop_runner(stop, thread)
     assert elapsed >= 3 * 3.0 - 1, f"40 events at 12 per 3 s cannot all arrive in {elapsed:.1f} s"
     assert receiver.throttled == 0, "the sink must hold back before PagerDuty throttles"
-    throttled = runner.metrics.registry.get_sample_value("continuum_connector_throttled_total",
-                                                         {"integration": "pagerduty-rate"})
+    throttled = runner.metrics.registry.get_sample_value(
+        "continuum_connector_throttled_total", {"integration": "pagerduty-rate"}
+    )
     assert runner.health.dead_lettered == 0 and throttled and throttled > 0, "the wait shows in the metrics"
 
 
@@ -217,13 +240,20 @@ def test_a_healthy_connector_beats_and_a_failing_or_stopped_one_goes_silent(rig:
 
     with DeadMansSwitch() as switch:
         if rig.vendor.name == "opsgenie":
-            sink: LifecycleSink = OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=rig.receiver.url,
-                                                              heartbeat="continuum-pipeline", heartbeat_s=0.3))
+            sink: LifecycleSink = OpsgenieSink(
+                OpsgenieConfig(
+                    SecretStr(OpsgenieReceiver.API_KEY),
+                    url=rig.receiver.url,
+                    heartbeat="continuum-pipeline",
+                    heartbeat_s=0.3,
+                )
+            )
             pings = lambda: [t for name, t in rig.receiver.heartbeats if name == "continuum-pipeline"]  # noqa: E731
         else:
             sink = rig.vendor.sink(rig.receiver.url)
-            sink.config = type(sink.config)(**{**sink.config.__dict__, "heartbeat_url": SecretStr(switch.check_url),
-                                               "heartbeat_s": 0.3})
+            sink.config = type(sink.config)(
+                **{**sink.config.__dict__, "heartbeat_url": SecretStr(switch.check_url), "heartbeat_s": 0.3}
+            )
             pings = lambda: list(switch.pings)  # noqa: E731
         runner, stop, thread = rig.runner(sink)
         try:

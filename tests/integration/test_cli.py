@@ -21,12 +21,24 @@ def test_help_names_every_command() -> None:
 
 @pytest.mark.broker
 def test_send_dispatches_one_event_and_prints_its_id(broker) -> None:
-    result = runner.invoke(app, ["send", "printer.jam", json.dumps({"printer_id": "cli-p1", "conditions": ["jammed"]}),
-                                 "-b", broker.bootstrap_servers])
+    result = runner.invoke(
+        app,
+        [
+            "send",
+            "printer.jam",
+            json.dumps({"printer_id": "cli-p1", "conditions": ["jammed"]}),
+            "-b",
+            broker.bootstrap_servers,
+        ],
+    )
     assert result.exit_code == 0, result.output
     event_id = result.stdout.strip().splitlines()[-1]
-    found = read_topic(broker.bootstrap_servers, "printer-events",
-                       until=lambda got: any(r.event.event_id == event_id for r in got), timeout=20)
+    found = read_topic(
+        broker.bootstrap_servers,
+        "printer-events",
+        until=lambda got: any(r.event.event_id == event_id for r in got),
+        timeout=20,
+    )
     event = next(r.event for r in found if r.event.event_id == event_id)
     assert event.event_type == "printer.jam" and event.severity == "warning" and event.source == "continuum-cli"
 
@@ -48,10 +60,19 @@ def test_send_explains_bad_input(args: list[str], message: str) -> None:
 
 @pytest.mark.broker
 def test_tail_prints_decoded_events(broker) -> None:
-    runner.invoke(app, ["send", "system.critical", '{"component": "tail-test", "message": "disk full"}',
-                        "-b", broker.bootstrap_servers])
-    result = runner.invoke(app, ["tail", "--from-beginning", "--json", "--idle-exit", "2",
-                                 "-b", broker.bootstrap_servers])
+    runner.invoke(
+        app,
+        [
+            "send",
+            "system.critical",
+            '{"component": "tail-test", "message": "disk full"}',
+            "-b",
+            broker.bootstrap_servers,
+        ],
+    )
+    result = runner.invoke(
+        app, ["tail", "--from-beginning", "--json", "--idle-exit", "2", "-b", broker.bootstrap_servers]
+    )
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert any(e["payload"].get("component") == "tail-test" and e["severity"] == "critical" for e in events)
@@ -61,16 +82,33 @@ def test_tail_prints_decoded_events(broker) -> None:
 def test_run_with_nothing_configured_delivers_the_demo_to_local_receivers(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CONTINUUM_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.chdir(tmp_path)  # no integrations.yaml here
-    result = runner.invoke(app, ["run", "--duration", "25", "--no-view", "--rate", "40", "--probe-printers", "0",
-                                 "--broker-port", str(free_port()), "--state", str(tmp_path / "state")])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--duration",
+            "25",
+            "--no-view",
+            "--rate",
+            "40",
+            "--probe-printers",
+            "0",
+            "--broker-port",
+            str(free_port()),
+            "--state",
+            str(tmp_path / "state"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     last = " ".join(result.output.split()).rsplit("events: dispatched", 1)[1]
     assert "local demo receivers" in result.output and f"(local {default_engine()} broker" in result.output
     dispatched = int(last.split(",")[0])
     seen = int(last.split("seen on printer-events ")[1].split(" ")[0])
     routed = {c: int(last.split(f"{c} ")[1].split(",")[0].split(";")[0]) for c in ("logging", "monitoring", "alerting")}
-    delivered = {n: int(last.split(f"{n} ")[1].split("delivered ")[1].split(" ")[0])
-                 for n in ("demo-splunk", "demo-grafana", "demo-pagerduty")}
+    delivered = {
+        n: int(last.split(f"{n} ")[1].split("delivered ")[1].split(" ")[0])
+        for n in ("demo-splunk", "demo-grafana", "demo-pagerduty")
+    }
     assert dispatched > 500 and seen == dispatched and routed["logging"] == dispatched
     assert delivered["demo-splunk"] == routed["logging"], "every routed event reached the logging receiver"
     assert delivered["demo-grafana"] == routed["monitoring"] > 0
@@ -81,14 +119,34 @@ def test_run_with_nothing_configured_delivers_the_demo_to_local_receivers(monkey
 @pytest.mark.broker
 def test_rules_set_list_and_test_explain_routing(broker) -> None:
     b = ["-b", broker.bootstrap_servers]
-    event = json.dumps({"event_type": "printer.jam", "severity": "warning",
-                        "payload": {"printer_id": "p-9", "printer_department": "Finance"}})
+    event = json.dumps(
+        {
+            "event_type": "printer.jam",
+            "severity": "warning",
+            "payload": {"printer_id": "p-9", "printer_department": "Finance"},
+        }
+    )
     before = runner.invoke(app, ["rules", "test", event, *b])
     assert before.exit_code == 0, before.output
     assert before.stdout.strip().splitlines()[-1] == "reaches: logging, monitoring"
 
-    result = runner.invoke(app, ["rules", "set", "cli-finance-jams", "--category", "alerting", "-t", "printer.jam",
-                                 "--where", "printer_department=Finance", "--mask", "printer_ip", *b])
+    result = runner.invoke(
+        app,
+        [
+            "rules",
+            "set",
+            "cli-finance-jams",
+            "--category",
+            "alerting",
+            "-t",
+            "printer.jam",
+            "--where",
+            "printer_department=Finance",
+            "--mask",
+            "printer_ip",
+            *b,
+        ],
+    )
     assert result.exit_code == 0, result.output
     try:
         listed = runner.invoke(app, ["rules", "list", "--json", *b])
@@ -102,8 +160,9 @@ def test_rules_set_list_and_test_explain_routing(broker) -> None:
 
 
 def test_rules_set_refuses_a_bad_rule_with_the_reason() -> None:
-    result = runner.invoke(app, ["rules", "set", "bad", "--category", "alerting", "-t", "printer.melted",
-                                 "-b", "127.0.0.1:1"])
+    result = runner.invoke(
+        app, ["rules", "set", "bad", "--category", "alerting", "-t", "printer.melted", "-b", "127.0.0.1:1"]
+    )
     assert result.exit_code == 2
     assert "matches no event type" in " ".join(result.output.split())
 
@@ -117,7 +176,8 @@ def test_rules_defaults_writes_a_categorys_default_rule_once(broker) -> None:
         assert "default rule written" in first.output
         listed = json.loads(runner.invoke(app, ["rules", "list", "--json", *b]).stdout)
         assert {"name": "monitoring-default", "category": "monitoring"}.items() <= next(
-            r for r in listed if r["name"] == "monitoring-default").items()
+            r for r in listed if r["name"] == "monitoring-default"
+        ).items()
         again = runner.invoke(app, ["rules", "defaults", "monitoring", *b])
         assert "already has routing rules; unchanged" in " ".join(again.output.split())
         bad = runner.invoke(app, ["rules", "defaults", "paging", *b])
@@ -129,29 +189,76 @@ def test_rules_defaults_writes_a_categorys_default_rule_once(broker) -> None:
 @pytest.mark.broker
 def test_rules_test_explains_what_alert_hygiene_does_with_a_page(broker, tmp_path) -> None:
     b = ["-b", broker.bootstrap_servers]
-    page = json.dumps({"event_type": "printer.offline", "severity": "warning",
-                       "payload": {"printer_id": "h-9", "printer_location": "HQ-2F"}})
+    page = json.dumps(
+        {
+            "event_type": "printer.offline",
+            "severity": "warning",
+            "payload": {"printer_id": "h-9", "printer_location": "HQ-2F"},
+        }
+    )
     assert "alert hygiene: not configured" in runner.invoke(app, ["rules", "test", page, *b]).stdout
-    assert runner.invoke(app, ["rules", "hygiene", "set", "--group-threshold", "2", "--hold", "20",
-                               "--flap-changes", "2", "--resolve-grace", "300", "--update-every", "60",
-                               "--update-growth", "0.25", *b]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "rules",
+                "hygiene",
+                "set",
+                "--group-threshold",
+                "2",
+                "--hold",
+                "20",
+                "--flap-changes",
+                "2",
+                "--resolve-grace",
+                "300",
+                "--update-every",
+                "60",
+                "--update-growth",
+                "0.25",
+                *b,
+            ],
+        ).exit_code
+        == 0
+    )
     try:
         shown = json.loads(runner.invoke(app, ["rules", "hygiene", "show", *b]).stdout)
         assert shown["grouping"]["threshold"] == 2 and shown["grouping"]["hold_s"] == 20
-        assert (shown["grouping"]["resolve_grace_s"], shown["grouping"]["update_s"],
-                shown["grouping"]["update_growth"]) == (300, 60, 0.25)
+        assert (
+            shown["grouping"]["resolve_grace_s"],
+            shown["grouping"]["update_s"],
+            shown["grouping"]["update_growth"],
+        ) == (300, 60, 0.25)
         alone = runner.invoke(app, ["rules", "test", page, *b])
         assert "alert hygiene: suppressed: held up to 20 s for an outage of location HQ-2F to show" in alone.stdout
         history = tmp_path / "before.jsonl"
-        history.write_text("\n".join(json.dumps({"event_type": "printer.offline", "at": f"{10 - n}s",
-                                                 "payload": {"printer_id": f"h-{n}", "printer_location": "HQ-2F"}})
-                                     for n in range(2)))
+        history.write_text(
+            "\n".join(
+                json.dumps(
+                    {
+                        "event_type": "printer.offline",
+                        "at": f"{10 - n}s",
+                        "payload": {"printer_id": f"h-{n}", "printer_location": "HQ-2F"},
+                    }
+                )
+                for n in range(2)
+            )
+        )
         grouped = runner.invoke(app, ["rules", "test", page, "--after", str(history), *b])
         assert "group.outage (open): more than 2 printers of location HQ-2F offline" in grouped.stdout, grouped.stdout
         flapping = tmp_path / "flapping.jsonl"
-        flapping.write_text("\n".join(json.dumps({"event_type": "printer.offline" if n % 2 == 0 else "printer.online",
-                                                  "at": f"{60 - n * 10}s", "payload": {"printer_id": "h-9"}})
-                                      for n in range(4)))
+        flapping.write_text(
+            "\n".join(
+                json.dumps(
+                    {
+                        "event_type": "printer.offline" if n % 2 == 0 else "printer.online",
+                        "at": f"{60 - n * 10}s",
+                        "payload": {"printer_id": "h-9"},
+                    }
+                )
+                for n in range(4)
+            )
+        )
         flapped = runner.invoke(app, ["rules", "test", page, "--after", str(flapping), *b])
         assert "alert hygiene: suppressed: flapping: 5 changes in 600 s; held until stable" in flapped.stdout
         bad = runner.invoke(app, ["rules", "hygiene", "set", "--resolve-ratio", "2", *b])

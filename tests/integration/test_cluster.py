@@ -20,16 +20,19 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from continuum_events.broker import KafkaBroker, default_engine
+from continuum_events.devtools.receivers import PagerDutyReceiver, SplunkReceiver
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
-from continuum_events.devtools.receivers import PagerDutyReceiver, SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC
 from tests.faults import Completeness, ConnectorProcess, wait_until
 from tests.router_helpers import RouterProcess
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow,
-              pytest.mark.skipif(default_engine() != "kafka", reason="a cluster of Apache Kafka nodes")]
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.skipif(default_engine() != "kafka", reason="a cluster of Apache Kafka nodes"),
+]
 
 FULL = os.environ.get("CONTINUUM_FAULT_SCALE") == "full"
 #: Events and leader kills; the freeze's length.
@@ -58,12 +61,16 @@ class Rig:
             for i in range(count):
                 n = len(self.ids)
                 if n % PAGE_EVERY == PAGE_EVERY - 1:
-                    event_id = self.producer.dispatch(EventType.PRINTER_OFFLINE, {
-                        "printer_id": f"down-{n}", "printer_name": f"Down {n}", "consecutive_failures": 3}, "critical")
+                    event_id = self.producer.dispatch(
+                        EventType.PRINTER_OFFLINE,
+                        {"printer_id": f"down-{n}", "printer_name": f"Down {n}", "consecutive_failures": 3},
+                        "critical",
+                    )
                     self.pages.append(event_id)
                 else:
-                    event_id = self.producer.dispatch(EventType.JOB_COMPLETED, {
-                        "job_id": f"j-{n}", "printer_id": f"p-{n % 97}", "pages": 1})
+                    event_id = self.producer.dispatch(
+                        EventType.JOB_COMPLETED, {"job_id": f"j-{n}", "printer_id": f"p-{n % 97}", "pages": 1}
+                    )
                 self.ids.append(event_id)
                 if stop.is_set():
                     return
@@ -75,8 +82,10 @@ class Rig:
         return thread
 
     def diagnose(self) -> str:
-        return (f"dispatched {len(self.ids)}, producer {self.producer.stats()}, at Splunk {self.delivered()}; "
-                f"router: {self.parts[0].tail(15)}")
+        return (
+            f"dispatched {len(self.ids)}, producer {self.producer.stats()}, at Splunk {self.delivered()}; "
+            f"router: {self.parts[0].tail(15)}"
+        )
 
     def delivered(self) -> int:
         return sum(self.splunk.received.event_ids.values())
@@ -89,10 +98,10 @@ class Rig:
 
     def check_complete(self, timeout: float = 180) -> tuple[Completeness, int]:
         try:
-            wait_until(lambda: set(self.ids) <= set(self.splunk.received.event_ids), timeout,
-                       "every event at Splunk")
-            wait_until(lambda: set(self.pages) <= set(self.pagerduty.received.event_ids), timeout,
-                       "every page at PagerDuty")
+            wait_until(lambda: set(self.ids) <= set(self.splunk.received.event_ids), timeout, "every event at Splunk")
+            wait_until(
+                lambda: set(self.pages) <= set(self.pagerduty.received.event_ids), timeout, "every page at PagerDuty"
+            )
         except AssertionError as exc:  # say where the missing events are: the app, the router, Splunk
             raise AssertionError(f"{exc}; {self.diagnose()}") from None
         verdict = Completeness.judge(self.ids, self.splunk.received.event_ids)
@@ -108,12 +117,18 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         rig = Rig(cluster, settings, splunk, pagerduty, producer)
         router = RouterProcess(cluster.bootstrap_servers, "cluster-router").start()
         connectors = [
-            ConnectorProcess(cluster.bootstrap_servers, "cluster-splunk",
-                             ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
-                             {"HEC": SplunkReceiver.TOKEN}).start(),
-            ConnectorProcess(cluster.bootstrap_servers, "cluster-pagerduty",
-                             ["--vendor", "pagerduty", "--set", f"url={pagerduty.url}", "--secret", "routing_key=PD"],
-                             {"PD": PagerDutyReceiver.ROUTING_KEY}).start(),
+            ConnectorProcess(
+                cluster.bootstrap_servers,
+                "cluster-splunk",
+                ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
+                {"HEC": SplunkReceiver.TOKEN},
+            ).start(),
+            ConnectorProcess(
+                cluster.bootstrap_servers,
+                "cluster-pagerduty",
+                ["--vendor", "pagerduty", "--set", f"url={pagerduty.url}", "--secret", "routing_key=PD"],
+                {"PD": PagerDutyReceiver.ROUTING_KEY},
+            ).start(),
         ]
         rig.parts = [router, *connectors]
         try:
@@ -150,19 +165,34 @@ def test_killing_the_leader_of_printer_events_loses_nothing(rig: Rig) -> None:
             mark = len(rig.ids)
             killed.append(victim)
             # Recovered once an event dispatched after the kill has gone all the way to Splunk.
-            recoveries.append(wait_until(lambda m=mark: any(i in rig.splunk.received.event_ids for i in rig.ids[m:]),
-                                         60, f"an event dispatched after the kill delivered ({rig.diagnose()})",
-                                         poll=0.02))
+            recoveries.append(
+                wait_until(
+                    lambda m=mark: any(i in rig.splunk.received.event_ids for i in rig.ids[m:]),
+                    60,
+                    f"an event dispatched after the kill delivered ({rig.diagnose()})",
+                    poll=0.02,
+                )
+            )
             rig.cluster.start_node(victim)
         feeder.join()
     finally:
         stop.set()
         feeder.join()
     verdict, incidents = rig.check_complete()
-    _report("leader-kills", {"events": len(rig.ids) - before, "kills": killed, "splunk": str(verdict),
-                             "incidents_opened": incidents, "pages": len(rig.pages),
-                             "kill_to_first_delivery_of_a_new_event_s": {"p50": round(statistics.median(recoveries), 2),
-                                                         "max": round(max(recoveries), 2)}})
+    _report(
+        "leader-kills",
+        {
+            "events": len(rig.ids) - before,
+            "kills": killed,
+            "splunk": str(verdict),
+            "incidents_opened": incidents,
+            "pages": len(rig.pages),
+            "kill_to_first_delivery_of_a_new_event_s": {
+                "p50": round(statistics.median(recoveries), 2),
+                "max": round(max(recoveries), 2),
+            },
+        },
+    )
     verdict.check(max_duplicates=(len(rig.ids) - before) // 10)
     assert incidents == len(rig.pages), "one incident per outage, none opened twice"
     assert rig.producer.stats().spooled_total == spooled, "the spool engaged while two brokers could take writes"
@@ -196,8 +226,14 @@ def test_all_three_restarted_together_resume_from_their_commits(rig: Rig) -> Non
     feeder.join()
     assert rig.producer.wait_drained(120), rig.producer.stats()
     verdict, incidents = rig.check_complete()
-    _report("full-restart", {"splunk": str(verdict), "incidents_opened": incidents,
-                             "spooled": rig.producer.stats().spooled_total - spooled})
+    _report(
+        "full-restart",
+        {
+            "splunk": str(verdict),
+            "incidents_opened": incidents,
+            "spooled": rig.producer.stats().spooled_total - spooled,
+        },
+    )
     assert rig.producer.stats().spooled_total > spooled, "with every broker down the app's spool took the events"
     # Resumed from the commits: at most what was in flight, never the history again.
     verdict.check(max_duplicates=3_000)

@@ -13,6 +13,9 @@ from typing import Any, Protocol, Self
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.connectors.base import Sink
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
@@ -25,12 +28,7 @@ from continuum_events.connectors.pushgateway import PushgatewayConfig, Pushgatew
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
-from continuum_events.producers import EventProducer
-from pydantic import SecretStr
-
-from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.deadletter import read_dead_letter_headers
-from continuum_events.events import EventType
 from continuum_events.devtools.receivers import (
     Answer,
     DatadogReceiver,
@@ -43,6 +41,8 @@ from continuum_events.devtools.receivers import (
     SplunkReceiver,
     VictorOpsReceiver,
 )
+from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
 from tests import daemons
@@ -101,8 +101,9 @@ def _pagerduty(url: str) -> PagerDutySink:
 
 
 def _pushgateway(url: str) -> PushgatewaySink:
-    return PushgatewaySink(PushgatewayConfig(url, username=PushgatewayFront.USERNAME,
-                                             password=SecretStr(PushgatewayFront.PASSWORD)))
+    return PushgatewaySink(
+        PushgatewayConfig(url, username=PushgatewayFront.USERNAME, password=SecretStr(PushgatewayFront.PASSWORD))
+    )
 
 
 def _nsca(url: str) -> NscaSink:
@@ -111,40 +112,81 @@ def _nsca(url: str) -> NscaSink:
 
 
 VENDORS = [
-    Vendor("splunk", SplunkReceiver,
-           lambda url: SplunkHecSink(SplunkConfig(url, SecretStr(SplunkReceiver.TOKEN), index="printers")),
-           (503, {"text": "Server is busy", "code": 9}, {})),
-    Vendor("elasticsearch", ElasticsearchReceiver,
-           lambda url: ElasticsearchSink(ElasticsearchConfig(url, api_key=SecretStr(ElasticsearchReceiver.API_KEY))),
-           (503, {"error": {"type": "unavailable_shards_exception"}, "status": 503}, {})),
-    Vendor("datadog", DatadogReceiver,
-           lambda url: DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=url)),
-           (503, {"errors": ["Service Unavailable"]}, {})),
-    Vendor("grafana", GrafanaReceiver,
-           lambda url: GrafanaSink(GrafanaConfig(url, SecretStr(GrafanaReceiver.TOKEN))),
-           (503, {"message": "Service unavailable"}, {}), per_event=True),
-    Vendor("newrelic", NewRelicReceiver,
-           lambda url: NewRelicSink(NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY),
-                                                   url=url)),
-           (503, {"success": False, "error": "Service Unavailable"}, {})),
-    Vendor("pagerduty", _unthrottled_pagerduty, _pagerduty,
-           (500, {"status": "error", "message": "Internal Server Error"}, {}), check_verifies_auth=False,
-           per_event=True),
-    Vendor("opsgenie", OpsgenieReceiver,
-           lambda url: OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=url)),
-           (503, {"message": "Service Unavailable", "took": 0.0}, {}), per_event=True),
-    Vendor("victorops", VictorOpsReceiver,
-           lambda url: VictorOpsSink(VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY),
-                                                     SecretStr(VictorOpsReceiver.ROUTING_KEY), url=url)),
-           (503, {"result": "failure", "message": "Service Unavailable"}, {}), per_event=True),
+    Vendor(
+        "splunk",
+        SplunkReceiver,
+        lambda url: SplunkHecSink(SplunkConfig(url, SecretStr(SplunkReceiver.TOKEN), index="printers")),
+        (503, {"text": "Server is busy", "code": 9}, {}),
+    ),
+    Vendor(
+        "elasticsearch",
+        ElasticsearchReceiver,
+        lambda url: ElasticsearchSink(ElasticsearchConfig(url, api_key=SecretStr(ElasticsearchReceiver.API_KEY))),
+        (503, {"error": {"type": "unavailable_shards_exception"}, "status": 503}, {}),
+    ),
+    Vendor(
+        "datadog",
+        DatadogReceiver,
+        lambda url: DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=url)),
+        (503, {"errors": ["Service Unavailable"]}, {}),
+    ),
+    Vendor(
+        "grafana",
+        GrafanaReceiver,
+        lambda url: GrafanaSink(GrafanaConfig(url, SecretStr(GrafanaReceiver.TOKEN))),
+        (503, {"message": "Service unavailable"}, {}),
+        per_event=True,
+    ),
+    Vendor(
+        "newrelic",
+        NewRelicReceiver,
+        lambda url: NewRelicSink(
+            NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY), url=url)
+        ),
+        (503, {"success": False, "error": "Service Unavailable"}, {}),
+    ),
+    Vendor(
+        "pagerduty",
+        _unthrottled_pagerduty,
+        _pagerduty,
+        (500, {"status": "error", "message": "Internal Server Error"}, {}),
+        check_verifies_auth=False,
+        per_event=True,
+    ),
+    Vendor(
+        "opsgenie",
+        OpsgenieReceiver,
+        lambda url: OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=url)),
+        (503, {"message": "Service Unavailable", "took": 0.0}, {}),
+        per_event=True,
+    ),
+    Vendor(
+        "victorops",
+        VictorOpsReceiver,
+        lambda url: VictorOpsSink(
+            VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY), SecretStr(VictorOpsReceiver.ROUTING_KEY), url=url)
+        ),
+        (503, {"result": "failure", "message": "Service Unavailable"}, {}),
+        per_event=True,
+    ),
     # The real daemons, /usr/bin/prometheus-pushgateway and /usr/sbin/nsca (tests/daemons.py).
     Vendor("pushgateway", PushgatewayFront, _pushgateway, (503, b"Service Unavailable\n", {}), per_event=True),
     # nsca never answers: a scripted answer is a connection reset before the greeting (NscaReceiver).
     Vendor("nsca", NscaReceiver, _nsca, (0, None, {}), refuses_records=False, asks_for_delay=False),
 ]
-SECRETS = (SplunkReceiver.TOKEN, ElasticsearchReceiver.API_KEY, DatadogReceiver.API_KEY, GrafanaReceiver.TOKEN,
-           NewRelicReceiver.LICENSE_KEY, PagerDutyReceiver.ROUTING_KEY, OpsgenieReceiver.API_KEY,
-           VictorOpsReceiver.API_KEY, VictorOpsReceiver.ROUTING_KEY, PushgatewayFront.PASSWORD, daemons.PASSWORD)
+SECRETS = (
+    SplunkReceiver.TOKEN,
+    ElasticsearchReceiver.API_KEY,
+    DatadogReceiver.API_KEY,
+    GrafanaReceiver.TOKEN,
+    NewRelicReceiver.LICENSE_KEY,
+    PagerDutyReceiver.ROUTING_KEY,
+    OpsgenieReceiver.API_KEY,
+    VictorOpsReceiver.API_KEY,
+    VictorOpsReceiver.ROUTING_KEY,
+    PushgatewayFront.PASSWORD,
+    daemons.PASSWORD,
+)
 
 
 @dataclass
@@ -162,16 +204,24 @@ class Rig:
     def produce(self, n: int, start: int = 0) -> list[str]:
         with EventProducer(self.settings, topic=category_topic("logging"), spool_path=_tmp_spool()) as p:
             # One printer per event: for the alerting vendors each is an incident of its own.
-            payloads = [{"printer_id": f"p-{i}", "printer_name": f"P{i}", "consecutive_failures": 3}
-                        for i in range(start, start + n)]
+            payloads = [
+                {"printer_id": f"p-{i}", "printer_name": f"P{i}", "consecutive_failures": 3}
+                for i in range(start, start + n)
+            ]
             ids = [p.dispatch(EventType.PRINTER_OFFLINE, payload) for payload in payloads]
             assert p.flush(10) == 0
         self.receiver.expect(dict(zip(ids, payloads, strict=True)))
         return ids
 
     def runner(self, **kwargs) -> tuple[IntegrationRunner, threading.Event, threading.Thread]:
-        runner = IntegrationRunner(self.name, "logging", self.vendor.sink(self.receiver.url), self.settings,
-                                   backoff=Backoff(base_s=0.05, cap_s=0.5), **kwargs)
+        runner = IntegrationRunner(
+            self.name,
+            "logging",
+            self.vendor.sink(self.receiver.url),
+            self.settings,
+            backoff=Backoff(base_s=0.05, cap_s=0.5),
+            **kwargs,
+        )
         stop = threading.Event()
         thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
         thread.start()
@@ -201,8 +251,6 @@ class Rig:
         finally:
             consumer.close()
         return out
-
-
 
 
 def _tmp_spool():
@@ -290,14 +338,14 @@ def test_commits_only_after_delivery_and_drains_on_shutdown(rig: Rig) -> None:
         if phase == "committed":
             committed_vs_delivered.append((rig.committed(), sum(rig.receiver.received.event_ids.values())))
 
-    runner, stop, thread = rig.runner(on_batch=check)
+    _runner, stop, thread = rig.runner(on_batch=check)
     rig.wait_for(lambda: len(rig.receiver.received.event_ids) >= len(ids) // 4)
     _stop(stop, thread)  # mid-stream: finish the batch in hand, commit, leave
     at_stop = rig.committed()
     assert at_stop <= len(set(rig.receiver.received.event_ids))
     assert all(c <= d for c, d in committed_vs_delivered), committed_vs_delivered
 
-    runner, stop, thread = rig.runner()  # the same integration again: continues where it left
+    _runner, stop, thread = rig.runner()  # the same integration again: continues where it left
     rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))
     rig.wait_for(lambda: rig.committed() == len(ids))
     _stop(stop, thread)
@@ -320,8 +368,9 @@ def test_test_connection_gives_a_verdict_and_never_echoes_the_secret(vendor: Ven
         else:
             import dataclasses
 
-            sink.config = dataclasses.replace(sink.config, **{f.name: SecretStr("short") for f in
-                                                              dataclasses.fields(sink.config) if "key" in f.name})
+            sink.config = dataclasses.replace(
+                sink.config, **{f.name: SecretStr("short") for f in dataclasses.fields(sink.config) if "key" in f.name}
+            )
             with pytest.raises(ConfigError) as caught:
                 sink.check()
         for secret in SECRETS:
@@ -340,7 +389,7 @@ def test_splunk_indexer_acknowledgement_gates_the_commit(splunk_rig: Rig) -> Non
     ids = rig.produce(600)
     sink = SplunkHecSink(SplunkConfig(rig.receiver.url, SecretStr(SplunkReceiver.TOKEN), use_ack=True))
     rig.vendor = Vendor("splunk", SplunkReceiver, lambda url: sink, rig.vendor.busy)
-    runner, stop, thread = rig.runner()
+    _runner, stop, thread = rig.runner()
     rig.wait_for(lambda: rig.committed() == len(ids))
     _stop(stop, thread)
     assert set(rig.receiver.received.event_ids) == set(ids)
@@ -349,7 +398,6 @@ def test_splunk_indexer_acknowledgement_gates_the_commit(splunk_rig: Rig) -> Non
 
 def test_splunk_ack_requested_but_disabled_on_the_token_is_a_config_error(splunk_rig: Rig) -> None:
     from continuum_events.connectors.base import ConfigError
-
     from continuum_events.events import Event, Severity, new_event_id
     from tests.samples import full_payload
 
@@ -374,16 +422,17 @@ def test_elasticsearch_partial_failures_retry_only_the_failed_items() -> None:
 
 def test_metrics_are_served_over_http(splunk_rig: Rig) -> None:
     import requests
-    from continuum_events.connectors.host import Integration, run_integrations
 
     from continuum_events.broker import free_port
+    from continuum_events.connectors.host import Integration, run_integrations
 
     rig = splunk_rig
     ids = rig.produce(250)
     port, stop = free_port(), threading.Event()
     sink = SplunkHecSink(SplunkConfig(rig.receiver.url, SecretStr(SplunkReceiver.TOKEN)))
-    host = threading.Thread(target=run_integrations,
-                            args=(rig.settings, [Integration("splunk-metrics", "logging", sink)], stop, port))
+    host = threading.Thread(
+        target=run_integrations, args=(rig.settings, [Integration("splunk-metrics", "logging", sink)], stop, port)
+    )
     host.start()
     try:
         rig.wait_for(lambda: set(ids) <= set(rig.receiver.received.event_ids))

@@ -13,16 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+
+from continuum_events.broker import default_engine, local_broker
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.host import Integration, run_integrations
 from continuum_events.connectors.splunk import LIMITS as SPLUNK_LIMITS
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
-from continuum_events.producers import EventProducer
-from pydantic import SecretStr
-
-from continuum_events.broker import default_engine, local_broker
-from continuum_events.events import EventType
 from continuum_events.devtools.receivers import DatadogReceiver, ElasticsearchReceiver, SplunkReceiver
+from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.faults import CANARY_SPLUNK, CanarySplunk, Completeness, ConnectorProcess, assert_no_canary, wait_until
@@ -36,8 +36,11 @@ def stream(settings: KafkaSettings, n: int, rate: float, ids: list[str], done: t
     with EventProducer(settings, topic=category_topic("logging"), spool_path=spool) as producer:
         started = time.monotonic()
         for i in range(n):
-            ids.append(producer.dispatch(EventType.PRINTER_ONLINE, {"printer_id": f"p-{i % 211}",
-                                                                    "printer_name": f"Printer {i % 211}"}))
+            ids.append(
+                producer.dispatch(
+                    EventType.PRINTER_ONLINE, {"printer_id": f"p-{i % 211}", "printer_name": f"Printer {i % 211}"}
+                )
+            )
             if i % 200 == 0 and (ahead := i / rate - (time.monotonic() - started)) > 0:
                 time.sleep(ahead)
         producer.flush(30)
@@ -53,13 +56,13 @@ EVENTS, KILLS = (100_000, 20) if FULL else (12_000, 3)
 #: (CONTINUUM_KAFKA_GROUP_INSTANCE_ID) the restart takes them back as the same member: at once
 #: on Apache Kafka (issue 16 asks <= 2 s: `make faults` holds it to that; the suite shares
 #: the cores with two other workers, where 2.4 s was seen), after Tansu's fixed 6 s static join.
-RESTART_BUDGET_S = {"kafka": {"dynamic": 10.0, "static": 2.0 if FULL else 4.0},
-                    "tansu": {"dynamic": 16.0, "static": 10.0}}[default_engine()]
+RESTART_BUDGET_S = {
+    "kafka": {"dynamic": 10.0, "static": 2.0 if FULL else 4.0},
+    "tansu": {"dynamic": 16.0, "static": 10.0},
+}[default_engine()]
 
 
 @pytest.mark.parametrize("membership", ["dynamic", "static"])
-
-
 def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None:
     rng = random.Random(20)
     # Static membership (a stable instance name): a restart takes the partitions back as
@@ -69,12 +72,27 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
     with local_broker() as broker, CanarySplunk() as splunk, ElasticsearchReceiver() as elastic:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         workers = [
-            ConnectorProcess(broker.bootstrap_servers, "splunk-killed",
-                             ["--vendor", "splunk", "--set", f"url={splunk.url}", "--set", "index=printers",
-                              "--secret", "token=HEC_TOKEN"], {"HEC_TOKEN": CANARY_SPLUNK, **static}),
-            ConnectorProcess(broker.bootstrap_servers, "elastic-killed",
-                             ["--vendor", "elasticsearch", "--set", f"url={elastic.url}", "--secret", "api_key=ES_KEY"],
-                             {"ES_KEY": ElasticsearchReceiver.API_KEY, **static}),
+            ConnectorProcess(
+                broker.bootstrap_servers,
+                "splunk-killed",
+                [
+                    "--vendor",
+                    "splunk",
+                    "--set",
+                    f"url={splunk.url}",
+                    "--set",
+                    "index=printers",
+                    "--secret",
+                    "token=HEC_TOKEN",
+                ],
+                {"HEC_TOKEN": CANARY_SPLUNK, **static},
+            ),
+            ConnectorProcess(
+                broker.bootstrap_servers,
+                "elastic-killed",
+                ["--vendor", "elasticsearch", "--set", f"url={elastic.url}", "--secret", "api_key=ES_KEY"],
+                {"ES_KEY": ElasticsearchReceiver.API_KEY, **static},
+            ),
         ]
         ids: list[str] = []
         done = threading.Event()
@@ -100,23 +118,39 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
                 marks = arrived()
                 for w in workers:
                     w.start()
-                first_delivery.append(wait_until(lambda: all(a > m for a, m in zip(arrived(), marks)), 60,
-                                                 "a delivery after the restart"))
+                first_delivery.append(
+                    wait_until(
+                        lambda: all(a > m for a, m in zip(arrived(), marks, strict=False)),
+                        60,
+                        "a delivery after the restart",
+                    )
+                )
                 if done.is_set():
                     break
             feeder.join()
-            wait_until(lambda: set(ids) <= set(splunk.received.event_ids) and set(ids) <= set(elastic.documents),
-                       240, "every event at both receivers")
+            wait_until(
+                lambda: set(ids) <= set(splunk.received.event_ids) and set(ids) <= set(elastic.documents),
+                240,
+                "every event at both receivers",
+            )
         finally:
             for w in workers:
                 w.stop()
                 w.kill()
         verdict = Completeness.judge(ids, splunk.received.event_ids)
         es = Completeness.judge(ids, Counter(d["event_id"] for d in elastic.documents.values()))
-        report = {"membership": membership, "events": len(ids), "kills": len(first_delivery), "splunk": str(verdict), "elasticsearch": str(es),
-                  "elasticsearch_conflicts_absorbed": elastic.conflicts,
-                  "first_delivery_after_restart_s": {"max": round(max(first_delivery), 2),
-                                                     "median": round(sorted(first_delivery)[len(first_delivery) // 2], 2)}}
+        report = {
+            "membership": membership,
+            "events": len(ids),
+            "kills": len(first_delivery),
+            "splunk": str(verdict),
+            "elasticsearch": str(es),
+            "elasticsearch_conflicts_absorbed": elastic.conflicts,
+            "first_delivery_after_restart_s": {
+                "max": round(max(first_delivery), 2),
+                "median": round(sorted(first_delivery)[len(first_delivery) // 2], 2),
+            },
+        }
         REPORTS.mkdir(parents=True, exist_ok=True)
         (REPORTS / f"connector-sigkill-{membership}.json").write_text(json.dumps(report, indent=2))
         print(f"\nconnectors SIGKILL x{len(first_delivery)} over {len(ids)} events: {report}")
@@ -126,7 +160,8 @@ def test_random_sigkills_while_events_flow_lose_nothing(membership: str) -> None
         for w in workers:
             assert_no_canary(w.output(), where="a connector's log")
         assert max(first_delivery) <= RESTART_BUDGET_S[membership], (
-            f"first delivery {max(first_delivery):.1f} s after a restart (median {sorted(first_delivery)[len(first_delivery) // 2]:.1f} s)")
+            f"first delivery {max(first_delivery):.1f} s after a restart (median {sorted(first_delivery)[len(first_delivery) // 2]:.1f} s)"
+        )
 
 
 @pytest.mark.skipif(not FULL, reason="make faults only: the fault-proxy tests check the same in the suite")
@@ -135,9 +170,14 @@ def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         stop = threading.Event()
         integrations = [
-            Integration("splunk-steady", "logging", SplunkHecSink(SplunkConfig(splunk.url, SecretStr(SplunkReceiver.TOKEN)))),
-            Integration("datadog-down", "logging",
-                        DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=datadog.url))),
+            Integration(
+                "splunk-steady", "logging", SplunkHecSink(SplunkConfig(splunk.url, SecretStr(SplunkReceiver.TOKEN)))
+            ),
+            Integration(
+                "datadog-down",
+                "logging",
+                DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=datadog.url)),
+            ),
         ]
         host = threading.Thread(target=run_integrations, args=(settings, integrations, stop))
         host.start()
@@ -156,13 +196,18 @@ def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
             delivered = window_end[1] - window_start[1]
             assert delivered >= 0.9 * produced, f"splunk delivered {delivered} of {produced} while datadog was down"
             feeder.join()
-            wait_until(lambda: set(ids) <= set(datadog.received.event_ids) and set(ids) <= set(splunk.received.event_ids),
-                       120, "every event at both vendors")
+            wait_until(
+                lambda: set(ids) <= set(datadog.received.event_ids) and set(ids) <= set(splunk.received.event_ids),
+                120,
+                "every event at both vendors",
+            )
         finally:
             stop.set()
             host.join(60)
-    print(f"\nwhile datadog was down 30 s: splunk delivered {delivered} of {produced} produced events; "
-          f"afterwards 0 lost at both")
+    print(
+        f"\nwhile datadog was down 30 s: splunk delivered {delivered} of {produced} produced events; "
+        f"afterwards 0 lost at both"
+    )
 
 
 def test_a_failing_runner_restarts_from_its_commits_and_says_why(settings: KafkaSettings) -> None:

@@ -10,13 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.splunk import LIMITS as SPLUNK_LIMITS
-from continuum_events.producers import EventProducer
 
 from continuum_events.broker import local_broker
 from continuum_events.codec import EventCodec
+from continuum_events.connectors.splunk import LIMITS as SPLUNK_LIMITS
 from continuum_events.events import EventType
 from continuum_events.faults import POINTS
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic, integration_dlq_topic
 from tests.faults import (
@@ -38,8 +38,10 @@ EVENTS = 4_000
 def produce(settings: KafkaSettings, category: str, n: int, kind: EventType, printers: int) -> list[str]:
     spool = Path(tempfile.mkdtemp(prefix="crash-")) / "spool.db"
     with EventProducer(settings, topic=category_topic(category), spool_path=spool) as producer:
-        ids = [producer.dispatch(kind, {"printer_id": f"p-{i % printers}", "printer_name": f"Printer {i % printers}"})
-               for i in range(n)]
+        ids = [
+            producer.dispatch(kind, {"printer_id": f"p-{i % printers}", "printer_name": f"Printer {i % printers}"})
+            for i in range(n)
+        ]
         assert producer.flush(30) == 0
     return ids
 
@@ -60,9 +62,12 @@ def test_splunk_killed_at_each_crash_point_loses_nothing(point: str) -> None:
     with local_broker() as broker, CanarySplunk() as splunk:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ids = produce(settings, "logging", EVENTS, EventType.PRINTER_ONLINE, 97)
-        connector = ConnectorProcess(broker.bootstrap_servers, "splunk-crash",
-                                     ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
-                                     {"TOKEN": CANARY_SPLUNK})
+        connector = ConnectorProcess(
+            broker.bootstrap_servers,
+            "splunk-crash",
+            ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
+            {"TOKEN": CANARY_SPLUNK},
+        )
         try:
             crash_then_recover(connector, point, 2, lambda: set(ids) <= set(splunk.received.event_ids))
         finally:
@@ -80,18 +85,27 @@ def test_killed_in_the_middle_of_a_dead_letter_write_keeps_every_dead_letter() -
         refused = set(ids[::50])  # 12 records the vendor refuses as bad: dead letters
         splunk.refuse_ids = refused
         delivered = [i for i in ids if i not in refused]
-        connector = ConnectorProcess(broker.bootstrap_servers, "splunk-dlq-crash",
-                                     ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
-                                     {"TOKEN": CANARY_SPLUNK})
+        connector = ConnectorProcess(
+            broker.bootstrap_servers,
+            "splunk-dlq-crash",
+            ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
+            {"TOKEN": CANARY_SPLUNK},
+        )
         dlq = integration_dlq_topic("splunk-dlq-crash")
 
         def dead_letters() -> list:
             return read_topic(broker.bootstrap_servers, dlq, timeout=5, idle=0.5, codec=EventCodec())
 
         try:
-            crash_then_recover(connector, "connector.dead-letter", 3,
-                               lambda: set(delivered) <= set(splunk.received.event_ids)
-                               and refused <= {r.event.event_id for r in dead_letters()})
+            crash_then_recover(
+                connector,
+                "connector.dead-letter",
+                3,
+                lambda: (
+                    set(delivered) <= set(splunk.received.event_ids)
+                    and refused <= {r.event.event_id for r in dead_letters()}
+                ),
+            )
         finally:
             connector.stop()
         verdict = Completeness.judge(delivered, splunk.received.event_ids)
@@ -106,15 +120,19 @@ def test_killed_in_the_middle_of_a_dead_letter_write_keeps_every_dead_letter() -
         assert_no_canary(connector.output(), where="the connector's log")
 
 
-@pytest.mark.parametrize("point,nth", [("connector.request-answered", 7), ("connector.delivered", 1),
-                                       ("connector.committed", 1)])
+@pytest.mark.parametrize(
+    "point,nth", [("connector.request-answered", 7), ("connector.delivered", 1), ("connector.committed", 1)]
+)
 def test_pagerduty_killed_at_a_crash_point_opens_no_second_incident(point: str, nth: int) -> None:
     with local_broker() as broker, CanaryPagerDuty() as pagerduty:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ids = produce(settings, "alerting", 50, EventType.PRINTER_OFFLINE, 50)  # 50 printers, one outage each
-        connector = ConnectorProcess(broker.bootstrap_servers, "pagerduty-crash",
-                                     ["--vendor", "pagerduty", "--set", f"url={pagerduty.url}",
-                                      "--secret", "routing_key=KEY"], {"KEY": CANARY_PAGERDUTY})
+        connector = ConnectorProcess(
+            broker.bootstrap_servers,
+            "pagerduty-crash",
+            ["--vendor", "pagerduty", "--set", f"url={pagerduty.url}", "--secret", "routing_key=KEY"],
+            {"KEY": CANARY_PAGERDUTY},
+        )
         try:
             crash_then_recover(connector, point, nth, lambda: len(pagerduty.open_keys()) == 50)
         finally:

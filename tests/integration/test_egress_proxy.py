@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 
-from continuum_events.events import Event, EventType, Severity, now_micros
-from continuum_events.integrations import IntegrationSpec
+from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 from continuum_events.devtools.receivers import (
     DatadogReceiver,
     ElasticsearchReceiver,
@@ -27,6 +25,8 @@ from continuum_events.devtools.receivers import (
     SplunkReceiver,
     VictorOpsReceiver,
 )
+from continuum_events.events import Event, EventType, Severity, now_micros
+from continuum_events.integrations import IntegrationSpec
 from tests.daemons import PushgatewayFront
 from tests.egress_proxy import ConnectProxy, Pki, make_pki, serve_tls
 
@@ -37,14 +37,19 @@ VENDORS: dict[str, tuple[Callable[[], object], dict, dict[str, str]]] = {
     "elasticsearch": (ElasticsearchReceiver, {}, {"api_key": ElasticsearchReceiver.API_KEY}),
     "datadog": (DatadogReceiver, {}, {"api_key": DatadogReceiver.API_KEY}),
     "grafana": (GrafanaReceiver, {}, {"token": GrafanaReceiver.TOKEN}),
-    "newrelic": (NewRelicReceiver, {"account_id": NewRelicReceiver.ACCOUNT_ID},
-                 {"license_key": NewRelicReceiver.LICENSE_KEY}),
+    "newrelic": (
+        NewRelicReceiver,
+        {"account_id": NewRelicReceiver.ACCOUNT_ID},
+        {"license_key": NewRelicReceiver.LICENSE_KEY},
+    ),
     "pagerduty": (PagerDutyReceiver, {}, {"routing_key": PagerDutyReceiver.ROUTING_KEY}),
     "opsgenie": (OpsgenieReceiver, {}, {"api_key": OpsgenieReceiver.API_KEY}),
-    "victorops": (VictorOpsReceiver, {}, {"api_key": VictorOpsReceiver.API_KEY,
-                                          "routing_key": VictorOpsReceiver.ROUTING_KEY}),
-    "pushgateway": (PushgatewayFront, {"username": PushgatewayFront.USERNAME},
-                    {"password": PushgatewayFront.PASSWORD}),
+    "victorops": (
+        VictorOpsReceiver,
+        {},
+        {"api_key": VictorOpsReceiver.API_KEY, "routing_key": VictorOpsReceiver.ROUTING_KEY},
+    ),
+    "pushgateway": (PushgatewayFront, {"username": PushgatewayFront.USERNAME}, {"password": PushgatewayFront.PASSWORD}),
 }
 
 
@@ -54,9 +59,19 @@ def pki(tmp_path_factory) -> Pki:
 
 
 def event() -> Event:
-    return Event(str(uuid.uuid4()), EventType.PRINTER_OFFLINE, Severity.ERROR, now_micros(),
-                 {"printer_id": "px-1", "printer_name": "Proxy 1", "printer_ip": "10.1.0.9",
-                  "printer_location": "HQ", "consecutive_failures": 3})
+    return Event(
+        str(uuid.uuid4()),
+        EventType.PRINTER_OFFLINE,
+        Severity.ERROR,
+        now_micros(),
+        {
+            "printer_id": "px-1",
+            "printer_name": "Proxy 1",
+            "printer_ip": "10.1.0.9",
+            "printer_location": "HQ",
+            "consecutive_failures": 3,
+        },
+    )
 
 
 def spec(vendor: str, url: str, env: dict[str, str], **extra) -> IntegrationSpec:
@@ -65,8 +80,16 @@ def spec(vendor: str, url: str, env: dict[str, str], **extra) -> IntegrationSpec
     for name, value in secrets.items():
         env[f"PX_{vendor}_{name}".upper()] = value
         refs[name] = {"env": f"PX_{vendor}_{name}".upper()}
-    return IntegrationSpec.model_validate({"name": f"px-{vendor}", "vendor": vendor, "options": {"url": url, **options},
-                                           "secrets": refs, "allow_private_network": True, **extra})
+    return IntegrationSpec.model_validate(
+        {
+            "name": f"px-{vendor}",
+            "vendor": vendor,
+            "options": {"url": url, **options},
+            "secrets": refs,
+            "allow_private_network": True,
+            **extra,
+        }
+    )
 
 
 def environ(proxy: ConnectProxy, pki: Pki, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -75,8 +98,10 @@ def environ(proxy: ConnectProxy, pki: Pki, tmp_path: Path, **extra: str) -> dict
         password = tmp_path / "proxy-password"
         password.write_text(PASSWORD + "\n")
         password.chmod(0o600)
-        env |= {"CONTINUUM_EGRESS_PROXY_USERNAME": proxy.username,
-                "CONTINUUM_EGRESS_PROXY_PASSWORD_FILE": str(password)}
+        env |= {
+            "CONTINUUM_EGRESS_PROXY_USERNAME": proxy.username,
+            "CONTINUUM_EGRESS_PROXY_PASSWORD_FILE": str(password),
+        }
     return env
 
 
@@ -146,7 +171,9 @@ def test_no_proxy_and_an_integrations_own_proxy_override_the_global_one(pki, tmp
         sink.close()
 
         env = environ(global_, pki, tmp_path)
-        sink = spec("splunk", receiver.url, env, proxy={"https_proxy": own.url, "ca_bundle": str(pki.ca)}).build_sink(env)
+        sink = spec("splunk", receiver.url, env, proxy={"https_proxy": own.url, "ca_bundle": str(pki.ca)}).build_sink(
+            env
+        )
         assert not sink.write([event()]).retry
         sink.close()
         assert own.connects() and global_.seen == [], "its own proxy, not the global one"
@@ -158,11 +185,17 @@ def test_no_proxy_and_an_integrations_own_proxy_override_the_global_one(pki, tmp
         assert receiver.received.requests == 3
 
 
-@pytest.mark.parametrize("refusal, expected", [
-    ("credentials", r"the proxy at 127\.0\.0\.1:\d+ refused the tunnel to localhost \(HTTP 407 Proxy "
-                    r"Authentication Required\) — check the proxy credentials"),
-    (502, r"the proxy at 127\.0\.0\.1:\d+ refused the tunnel to localhost \(HTTP 502 Bad Gateway\)"),
-])
+@pytest.mark.parametrize(
+    "refusal, expected",
+    [
+        (
+            "credentials",
+            r"the proxy at 127\.0\.0\.1:\d+ refused the tunnel to localhost \(HTTP 407 Proxy "
+            r"Authentication Required\) — check the proxy credentials",
+        ),
+        (502, r"the proxy at 127\.0\.0\.1:\d+ refused the tunnel to localhost \(HTTP 502 Bad Gateway\)"),
+    ],
+)
 def test_a_proxy_that_refuses_is_a_configuration_problem_named_clearly(refusal, expected, pki, tmp_path, logs) -> None:
     wrong = "wrong-" + PASSWORD
     proxy_kwargs = {"username": "svc", "password": PASSWORD} if refusal == "credentials" else {"refuse": refusal}
@@ -170,8 +203,11 @@ def test_a_proxy_that_refuses_is_a_configuration_problem_named_clearly(refusal, 
         serve_tls(receiver, pki)
         env = environ(proxy, pki, tmp_path)
         if refusal == "credentials":
-            env |= {"CONTINUUM_EGRESS_PROXY_USERNAME": "svc", "CONTINUUM_EGRESS_PROXY_PASSWORD_ENV": "PX_WRONG",
-                    "PX_WRONG": wrong}
+            env |= {
+                "CONTINUUM_EGRESS_PROXY_USERNAME": "svc",
+                "CONTINUUM_EGRESS_PROXY_PASSWORD_ENV": "PX_WRONG",
+                "PX_WRONG": wrong,
+            }
             env.pop("CONTINUUM_EGRESS_PROXY_PASSWORD_FILE", None)
         sink = spec("splunk", receiver.url, env).build_sink(env)
         with pytest.raises(ConfigError, match=expected) as refused:

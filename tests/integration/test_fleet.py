@@ -28,6 +28,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto.rfc1905 import NoSuchInstance
 
+from continuum_events.broker import port_open
 from continuum_events.devtools.fleet import (
     ERROR_BITS,
     HR_DEVICE_STATUS,
@@ -41,12 +42,14 @@ from continuum_events.devtools.fleet import (
     SimulatedFleet,
     error_state_hex,
 )
-from continuum_events.broker import port_open
 
-TONER = {column: f"{PRT_MARKER_SUPPLIES}.{n}.1.1" for column, n in
-         {"class": 4, "type": 5, "description": 6, "unit": 7, "max": 8, "level": 9}.items()}
-ALERT_1 = {column: f"{PRT_ALERT}.{n}.1.1" for column, n in
-           {"severity": 2, "code": 7, "description": 8, "time": 9}.items()}
+TONER = {
+    column: f"{PRT_MARKER_SUPPLIES}.{n}.1.1"
+    for column, n in {"class": 4, "type": 5, "description": 6, "unit": 7, "max": 8, "level": 9}.items()
+}
+ALERT_1 = {
+    column: f"{PRT_ALERT}.{n}.1.1" for column, n in {"severity": 2, "code": 7, "description": 8, "time": 9}.items()
+}
 SILENT = {"timeout": 0.3, "retries": 0}  # for GETs expected to go unanswered
 
 # pysnmp's engine attaches pysmi's MIB compiler (installed for snmpsim) through deprecated names
@@ -66,14 +69,26 @@ class Client:
         self.engine = SnmpEngine()
         self.rows = {row["id"]: row for row in fleet.inventory()}
 
-    async def get(self, name: str, *oids: str, community: str | None = None, ip: str | None = None,
-                  timeout: float = 1.0, retries: int = 1) -> dict[str, Any] | None:
+    async def get(
+        self,
+        name: str,
+        *oids: str,
+        community: str | None = None,
+        ip: str | None = None,
+        timeout: float = 1.0,
+        retries: int = 1,
+    ) -> dict[str, Any] | None:
         """The answer by OID, or None when the printer stayed silent."""
         row = self.rows[name]
         target = await UdpTransportTarget.create((ip or row["ip"], row["snmp_port"]), timeout=timeout, retries=retries)
         error_indication, error_status, _, var_binds = await get_cmd(
-            self.engine, CommunityData(community or row["community"]), target, ContextData(),
-            *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False)
+            self.engine,
+            CommunityData(community or row["community"]),
+            target,
+            ContextData(),
+            *(ObjectType(ObjectIdentity(oid)) for oid in oids),
+            lookupMib=False,
+        )
         if error_indication:
             assert "timeout" in str(error_indication).lower(), error_indication
             return None
@@ -112,8 +127,16 @@ def test_each_printer_answers_its_own_community_at_its_own_address_only(fleet: S
 
     async def scenario() -> None:
         async with client(fleet) as snmp:
-            answer = await snmp.get("prn-0000", SYS_DESCR, SYS_UPTIME, HR_DEVICE_STATUS, HR_PRINTER_STATUS,
-                                    HR_PRINTER_ERROR_STATE, PRT_GENERAL_PRINTER_NAME, *TONER.values())
+            answer = await snmp.get(
+                "prn-0000",
+                SYS_DESCR,
+                SYS_UPTIME,
+                HR_DEVICE_STATUS,
+                HR_PRINTER_STATUS,
+                HR_PRINTER_ERROR_STATE,
+                PRT_GENERAL_PRINTER_NAME,
+                *TONER.values(),
+            )
             assert answer is not None
             assert str(answer[SYS_DESCR]).startswith(first["model"])
             assert int(answer[SYS_UPTIME]) > 0 and answer[SYS_UPTIME].__class__.__name__ == "TimeTicks"
@@ -139,10 +162,17 @@ def test_a_state_change_is_seen_by_the_very_next_get(fleet: SimulatedFleet) -> N
 
     async def scenario() -> None:
         async with client(fleet) as snmp:
-            fleet.set_state(name, device_status=3, printer_status=1, error_bits={"jammed", "lowToner"},
-                            toner=(6, 100), alerts=[(3, 8, "Paper jam in tray 2")])
-            answer = await snmp.get(name, HR_DEVICE_STATUS, HR_PRINTER_STATUS, HR_PRINTER_ERROR_STATE, TONER["level"],
-                                    *ALERT_1.values())
+            fleet.set_state(
+                name,
+                device_status=3,
+                printer_status=1,
+                error_bits={"jammed", "lowToner"},
+                toner=(6, 100),
+                alerts=[(3, 8, "Paper jam in tray 2")],
+            )
+            answer = await snmp.get(
+                name, HR_DEVICE_STATUS, HR_PRINTER_STATUS, HR_PRINTER_ERROR_STATE, TONER["level"], *ALERT_1.values()
+            )
             assert answer is not None
             assert (int(answer[HR_DEVICE_STATUS]), int(answer[HR_PRINTER_STATUS])) == (3, 1)
             assert answer[HR_PRINTER_ERROR_STATE].asOctets() == b"\x24\x00"
@@ -186,8 +216,15 @@ def test_raw_answers_come_back_exactly_as_given(fleet: SimulatedFleet) -> None:
 
     async def scenario() -> None:
         async with client(fleet) as snmp:
-            answer = await snmp.get(name, HR_DEVICE_STATUS, TONER["level"], HR_PRINTER_ERROR_STATE, HR_PRINTER_STATUS,
-                                    SYS_UPTIME, TONER["max"])
+            answer = await snmp.get(
+                name,
+                HR_DEVICE_STATUS,
+                TONER["level"],
+                HR_PRINTER_ERROR_STATE,
+                HR_PRINTER_STATUS,
+                SYS_UPTIME,
+                TONER["max"],
+            )
             assert answer is not None
             assert answer[HR_DEVICE_STATUS].asOctets() == b"running"
             assert answer[TONER["level"]].asOctets() == b"abc"
@@ -304,6 +341,8 @@ def test_a_thousand_printers_over_ten_addresses_start_and_answer(capsys: pytest.
 
         asyncio.run(scenario())
     with capsys.disabled():
-        print(f"\n1,000 printers over 10 addresses: snmpsim answered {big.startup_s:.1f} s after launch, "
-              f"{ready:.1f} s with the files written")
+        print(
+            f"\n1,000 printers over 10 addresses: snmpsim answered {big.startup_s:.1f} s after launch, "
+            f"{ready:.1f} s with the files written"
+        )
     assert ready < 60

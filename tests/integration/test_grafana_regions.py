@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from continuum_events.connectors.base import SinkContext
-from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from pydantic import SecretStr
 
 from continuum_events.broker import LocalBroker
-from continuum_events.events import Event, EventType, Severity, new_event_id
+from continuum_events.connectors.base import SinkContext
+from continuum_events.connectors.grafana import GrafanaConfig, GrafanaSink
 from continuum_events.devtools.receivers import GrafanaReceiver
+from continuum_events.events import Event, EventType, Severity, new_event_id
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_alerting import MINUTE, printer_event
 
@@ -36,11 +36,18 @@ def test_offline_then_online_becomes_one_region_and_a_replay_adds_nothing(grafan
     receiver, settings = grafana
     name = f"grafana-{request.node.name[-20:]}-{time.time_ns()}"
     t0 = time.time_ns() // 1000 - 30 * MINUTE
-    history = [printer_event("printer.offline", "p-1", t0, printer_ip="10.0.0.7"),
-               printer_event("printer.online", "p-1", t0 + 12 * MINUTE),
-               printer_event("printer.online", "p-2", t0 + 13 * MINUTE),  # nothing open: a point
-               Event(new_event_id(), EventType.SYSTEM_WARNING, Severity.WARNING, t0 + 14 * MINUTE,
-                     {"component": "spooler", "message": "queue above 80 %"})]
+    history = [
+        printer_event("printer.offline", "p-1", t0, printer_ip="10.0.0.7"),
+        printer_event("printer.online", "p-1", t0 + 12 * MINUTE),
+        printer_event("printer.online", "p-2", t0 + 13 * MINUTE),  # nothing open: a point
+        Event(
+            new_event_id(),
+            EventType.SYSTEM_WARNING,
+            Severity.WARNING,
+            t0 + 14 * MINUTE,
+            {"component": "spooler", "message": "queue above 80 %"},
+        ),
+    ]
     sink = sink_for(receiver, settings, name)
     assert not sink.write(history).rejected
     sink.close()

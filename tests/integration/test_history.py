@@ -159,7 +159,9 @@ def test_offset_for_time_matches_a_linear_scan(timed_topic: TimedTopic, consumer
 
 
 def test_offsets_for_time_searches_all_partitions_at_once(
-    timed_topic: TimedTopic, consumer: Consumer, time_index: bool,
+    timed_topic: TimedTopic,
+    consumer: Consumer,
+    time_index: bool,
 ) -> None:
     ranges = {p: (0, h) for p, h in timed_topic.high.items()}
     for label, ts in probe_times(timed_topic).items():
@@ -172,12 +174,15 @@ def test_offset_for_time_within_a_sub_range(timed_topic: TimedTopic, consumer: C
     assert offset_for_time(consumer, timed_topic.name, 0, BASE_MS, 100, 200, time_index=time_index) == 100
     assert offset_for_time(consumer, timed_topic.name, 0, BASE_MS + 10**9, 100, 200, time_index=time_index) == 200
     ts = timed_topic.scan[0][150][1]
-    assert offset_for_time(consumer, timed_topic.name, 0, ts, 100, 200, time_index=time_index) \
-        == timed_topic.expected_offset(0, ts)
+    assert offset_for_time(
+        consumer, timed_topic.name, 0, ts, 100, 200, time_index=time_index
+    ) == timed_topic.expected_offset(0, ts)
 
 
 def test_standard_offsets_for_times_is_right_exactly_where_the_traits_say(
-    timed_topic: TimedTopic, consumer: Consumer, settings: KafkaSettings,
+    timed_topic: TimedTopic,
+    consumer: Consumer,
+    settings: KafkaSettings,
 ) -> None:
     """Why the binary search exists, and why Apache Kafka does not need it. Should this fail
     on Tansu, the broker was fixed: update BROKER.md and cluster.py."""
@@ -195,17 +200,25 @@ def test_standard_offsets_for_times_is_right_exactly_where_the_traits_say(
 # --- windows -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("start_step, end_step", [(100, 400), (0, 1), (123, 124), (None, 50), (700, None), (None, None),
-                                                  (900, 900), (5000, None)])
+@pytest.mark.parametrize(
+    "start_step, end_step",
+    [(100, 400), (0, 1), (123, 124), (None, 50), (700, None), (None, None), (900, 900), (5000, None)],
+)
 def test_window_reads_exactly_the_records_in_it(
-    timed_topic: TimedTopic, consumer: Consumer, start_step: int | None, end_step: int | None, time_index: bool,
+    timed_topic: TimedTopic,
+    consumer: Consumer,
+    start_step: int | None,
+    end_step: int | None,
+    time_index: bool,
 ) -> None:
     start_ms = None if start_step is None else BASE_MS + start_step * STEP_MS
     end_ms = None if end_step is None else BASE_MS + end_step * STEP_MS
     window = offsets_for_window(consumer, timed_topic.name, start_ms, end_ms, time_index=time_index)
     got = {(m.partition(), m.offset(), m.timestamp()[1]) for m in read_range(consumer, timed_topic.name, window)}
     expected = {
-        (p, o, ts) for p, records in timed_topic.scan.items() for o, ts in records
+        (p, o, ts)
+        for p, records in timed_topic.scan.items()
+        for o, ts in records
         if (start_ms is None or ts >= start_ms) and (end_ms is None or ts < end_ms)
     }
     assert got == expected
@@ -223,13 +236,15 @@ def test_read_range_names_the_partitions_it_could_not_finish(timed_topic: TimedT
 
 
 def test_measure_offset_for_time_on_20k_records(
-    broker: LocalBroker, settings: KafkaSettings, consumer: Consumer,
+    broker: LocalBroker,
+    settings: KafkaSettings,
+    consumer: Consumer,
 ) -> None:
     n, partitions = 20_000, 4
     topic = new_topic(broker, partitions)
     produce(settings, topic, ((p, BASE_MS + i * STEP_MS) for p in range(partitions) for i in range(n)))
     marks = end_offsets(consumer, topic)
-    assert marks == {p: n for p in range(partitions)}
+    assert marks == dict.fromkeys(range(partitions), n)
 
     probes = [BASE_MS + k * STEP_MS for k in (1, 4_321, 10_000, 17_777, 19_999)]
     started = time.perf_counter()
@@ -237,17 +252,19 @@ def test_measure_offset_for_time_on_20k_records(
         assert offset_for_time(consumer, topic, 0, ts, 0, n) == (ts - BASE_MS) // STEP_MS
     single = (time.perf_counter() - started) / len(probes)
 
-    ranges = {p: (0, n) for p in range(partitions)}
+    ranges = dict.fromkeys(range(partitions), (0, n))
     started = time.perf_counter()
     for ts in probes:
-        expected = {p: (ts - BASE_MS) // STEP_MS for p in range(partitions)}
+        expected = dict.fromkeys(range(partitions), (ts - BASE_MS) // STEP_MS)
         assert offsets_for_time(consumer, topic, ts, ranges) == expected
     together = (time.perf_counter() - started) / len(probes)
 
     started = time.perf_counter()
     end_offsets(consumer, topic)
     ends = time.perf_counter() - started
-    print(f"\n{n} records a partition: offset_for_time {single * 1000:.0f} ms for one partition; "
-          f"offsets_for_time {together * 1000:.0f} ms for {partitions} partitions together "
-          f"({together / partitions * 1000:.0f} ms a partition); end_offsets {ends * 1000:.0f} ms")
+    print(
+        f"\n{n} records a partition: offset_for_time {single * 1000:.0f} ms for one partition; "
+        f"offsets_for_time {together * 1000:.0f} ms for {partitions} partitions together "
+        f"({together / partitions * 1000:.0f} ms a partition); end_offsets {ends * 1000:.0f} ms"
+    )
     assert single < 5.0  # loose: a shared machine

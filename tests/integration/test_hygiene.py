@@ -11,23 +11,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.incidents import incidents_of
-from continuum_events.producers import EventProducer
 
 from continuum_events.broker import LocalBroker, local_broker
 from continuum_events.config import write_hygiene
+from continuum_events.connectors.incidents import incidents_of
 from continuum_events.events import EventType
 from continuum_events.history import history_consumer, watermarks
 from continuum_events.hygiene import FlapPolicy, GroupPolicy, HygienePolicy
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import HYGIENE_STATE, category_topic
 from tests.kafka_helpers import Received, read_topic
 from tests.router_helpers import RouterProcess
 
 pytestmark = pytest.mark.broker
-POLICY = HygienePolicy(flapping=FlapPolicy(changes=4, window_s=300, quiet_s=15),
-                       grouping=GroupPolicy(threshold=10, window_s=60, hold_s=10, resolve_ratio=1.0,
-                                            update_s=3, update_growth=0))
+POLICY = HygienePolicy(
+    flapping=FlapPolicy(changes=4, window_s=300, quiet_s=15),
+    grouping=GroupPolicy(threshold=10, window_s=60, hold_s=10, resolve_ratio=1.0, update_s=3, update_growth=0),
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +54,15 @@ def router(hbroker, settings) -> Iterator[RouterProcess]:
 def dispatch(settings: KafkaSettings, tmp: Path, pages: list[tuple[str, str, str, float | None]]) -> list[str]:
     """(type, printer, location, seconds ago or None) -> event ids."""
     with EventProducer(settings, spool_path=tmp / f"spool-{time.time_ns()}.db") as producer:
-        ids = [producer.dispatch(EventType(kind), {"printer_id": pid, "printer_location": location,
-                                                   "consecutive_failures": 3}, "warning",
-                                 timestamp_us=None if ago is None else int((time.time() - ago) * 1e6))
-               for kind, pid, location, ago in pages]
+        ids = [
+            producer.dispatch(
+                EventType(kind),
+                {"printer_id": pid, "printer_location": location, "consecutive_failures": 3},
+                "warning",
+                timestamp_us=None if ago is None else int((time.time() - ago) * 1e6),
+            )
+            for kind, pid, location, ago in pages
+        ]
         assert producer.flush(10) == 0
     return ids
 
@@ -89,8 +95,13 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     router.kill()  # in the middle: the group is open, half the site still to come
     router.start()
     dispatch(settings, tmp_path, [("printer.offline", p, site, None) for p in printers[100:]])
-    logging = read_topic(settings.bootstrap_servers, category_topic("logging"), timeout=90, idle=5,
-                         until=lambda rs: sum(r.event.payload.get("printer_location") == site for r in rs) >= 200)
+    logging = read_topic(
+        settings.bootstrap_servers,
+        category_topic("logging"),
+        timeout=90,
+        idle=5,
+        until=lambda rs: sum(r.event.payload.get("printer_location") == site for r in rs) >= 200,
+    )
     assert sum(r.event.payload.get("printer_location") == site for r in logging) >= 200, "logging gets every event"
     time.sleep(POLICY.grouping.hold_s + 4)  # any page wrongly held would be released by now
 
@@ -101,8 +112,9 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     outage = next(r.event for r in records if r.event.event_type is EventType.GROUP_OUTAGE)
     assert int(outage.details["count"]) > POLICY.grouping.threshold
     records = alerting(settings, until=lambda rs: any(r.event.details.get("count") == "200" for r in rs))
-    updates = [r.event for r in records if r.event.event_type is EventType.GROUP_OUTAGE
-               and "previous_count" in r.event.details]
+    updates = [
+        r.event for r in records if r.event.event_type is EventType.GROUP_OUTAGE and "previous_count" in r.event.details
+    ]
     assert updates and updates[-1].details["count"] == "200", "the grown outage's incident is told its count"
     assert {u.payload["group_id"] for u in updates} == {outage.payload["group_id"]}, "the same incident"
 
@@ -111,7 +123,9 @@ def test_a_sites_outage_is_one_incident_even_across_a_router_kill(settings, rout
     dispatch(settings, tmp_path, [("printer.online", p, site, None) for p in printers])
     records = alerting(settings, until=lambda rs: any(r.event.details.get("state") == "resolved" for r in rs))
     assert transitions(records, "group/location:Finance-3F") == {
-        ("group/location:Finance-3F/outage", "trigger"): 1, ("group/location:Finance-3F/outage", "resolve"): 1}
+        ("group/location:Finance-3F/outage", "trigger"): 1,
+        ("group/location:Finance-3F/outage", "resolve"): 1,
+    }
     assert not transitions(records, "printer/fin-"), "nor on the way back"
 
 
@@ -128,9 +142,16 @@ def test_a_flapping_printer_is_one_incident_and_one_resolve_across_a_router_kill
     for kind in kinds[6:]:
         dispatch(settings, tmp_path, [(kind, pid, "Lab", None)])
         time.sleep(0.3)
-    records = alerting(settings, timeout=120, until=lambda rs: any(
-        r.event.event_type is EventType.PRINTER_FLAPPING and r.event.details.get("state") == "stable"
-        and r.event.payload.get("printer_id") == pid for r in rs))
+    records = alerting(
+        settings,
+        timeout=120,
+        until=lambda rs: any(
+            r.event.event_type is EventType.PRINTER_FLAPPING
+            and r.event.details.get("state") == "stable"
+            and r.event.payload.get("printer_id") == pid
+            for r in rs
+        ),
+    )
     flapping = transitions(records, f"printer/{pid}/flapping")
     assert flapping == {(f"printer/{pid}/flapping", "trigger"): 1, (f"printer/{pid}/flapping", "resolve"): 1}
     own = transitions(records, f"printer/{pid}/offline")

@@ -79,9 +79,17 @@ def test_the_compacted_config_topic_folds_to_the_same_configuration(node: LocalB
     # Let the cleaner run now instead of after a week of segments: small segments, no lag, and
     # tombstones dropped at once; then a write rolls the segment the cleaner may not touch.
     admin = AdminClient({"bootstrap.servers": node.bootstrap_servers})
-    resource = ConfigResource("TOPIC", CONFIG_TOPIC, set_config={
-        "cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.001",
-        "min.compaction.lag.ms": "0", "delete.retention.ms": "0"})
+    resource = ConfigResource(
+        "TOPIC",
+        CONFIG_TOPIC,
+        set_config={
+            "cleanup.policy": "compact",
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.001",
+            "min.compaction.lag.ms": "0",
+            "delete.retention.ms": "0",
+        },
+    )
     for future in admin.alter_configs([resource]).values():
         future.result(15)
     deadline = time.monotonic() + 60
@@ -110,8 +118,10 @@ def test_topics_carry_their_retention_and_cleanup_policy(node: LocalBroker) -> N
         EVENTS_DLQ_TOPIC: {"retention.ms": str(30 * 24 * 3600 * 1000)},
         CONFIG_TOPIC: {"cleanup.policy": "compact"},
         incident_ledger_topic("ledgered"): {"cleanup.policy": "compact"},
-        redrive_ledger_topic("ledgered"): {"cleanup.policy": "compact,delete",
-                                           "retention.ms": str(30 * 24 * 3600 * 1000)},
+        redrive_ledger_topic("ledgered"): {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(30 * 24 * 3600 * 1000),
+        },
     }
     for topic, expected in wanted.items():
         configs = topic_configs(admin, topic)
@@ -137,15 +147,20 @@ def test_the_topics_command_sets_the_retention_asked_for(node: LocalBroker) -> N
 
 def test_connectors_never_deliver_what_an_aborted_transaction_wrote(node: LocalBroker, tmp_path) -> None:
     from continuum_events.codec import EventCodec
-    from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
     from continuum_events.devtools.receivers import SplunkReceiver
+    from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
     from tests.faults import ConnectorProcess
 
     codec, topic = EventCodec(), category_topic("logging")
 
     def event(i: int) -> Event:
-        return Event(new_event_id(), EventType.PRINTER_ONLINE, Severity.INFO, now_micros(),
-                     {"printer_id": f"p-{i}", "printer_name": f"P {i}"})
+        return Event(
+            new_event_id(),
+            EventType.PRINTER_ONLINE,
+            Severity.INFO,
+            now_micros(),
+            {"printer_id": f"p-{i}", "printer_name": f"P {i}"},
+        )
 
     producer = Producer({"bootstrap.servers": node.bootstrap_servers, "transactional.id": f"t-{uuid.uuid4().hex}"})
     producer.init_transactions(15)
@@ -156,9 +171,12 @@ def test_connectors_never_deliver_what_an_aborted_transaction_wrote(node: LocalB
             producer.produce(topic, codec.encode(e, topic), e.payload["printer_id"].encode())
         finish(15)
     with SplunkReceiver() as splunk:
-        connector = ConnectorProcess(node.bootstrap_servers, "aborted-splunk",
-                                     ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
-                                     {"HEC": SplunkReceiver.TOKEN}).start()
+        connector = ConnectorProcess(
+            node.bootstrap_servers,
+            "aborted-splunk",
+            ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
+            {"HEC": SplunkReceiver.TOKEN},
+        ).start()
         try:
             deadline = time.monotonic() + 60
             while len(splunk.received.event_ids) < len(kept):

@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.base import BatchResult, ConfigError, Retry
-from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result, check_results
-from continuum_events.connectors.runtime import Backoff, IntegrationRunner
-from continuum_events.producers import EventProducer
 from pydantic import SecretStr
 
 from continuum_events.broker import free_port, local_broker
+from continuum_events.connectors.base import BatchResult, ConfigError, Retry
+from continuum_events.connectors.nsca import NscaConfig, NscaSink, check_result, check_results
+from continuum_events.connectors.runtime import Backoff, IntegrationRunner
 from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import PASSWORD, Nsca
@@ -82,8 +82,14 @@ def make_event(event_type: str, severity: str, **payload) -> Event:
 
 def sample_events() -> list[Event]:
     return [
-        make_event("printer.offline", "warning", printer_id="p-7", printer_name="Finance-3F-01", printer_ip="10.0.0.7",
-                   consecutive_failures=3),
+        make_event(
+            "printer.offline",
+            "warning",
+            printer_id="p-7",
+            printer_name="Finance-3F-01",
+            printer_ip="10.0.0.7",
+            consecutive_failures=3,
+        ),
         make_event("printer.online", "info", printer_id="p-7", printer_name="Finance-3F-01", response_time_ms=12.5),
         make_event("printer.low_toner", "warning", printer_id="p-8", toner_level_percent=8),
         make_event("printer.error", "critical", printer_id="p-9", printer_name="HQ ;2F", error_message="fuser\nerror"),
@@ -98,14 +104,23 @@ def test_results_arrive_as_passive_service_checks(encryption: str, nsca_xor: Nsc
     events = sample_events()
     assert server.sink().write(events) == BatchResult()
     found = server.wait_for([e.event_id for e in events])
-    assert sorted(found) == sorted((r.host, r.service, r.code, as_written(r.output))
-                                   for e in events for r in check_results(e))
+    assert sorted(found) == sorted(
+        (r.host, r.service, r.code, as_written(r.output)) for e in events for r in check_results(e)
+    )
     offline, online, toner, error, redirect, system = events
-    assert ("Finance-3F-01", "printer status", 1,
-            f"OFFLINE - Finance-3F-01 (10.0.0.7): 3 consecutive failures [event {offline.event_id}]") in found
-    expected = [(online, "Finance-3F-01", "printer status", 0), (toner, "p-8", "toner", 1),
-                (error, "HQ 2F", "printer errors", 2), (redirect, "p-7", "redirect r-1", 2),
-                (system, "continuum-hq", "continuum router", 1)]
+    assert (
+        "Finance-3F-01",
+        "printer status",
+        1,
+        f"OFFLINE - Finance-3F-01 (10.0.0.7): 3 consecutive failures [event {offline.event_id}]",
+    ) in found
+    expected = [
+        (online, "Finance-3F-01", "printer status", 0),
+        (toner, "p-8", "toner", 1),
+        (error, "HQ 2F", "printer errors", 2),
+        (redirect, "p-7", "redirect r-1", 2),
+        (system, "continuum-hq", "continuum router", 1),
+    ]
     for event, host, service, code in expected:
         assert next(r for r in found if event.event_id in r[3])[:3] == (host, service, code)
     assert any(r[3].endswith(" | toner=8%;20:;10:;0;100") for r in found)
@@ -118,17 +133,29 @@ def test_printer_state_in_nagios_follows_the_latest_event(nsca_xor: Nsca) -> Non
     sink, t = nsca_xor.sink(), now_micros() - 60_000_000
 
     def at(event_type: str, seconds: int, severity: str, printer: str = "p-41") -> Event:
-        return Event(new_event_id(), EventType(event_type), Severity(severity), t + seconds * 1_000_000,
-                     {"printer_id": printer, "printer_name": f"HQ-{printer}"}, "continuum-hq")
+        return Event(
+            new_event_id(),
+            EventType(event_type),
+            Severity(severity),
+            t + seconds * 1_000_000,
+            {"printer_id": printer, "printer_name": f"HQ-{printer}"},
+            "continuum-hq",
+        )
 
-    error, online, offline = at("printer.error", 1, "error"), at("printer.online", 3, "info"), at("printer.offline", 2, "error")
+    error, online, offline = (
+        at("printer.error", 1, "error"),
+        at("printer.online", 3, "info"),
+        at("printer.offline", 2, "error"),
+    )
     sink.write([offline, error, online])
     sink.write([offline])  # redelivered after the online
     quiet = at("printer.offline", 1, "info", "p-42")
     sink.write([quiet])
     found = nsca_xor.wait_for([online.event_id, quiet.event_id], copies=1)
     assert [(h, s, c) for h, s, c, o in found if online.event_id in o] == [
-        ("HQ-p-41", "printer status", 0), ("HQ-p-41", "printer errors", 0)]
+        ("HQ-p-41", "printer status", 0),
+        ("HQ-p-41", "printer errors", 0),
+    ]
     assert [(h, s, c) for h, s, c, o in found if quiet.event_id in o] == [("HQ-p-42", "printer status", 1)]
     latest = {(h, s): c for h, s, c, _ in nsca_xor.results() if h == "HQ-p-41"}  # what Nagios shows now
     assert latest == {("HQ-p-41", "printer status"): 0, ("HQ-p-41", "printer errors"): 0}
@@ -139,18 +166,37 @@ def test_printer_state_in_nagios_follows_the_latest_event(nsca_xor: Nsca) -> Non
 def test_send_nsca_writes_the_same_command_line(packet: str, nsca_xor: Nsca) -> None:
     """Our packets and send_nsca's, for the same result, give the same line, a newline and
     a backslash in the output included."""
-    event = make_event("printer.error", "error", printer_id="p-3", printer_name="HQ-3", printer_ip="10.0.0.3",
-                       error_message="cover open\nsee tray \\2", response_time_ms=40.25)
+    event = make_event(
+        "printer.error",
+        "error",
+        printer_id="p-3",
+        printer_name="HQ-3",
+        printer_ip="10.0.0.3",
+        error_message="cover open\nsee tray \\2",
+        response_time_ms=40.25,
+    )
     ours = check_result(event, 4096 if packet == "2.9" else 512)
     # nsca 2.9+ takes a legacy packet only as a connection's last: one event per batch here
     nsca_xor.sink(packet=packet).write([event])
     config = nsca_xor.work / "send_nsca.cfg"
     config.write_text(f"password={PASSWORD}\nencryption_method=1\n")
-    command = [shutil.which("send_nsca") or "/usr/sbin/send_nsca", "-H", "127.0.0.1", "-p", str(nsca_xor.port),
-               "-c", str(config)] + (["--legacy-2-7-mode"] if packet == "legacy" else [])
+    command = [
+        shutil.which("send_nsca") or "/usr/sbin/send_nsca",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(nsca_xor.port),
+        "-c",
+        str(config),
+    ] + (["--legacy-2-7-mode"] if packet == "legacy" else [])
     # ETB ends a result, so the output may span lines
-    sent = subprocess.run(command, input=f"{ours.host}\t{ours.service}\t{ours.code}\t{ours.output}\x17".encode(),
-                          capture_output=True, timeout=20, check=False)
+    sent = subprocess.run(
+        command,
+        input=f"{ours.host}\t{ours.service}\t{ours.code}\t{ours.output}\x17".encode(),
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
     assert sent.returncode == 0, sent.stderr
     found = nsca_xor.wait_for([event.event_id], copies=2)
     assert len(found) == 2 and found[0] == found[1], found
@@ -164,12 +210,15 @@ def test_check_sends_a_test_result(nsca_xor: Nsca) -> None:
     wait_until(lambda: test_result in nsca_xor.results(), timeout=5)
 
 
-@pytest.mark.parametrize(("case", "decryption", "sink_options", "events"), [
-    ("wrong password", 1, {"password": "not-the-password"}, 1),
-    ("wrong password, a whole batch", 1, {"password": "not-the-password"}, 200),  # closed unread: a reset
-    ("plain to an XOR server", 1, {"encryption": "none"}, 1),
-    ("XOR to a plain server", 0, {"encryption": "xor"}, 1),
-])
+@pytest.mark.parametrize(
+    ("case", "decryption", "sink_options", "events"),
+    [
+        ("wrong password", 1, {"password": "not-the-password"}, 1),
+        ("wrong password, a whole batch", 1, {"password": "not-the-password"}, 200),  # closed unread: a reset
+        ("plain to an XOR server", 1, {"encryption": "none"}, 1),
+        ("XOR to a plain server", 0, {"encryption": "xor"}, 1),
+    ],
+)
 def test_a_wrong_password_or_method_is_a_config_error(case, decryption, sink_options, events, own_nsca) -> None:
     server = own_nsca(decryption=decryption)
     batch = [make_event("printer.offline", "warning", printer_id=f"p-{i}") for i in range(events)]
@@ -247,8 +296,16 @@ def test_a_server_that_is_not_nsca_is_a_config_error() -> None:
 
 # -- through the runtime --------------------------------------------------------------
 MONITORING = [  # the types the built-in rules route to monitoring
-    (EventType.PRINTER_OFFLINE, "warning", lambda i: {"printer_id": f"p-{i % 40}", "printer_name": f"HQ-{i % 40}",
-                                                      "printer_ip": "10.0.0.9", "consecutive_failures": 3}),
+    (
+        EventType.PRINTER_OFFLINE,
+        "warning",
+        lambda i: {
+            "printer_id": f"p-{i % 40}",
+            "printer_name": f"HQ-{i % 40}",
+            "printer_ip": "10.0.0.9",
+            "consecutive_failures": 3,
+        },
+    ),
     (EventType.PRINTER_ONLINE, "info", lambda i: {"printer_id": f"p-{i % 40}", "response_time_ms": 8.5}),
     (EventType.PRINTER_ERROR, "error", lambda i: {"printer_id": f"p-{i % 40}", "error_message": "jam\ntray 2"}),
     (EventType.REDIRECT_FAILED, "error", lambda i: {"redirect_id": f"r-{i}", "source_printer_id": f"p-{i % 40}"}),
@@ -268,8 +325,11 @@ def kafka() -> Iterator[KafkaSettings]:
 def produce(settings: KafkaSettings, spool: Path, n: int) -> dict[str, int]:
     """Event id -> results it makes: a printer.online also clears "printer errors"."""
     with EventProducer(settings, topic=category_topic("monitoring"), spool_path=spool) as producer:
-        ids = {producer.dispatch(kind, payload(i), severity): 2 if kind is EventType.PRINTER_ONLINE else 1
-               for i in range(n) for kind, severity, payload in [MONITORING[i % len(MONITORING)]]}
+        ids = {
+            producer.dispatch(kind, payload(i), severity): 2 if kind is EventType.PRINTER_ONLINE else 1
+            for i in range(n)
+            for kind, severity, payload in [MONITORING[i % len(MONITORING)]]
+        }
         assert producer.flush(10) == 0
     return ids
 
@@ -310,8 +370,14 @@ def test_every_event_reaches_nsca_once_and_is_committed(kafka: KafkaSettings, ns
 def test_a_wrong_password_holds_everything_until_fixed(kafka: KafkaSettings, own_nsca, tmp_path: Path) -> None:
     server = own_nsca(password="the-right-one")
     ids = produce(kafka, tmp_path / "spool.db", 250)
-    runner = IntegrationRunner("nsca-fixed", "monitoring", server.sink(password="set-on-the-client"), kafka,
-                               config_retry_s=0.5, backoff=Backoff(base_s=0.05, cap_s=0.5))
+    runner = IntegrationRunner(
+        "nsca-fixed",
+        "monitoring",
+        server.sink(password="set-on-the-client"),
+        kafka,
+        config_retry_s=0.5,
+        backoff=Backoff(base_s=0.05, cap_s=0.5),
+    )
     stop, thread = run(runner)
     try:
         wait_until(lambda: runner.health.state == "unhealthy")

@@ -32,8 +32,13 @@ HUGE = 1_040_000 if default_engine() == "kafka" else 10 << 20
 
 
 def valid(i: int, **payload: object) -> Event:
-    return Event(new_event_id(), EventType.PRINTER_ONLINE, Severity.INFO, time.time_ns() // 1000,
-                 {"printer_id": f"p-{i % 97}", "printer_name": f"Printer {i % 97}", **payload})
+    return Event(
+        new_event_id(),
+        EventType.PRINTER_ONLINE,
+        Severity.INFO,
+        time.time_ns() // 1000,
+        {"printer_id": f"p-{i % 97}", "printer_name": f"Printer {i % 97}", **payload},
+    )
 
 
 def wrong_type_writer() -> tuple[dict, bytes]:
@@ -70,8 +75,9 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
     bad_at = set(rng.sample(range(TOTAL), BAD))
     huge_at = min(bad_at)
     with local_broker() as broker:
-        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "message.max.bytes": 16 << 20,
-                             "linger.ms": 5})
+        producer = Producer(
+            {"bootstrap.servers": broker.bootstrap_servers, "message.max.bytes": 16 << 20, "linger.ms": 5}
+        )
         ids, injected = [], Counter()
         for i in range(TOTAL):
             if i == huge_at:  # a valid event over the router's limit, as big as the topic takes
@@ -95,8 +101,9 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
             arrivals, seen = _follow(broker.bootstrap_servers, category_topic("logging"), set(ids), 120)
             # What the router's /metrics says of the same run (read at each scrape; lag every 15 s).
             deadline = time.monotonic() + 60
-            while (metrics := _scrape(port)).get("continuum_router_lag") != 0 \
-                    or metrics.get("continuum_router_events_total", 0) < TOTAL - BAD:
+            while (metrics := _scrape(port)).get("continuum_router_lag") != 0 or metrics.get(
+                "continuum_router_events_total", 0
+            ) < TOTAL - BAD:
                 assert time.monotonic() < deadline, f"router metrics never settled: {metrics}"
                 time.sleep(1)
         finally:
@@ -104,15 +111,17 @@ def test_one_percent_poison_is_dead_lettered_exactly_and_every_valid_event_is_ro
         assert metrics["continuum_router_dead_letters_total"] == BAD, metrics
         assert metrics["continuum_router_events_total"] == TOTAL - BAD
         assert metrics['continuum_router_routed_total{category="logging"}'] == TOTAL - BAD
-        assert metrics["continuum_router_rules_count"] >= 1 and any(k.startswith("continuum_router_rules{version=")
-                                                                     for k in metrics)
+        assert metrics["continuum_router_rules_count"] >= 1 and any(
+            k.startswith("continuum_router_rules{version=") for k in metrics
+        )
         verdict = Completeness.judge(ids, seen)
-        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-        letters = read_topic(broker.bootstrap_servers, EVENTS_DLQ_TOPIC, timeout=30, idle=3,
-                             codec=_RawCodec())
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        letters = read_topic(broker.bootstrap_servers, EVENTS_DLQ_TOPIC, timeout=30, idle=3, codec=_RawCodec())
         reasons = Counter(_kind(r.headers["dlq.reason"].decode()) for r in letters)
-        print(f"\npoison: injected {dict(injected)}; dead letters {dict(reasons)}; valid: {verdict}; "
-              f"longest gap between routed events {max(gaps):.2f} s")
+        print(
+            f"\npoison: injected {dict(injected)}; dead letters {dict(reasons)}; valid: {verdict}; "
+            f"longest gap between routed events {max(gaps):.2f} s"
+        )
         verdict.check(max_duplicates=0)
         assert len(letters) == BAD, f"{len(letters)} dead letters for {BAD} injected records"
         assert all(r.headers.get("dlq.reason") and r.headers.get("dlq.exception") for r in letters)
@@ -138,8 +147,11 @@ def _scrape(port: int) -> dict[str, float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
         return {}
-    return {s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else ""):
-            s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return {
+        s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}" if s.labels else ""): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 class _RawCodec:
@@ -156,8 +168,14 @@ def _kind(reason: str) -> str:
 def _follow(bootstrap: str, topic: str, expected: set[str], timeout: float) -> tuple[list[float], Counter[str]]:
     """Read ``topic`` live until every expected id arrived; when each record arrived."""
     codec = EventCodec()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "poison-follower", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 10})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "poison-follower",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     arrivals, seen = [], Counter()
@@ -172,4 +190,3 @@ def _follow(bootstrap: str, topic: str, expected: set[str], timeout: float) -> t
     finally:
         consumer.close()
     return arrivals, seen
-

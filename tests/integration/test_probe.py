@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from continuum_events.devtools.fleet import SimulatedFleet
 from continuum_events.producers.health import Policy
 from continuum_events.producers.inventory import PrinterEntry
 from continuum_events.producers.probe import Probe, ProbeConfig
 from continuum_events.producers.snmp import Timing
-
-from continuum_events.devtools.fleet import SimulatedFleet
 
 FAST = Timing(timeout_s=1.0, retries=1, tcp_timeout_s=0.5)
 
@@ -75,7 +75,7 @@ def test_a_state_change_gives_exactly_the_expected_event(fleet: SimulatedFleet) 
     assert seen.take() == [("printer.low_toner", name)]
     fleet.set_state(name, error_bits={"doorOpen"}, toner=(6, 100))
     sweeps(probe)
-    (kind, payload, _), = seen.events
+    ((kind, payload, _),) = seen.events
     assert kind == "printer.error" and payload["error_message"] == "doorOpen"
     assert payload["toner_level_percent"] == 6 and payload["printer_ip"] == "127.0.0.1"
     assert payload["response_time_ms"] > 0 and payload["printer_location"]
@@ -104,7 +104,7 @@ def test_an_unreachable_printer_goes_offline_after_three_sweeps_and_online_after
     sweeps(probe, 2)
     assert seen.take() == []
     sweeps(probe)
-    (kind, payload, _), = seen.events
+    ((kind, payload, _),) = seen.events
     assert kind == "printer.offline" and payload["consecutive_failures"] == 3
     seen.take()
     sweeps(probe, 3)
@@ -120,7 +120,7 @@ def test_a_wrong_community_is_a_probe_problem_not_an_outage(fleet: SimulatedFlee
     name = "prn-0003"
     probe, seen = probe_for(entries(fleet, name, community="not-the-community"))
     sweeps(probe, 5)
-    (kind, payload, details), = seen.events
+    ((kind, payload, details),) = seen.events
     assert kind == "system.warning" and payload["error_code"] == "snmp_unanswered"
     assert details == {"printer_id": name} and "community" in payload["message"]
     assert "not-the-community" not in payload["message"], "a community is a credential"
@@ -157,10 +157,10 @@ def test_state_survives_a_restart_without_repeating_events(fleet: SimulatedFleet
 def test_printers_added_and_removed_in_continuum_are_followed(fleet: SimulatedFleet) -> None:
     added = next(row for row in fleet.inventory() if row["id"] == "prn-0006")
     probe, seen = probe_for(entries(fleet, "prn-0007"))
-    probe.config = ProbeConfig(timing=FAST, defaults={"community": added["community"],
-                                                      "snmp_port": added["snmp_port"]})
-    probe.printer_event("printer.added", {"printer_id": "prn-0006", "printer_name": added["name"],
-                                          "printer_ip": added["ip"]})
+    probe.config = ProbeConfig(timing=FAST, defaults={"community": added["community"], "snmp_port": added["snmp_port"]})
+    probe.printer_event(
+        "printer.added", {"printer_id": "prn-0006", "printer_name": added["name"], "printer_ip": added["ip"]}
+    )
     fleet.set_state("prn-0006", error_bits={"jammed"})
     sweeps(probe)
     assert seen.take() == [("printer.jam", "prn-0006")]
@@ -173,7 +173,6 @@ def test_printers_added_and_removed_in_continuum_are_followed(fleet: SimulatedFl
 def test_events_reach_printer_events_keyed_by_printer(fleet: SimulatedFleet, settings, fresh_topic: str) -> None:
     from continuum_events.producers import EventProducer
     from continuum_events.producers.probe import producer_emitter
-
     from tests.kafka_helpers import read_topic
 
     name = "prn-0008"
@@ -191,15 +190,22 @@ def test_events_reach_printer_events_keyed_by_printer(fleet: SimulatedFleet, set
     assert all(r.event.source == "health-probe" for r in received)
 
 
-def test_snmpv3_printers_are_polled_and_refused_credentials_are_a_probe_problem(fleet: SimulatedFleet,
-                                                                                 monkeypatch) -> None:
+def test_snmpv3_printers_are_polled_and_refused_credentials_are_a_probe_problem(
+    fleet: SimulatedFleet, monkeypatch
+) -> None:
     # snmpsim's built-in USM user; its context name selects the printer's data.
     monkeypatch.setenv("PRN_AUTH", "auctoritas")
     monkeypatch.setenv("PRN_PRIV", "privatus")
     monkeypatch.setenv("PRN_WRONG", "not-the-key")
     name, other = "prn-0009", "prn-0010"
-    v3 = {"version": "3", "v3_user": "simulator", "v3_auth_protocol": "md5", "v3_auth_key_env": "PRN_AUTH",
-          "v3_priv_protocol": "des", "v3_priv_key_env": "PRN_PRIV"}
+    v3 = {
+        "version": "3",
+        "v3_user": "simulator",
+        "v3_auth_protocol": "md5",
+        "v3_auth_key_env": "PRN_AUTH",
+        "v3_priv_protocol": "des",
+        "v3_priv_key_env": "PRN_PRIV",
+    }
     good = entries(fleet, name, **v3, v3_context=name)
     wrong = entries(fleet, other, **{**v3, "v3_auth_key_env": "PRN_WRONG"}, v3_context=other)
     probe, seen = probe_for(good)
@@ -232,8 +238,9 @@ def test_the_probe_follows_printer_added_on_printer_events(fleet: SimulatedFleet
             deadline = time.monotonic() + 45
             while not probe.pending_changes():  # the group joins first; announce until it is heard
                 assert time.monotonic() < deadline, "printer.added never reached the probe"
-                producer.dispatch("printer.added", {"printer_id": "prn-0011", "printer_ip": row["ip"],
-                                                    "printer_name": row["name"]})
+                producer.dispatch(
+                    "printer.added", {"printer_id": "prn-0011", "printer_ip": row["ip"], "printer_name": row["name"]}
+                )
                 producer.flush(5)
                 time.sleep(1)
     finally:

@@ -15,9 +15,9 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from continuum_events.producers import EventProducer, EventType, SpoolFull, configure, dispatch_event
 
 from continuum_events.broker import LocalBroker
+from continuum_events.producers import EventProducer, EventType, SpoolFull, configure, dispatch_event
 from continuum_events.settings import KafkaSettings
 from tests.kafka_helpers import Received, read_topic
 
@@ -28,8 +28,12 @@ TYPES = [EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE, EventType.PRINTER_
 def printer_event(i: int, printers: int = 200) -> tuple[EventType, dict]:
     n = i % printers
     return TYPES[i % len(TYPES)], {
-        "printer_id": f"p-{n}", "printer_name": f"Printer {n}", "printer_ip": f"10.0.{n // 250}.{n % 250}",
-        "printer_location": f"Site-{n % 7}", "consecutive_failures": i % 5, "response_time_ms": i / 10,
+        "printer_id": f"p-{n}",
+        "printer_name": f"Printer {n}",
+        "printer_ip": f"10.0.{n // 250}.{n % 250}",
+        "printer_location": f"Site-{n % 7}",
+        "consecutive_failures": i % 5,
+        "response_time_ms": i / 10,
         "details": {"n": str(i)},
     }
 
@@ -61,7 +65,9 @@ def test_ten_thousand_events_arrive_intact_and_in_order_per_printer(settings, fr
         assert r.event.event_type is event_type
         assert r.event.severity == ("warning" if i % 2 else {"printer.online": "info"}.get(event_type, "warning"))
         assert r.event.source == "continuum" and r.key == f"printer:{data['printer_id']}".encode()
-        assert {k: r.event.payload[k] for k in data if k != "details"} == {k: v for k, v in data.items() if k != "details"}
+        assert {k: r.event.payload[k] for k in data if k != "details"} == {
+            k: v for k, v in data.items() if k != "details"
+        }
         assert dict(r.event.details) == data["details"]
         assert abs(r.event.timestamp_us / 1e6 - time.time()) < 600
     assert_ordered_per_printer(received)
@@ -80,8 +86,13 @@ ODD_CALLS = [
     ("system.error", {"details": {"attempt": 3}}, None, "details[attempt]: not text", False),
     ("job.failed", {"pages": 2, "tray": 1}, None, "payload.job_id: missing, and no printer_id or job_id", True),
     # Over every vendor's limit: librdkafka would refuse it, and a spooled copy would block the spool.
-    ("system.error", {"component": "c", "message": "m", "details": {"trace": "x" * 1_000_000}}, None,
-     "over the 1,000,000-byte limit", True),
+    (
+        "system.error",
+        {"component": "c", "message": "m", "details": {"trace": "x" * 1_000_000}},
+        None,
+        "over the 1,000,000-byte limit",
+        True,
+    ),
 ]
 
 
@@ -102,8 +113,10 @@ def test_by_default_odd_calls_never_raise_and_nothing_is_lost(settings, fresh_to
     """Continuum wraps each call in ``except Exception: logger.error(...)``: an exception is a
     lost event. Every call is adjusted into an event, or kept on disk with the reason."""
     with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
-        ids = {producer.dispatch(event_type, data, severity=severity): refused
-               for event_type, data, severity, _, refused in ODD_CALLS}
+        ids = {
+            producer.dispatch(event_type, data, severity=severity): refused
+            for event_type, data, severity, _, refused in ODD_CALLS
+        }
         assert producer.flush(10) == 0
         stats = producer.stats()
         kept = {call.event_id: call for call in producer.spool.refused()}
@@ -124,10 +137,12 @@ def test_by_default_odd_calls_never_raise_and_nothing_is_lost(settings, fresh_to
 
 def test_async_dispatch_resolves_once_the_broker_acknowledged(settings, fresh_topic, tmp_path) -> None:
     async def main(producer: EventProducer) -> list[str]:
-        return await asyncio.gather(*(
-            producer.dispatch_async(EventType.JOB_COMPLETED, {"job_id": f"j-{i}", "printer_id": "p-1", "pages": i})
-            for i in range(100)
-        ))
+        return await asyncio.gather(
+            *(
+                producer.dispatch_async(EventType.JOB_COMPLETED, {"job_id": f"j-{i}", "printer_id": "p-1", "pages": i})
+                for i in range(100)
+            )
+        )
 
     with EventProducer(settings, topic=fresh_topic, spool_path=tmp_path / "spool.db") as producer:
         ids = asyncio.run(main(producer))
@@ -141,7 +156,9 @@ def _dispatch_all(producer: EventProducer, start: int, stop: int) -> None:
 
 
 def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_broker: LocalBroker, tmp_path) -> None:
-    producer = EventProducer(KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db")
+    producer = EventProducer(
+        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db"
+    )
     try:
         _dispatch_all(producer, 0, 2_000)
         time.sleep(2)
@@ -163,14 +180,19 @@ def test_events_dispatched_before_the_broker_starts_arrive_once_in_order(own_bro
 # in dispatch order; a per-event timeout once let the oldest be spooled behind newer ones.
 @pytest.mark.parametrize("hold_s", [15.0, 0.5], ids=["back-within-hold", "held-events-spooled"])
 def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
-    own_broker: LocalBroker, tmp_path, hold_s: float, caplog,
+    own_broker: LocalBroker,
+    tmp_path,
+    hold_s: float,
+    caplog,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="continuum_events")
     own_broker.start()
     acked: set[str] = set()
     producer = EventProducer(
-        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db",
-        on_delivered=acked.add, hold_s=hold_s,
+        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers),
+        spool_path=tmp_path / "s.db",
+        on_delivered=acked.add,
+        hold_s=hold_s,
     )
     ids: list[str] = []
     stop = threading.Event()
@@ -195,8 +217,9 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
         worker.join(60)
         assert producer.wait_drained(90), producer.stats()
         owed = set(ids) - acked_by_lost_broker
-        received = read_topic(own_broker.bootstrap_servers, "printer-events", until=lambda got: len(got) >= len(owed),
-                              timeout=60, idle=3)
+        received = read_topic(
+            own_broker.bootstrap_servers, "printer-events", until=lambda got: len(got) >= len(owed), timeout=60, idle=3
+        )
     finally:
         stop.set()
         worker.join()
@@ -235,7 +258,9 @@ def test_the_drain_does_not_send_again_what_a_timed_out_request_wrote(broker: Lo
     from continuum_events.topology import TopicSpec, ensure_topics
 
     source, target = (f"test-maybe-written-{name}-{time.time_ns()}" for name in ("source", "target"))
-    ensure_topics(AdminClient({"bootstrap.servers": broker.bootstrap_servers}), [TopicSpec(source, 3), TopicSpec(target, 3)])
+    ensure_topics(
+        AdminClient({"bootstrap.servers": broker.bootstrap_servers}), [TopicSpec(source, 3), TopicSpec(target, 3)]
+    )
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     with EventProducer(settings, topic=source, spool_path=tmp_path / "source.db") as capture:
         for i in range(200):
@@ -248,8 +273,12 @@ def test_the_drain_does_not_send_again_what_a_timed_out_request_wrote(broker: Lo
         raw.produce(target, value, key, timestamp=ts)
     assert raw.flush(30) == 0
     spool = Spool(tmp_path / "spool.db")
-    spool.append([SpooledRecord(seq, target, key, value, ts, maybe_written=seq < 150)
-                  for seq, (key, value, ts) in enumerate(records)])
+    spool.append(
+        [
+            SpooledRecord(seq, target, key, value, ts, maybe_written=seq < 150)
+            for seq, (key, value, ts) in enumerate(records)
+        ]
+    )
     spool.close()
 
     with EventProducer(settings, topic=target, spool_path=tmp_path / "spool.db") as producer:
@@ -279,7 +308,9 @@ def test_spooled_events_survive_a_producer_process_restart(own_broker: LocalBrok
     spool = tmp_path / "spool.db"
     first = subprocess.run(
         [sys.executable, "-c", SPOOL_ONLY_PRODUCER, own_broker.bootstrap_servers, str(spool)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert first.returncode == 0, first.stderr[-2000:]
     handed_over = first.stdout.split()
@@ -297,8 +328,10 @@ def test_spooled_events_survive_a_producer_process_restart(own_broker: LocalBrok
 def test_a_full_spool_refuses_loudly_and_counts(own_broker: LocalBroker, tmp_path, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="continuum_events")
     producer = EventProducer(
-        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers), spool_path=tmp_path / "s.db",
-        spool_max_bytes=20_000, producer_config={"message.timeout.ms": 1000},
+        KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers),
+        spool_path=tmp_path / "s.db",
+        spool_max_bytes=20_000,
+        producer_config={"message.timeout.ms": 1000},
     )
     try:
         deadline = time.monotonic() + 30

@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 import requests
+from pydantic import SecretStr
+
+from continuum_events.broker import LocalBroker, free_port, local_broker
 from continuum_events.connectors.base import ConfigError, Retry, SinkContext
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import PushgatewayConfig, PushgatewaySink, State
 from continuum_events.connectors.runtime import IntegrationRunner
-from continuum_events.producers import EventProducer
-from pydantic import SecretStr
-
-from continuum_events.broker import LocalBroker, free_port, local_broker
 from continuum_events.events import Event, EventType, Severity
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.daemons import Gateway, running_gateway
-from tests.kafka_helpers import committed_offsets as group_offsets, read_topic
+from tests.kafka_helpers import committed_offsets as group_offsets
+from tests.kafka_helpers import read_topic
 
 T0 = 1_795_800_000_000_000  # µs
 CONTEXT = SinkContext("pushgateway-test", KafkaSettings())
@@ -41,10 +42,16 @@ def sink_for(gateway: Gateway, job: str, **options: object) -> PushgatewaySink:
     return PushgatewaySink(PushgatewayConfig(gateway.url, job=job, **options))  # type: ignore[arg-type]
 
 
-def ev(kind: EventType, printer_id: str = "p-1", at_s: float = 0, severity: str = "warning",
-       **payload: object) -> Event:
-    return Event(f"e-{printer_id}-{at_s}", kind, Severity(severity), T0 + int(at_s * 1_000_000),
-                 {"printer_id": printer_id, **payload})
+def ev(
+    kind: EventType, printer_id: str = "p-1", at_s: float = 0, severity: str = "warning", **payload: object
+) -> Event:
+    return Event(
+        f"e-{printer_id}-{at_s}",
+        kind,
+        Severity(severity),
+        T0 + int(at_s * 1_000_000),
+        {"printer_id": printer_id, **payload},
+    )
 
 
 # -- what Prometheus sees ---------------------------------------------------------------------
@@ -53,19 +60,31 @@ def test_offline_then_online_is_up_since_the_online_event(gateway: Gateway) -> N
     sink.open(CONTEXT)
     sink.write([ev(EventType.PRINTER_OFFLINE, at_s=1), ev(EventType.PRINTER_ONLINE, at_s=2.25, severity="info")])
     assert gateway.value("continuum_printer_up", job="updown", printer="p-1") == 1
-    assert gateway.value("continuum_printer_last_change_timestamp_seconds", job="updown", printer="p-1") \
-        == pytest.approx((T0 + 2_250_000) / 1e6, abs=1e-6)
+    assert gateway.value(
+        "continuum_printer_last_change_timestamp_seconds", job="updown", printer="p-1"
+    ) == pytest.approx((T0 + 2_250_000) / 1e6, abs=1e-6)
     sink.write([ev(EventType.PRINTER_OFFLINE, at_s=5)])
     assert gateway.value("continuum_printer_up", job="updown", printer="p-1") == 0
-    assert gateway.value("continuum_printer_last_change_timestamp_seconds", job="updown", printer="p-1") \
-        == pytest.approx((T0 + 5_000_000) / 1e6, abs=1e-6)
+    assert gateway.value(
+        "continuum_printer_last_change_timestamp_seconds", job="updown", printer="p-1"
+    ) == pytest.approx((T0 + 5_000_000) / 1e6, abs=1e-6)
 
 
 def test_post_keeps_metrics_the_batch_does_not_name(gateway: Gateway) -> None:
     sink = sink_for(gateway, "toner")
-    sink.write([ev(EventType.PRINTER_OFFLINE, toner_level_percent=37, printer_name="HQ FIN 1",
-                   printer_model="MX-410", printer_location="HQ-1F", printer_department="Finance",
-                   printer_ip="10.0.0.9")])
+    sink.write(
+        [
+            ev(
+                EventType.PRINTER_OFFLINE,
+                toner_level_percent=37,
+                printer_name="HQ FIN 1",
+                printer_model="MX-410",
+                printer_location="HQ-1F",
+                printer_department="Finance",
+                printer_ip="10.0.0.9",
+            )
+        ]
+    )
     assert gateway.value("continuum_printer_toner_level_percent", job="toner", printer="p-1") == 37
     # Another pusher's metric in the same group must survive our POSTs.
     assert requests.post(f"{gateway.url}/metrics/job/toner/printer/p-1", data=b"pages_printed 120\n", timeout=5).ok
@@ -74,17 +93,27 @@ def test_post_keeps_metrics_the_batch_does_not_name(gateway: Gateway) -> None:
     assert gateway.value("continuum_printer_toner_level_percent", job="toner", printer="p-1") == 36
     assert gateway.value("continuum_printer_up", job="toner", printer="p-1") == 1
     assert gateway.value("pages_printed", job="toner", printer="p-1") == 120
-    (info, one), = gateway.samples("continuum_printer_info", job="toner", printer="p-1")
-    assert one == 1 and info == {"job": "toner", "instance": "", "printer": "p-1", "name": "HQ FIN 1",
-                                 "model": "MX-410", "location": "HQ-1F", "department": "Finance", "ip": "10.0.0.9"}
+    ((info, one),) = gateway.samples("continuum_printer_info", job="toner", printer="p-1")
+    assert one == 1 and info == {
+        "job": "toner",
+        "instance": "",
+        "printer": "p-1",
+        "name": "HQ FIN 1",
+        "model": "MX-410",
+        "location": "HQ-1F",
+        "department": "Finance",
+        "ip": "10.0.0.9",
+    }
 
 
 def test_counters_by_type_and_severity_are_exact(gateway: Gateway) -> None:
     sink = sink_for(gateway, "counts")
     rng = random.Random(3)
     kinds = [EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE, EventType.PRINTER_ERROR]
-    events = [ev(rng.choice(kinds), f"p-{i % 7}", at_s=i, severity=rng.choice(["info", "warning", "error"]))
-              for i in range(120)]
+    events = [
+        ev(rng.choice(kinds), f"p-{i % 7}", at_s=i, severity=rng.choice(["info", "warning", "error"]))
+        for i in range(120)
+    ]
     sink.write(events[:50])
     sink.write(events[50:])
     expected = Counter((e.event_type.value, e.severity.value) for e in events)
@@ -116,15 +145,19 @@ def test_a_restarted_connector_continues_counting(gateway: Gateway) -> None:
     third = sink_for(gateway, "restart")  # open never called: read back on the first batch
     third.write([ev(EventType.PRINTER_OFFLINE, at_s=10 + i / 10) for i in range(2)])
     assert gateway.counters("restart") == {("printer.offline", "warning"): 10}
-    assert gateway.value("continuum_printer_last_change_timestamp_seconds", job="restart", printer="p-1") \
-        == pytest.approx((T0 + 1_000_000) / 1e6, abs=1e-6)
+    assert gateway.value(
+        "continuum_printer_last_change_timestamp_seconds", job="restart", printer="p-1"
+    ) == pytest.approx((T0 + 1_000_000) / 1e6, abs=1e-6)
 
 
 def test_a_batch_replayed_after_a_restart_is_neither_applied_nor_counted_again(gateway: Gateway) -> None:
     """A connector crashes after its pushes, before the offsets were committed: the next one
     gets the same records again, and an old offline redelivered later still."""
-    batch = [ev(EventType.PRINTER_OFFLINE, "a", at_s=1), ev(EventType.PRINTER_ONLINE, "a", at_s=2, severity="info"),
-             ev(EventType.PRINTER_OFFLINE, "b", at_s=1)]
+    batch = [
+        ev(EventType.PRINTER_OFFLINE, "a", at_s=1),
+        ev(EventType.PRINTER_ONLINE, "a", at_s=2, severity="info"),
+        ev(EventType.PRINTER_OFFLINE, "b", at_s=1),
+    ]
     first = sink_for(gateway, "replay")
     first.open(CONTEXT)
     first.write(batch)
@@ -135,8 +168,9 @@ def test_a_batch_replayed_after_a_restart_is_neither_applied_nor_counted_again(g
     second.write([ev(EventType.PRINTER_OFFLINE, "a", at_s=1.5)])  # late: older than the online
     assert gateway.counters("replay") == {("printer.offline", "warning"): 2, ("printer.online", "info"): 1}
     assert gateway.value("continuum_printer_up", job="replay", printer="a") == 1
-    assert gateway.value("continuum_printer_last_event_timestamp_seconds", job="replay", instance="continuum-events",
-                         printer="a") == pytest.approx((T0 + 2_000_000) / 1e6, abs=1e-6)
+    assert gateway.value(
+        "continuum_printer_last_event_timestamp_seconds", job="replay", instance="continuum-events", printer="a"
+    ) == pytest.approx((T0 + 2_000_000) / 1e6, abs=1e-6)
     second.write([ev(EventType.PRINTER_OFFLINE, "a", at_s=3)])  # newer: applied and counted
     assert gateway.value("continuum_printer_up", job="replay", printer="a") == 0
     assert gateway.counters("replay")[("printer.offline", "warning")] == 3
@@ -172,7 +206,7 @@ def test_any_printer_id_gets_its_own_group(gateway: Gateway, printer_id: str) ->
     sink.write([ev(EventType.PRINTER_OFFLINE, printer_id, toner_level_percent=11, printer_name=name)])
     assert gateway.value("continuum_printer_up", job="odd-ids", printer=printer_id) == 0
     assert gateway.value("continuum_printer_toner_level_percent", job="odd-ids", printer=printer_id) == 11
-    (info, _), = gateway.samples("continuum_printer_info", job="odd-ids", printer=printer_id)
+    ((info, _),) = gateway.samples("continuum_printer_info", job="odd-ids", printer=printer_id)
     assert info["name"] == name
 
 
@@ -236,14 +270,17 @@ def test_basic_auth_behind_a_web_config(tmp_path: Path) -> None:
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users:\n  pusher: '{_bcrypt('s3cret-pw')}'\n")
     with running_gateway(f"--web.config.file={web}") as secured:
-        good = PushgatewaySink(PushgatewayConfig(secured.url, job="auth", username="pusher",
-                                                 password=SecretStr("s3cret-pw")))
+        good = PushgatewaySink(
+            PushgatewayConfig(secured.url, job="auth", username="pusher", password=SecretStr("s3cret-pw"))
+        )
         assert "Pushgateway" in good.check()
         good.write([ev(EventType.PRINTER_ONLINE, severity="info")])
         counted = requests.get(f"{secured.url}/metrics", auth=("pusher", "s3cret-pw"), timeout=5).text
         assert 'continuum_events_total{event_type="printer.online",instance="continuum-events",job="auth"' in counted
-        for wrong in (PushgatewayConfig(secured.url), PushgatewayConfig(secured.url, username="pusher",
-                                                                        password=SecretStr("guessed-pw"))):
+        for wrong in (
+            PushgatewayConfig(secured.url),
+            PushgatewayConfig(secured.url, username="pusher", password=SecretStr("guessed-pw")),
+        ):
             with pytest.raises(ConfigError, match="401") as refused:
                 PushgatewaySink(wrong).check()
             assert "guessed-pw" not in str(refused.value) and "s3cret" not in str(refused.value)
@@ -269,9 +306,12 @@ def test_monitoring_events_through_the_runner(gateway: Gateway, broker: LocalBro
             printer = f"p-{rng.randrange(20)}"
             kind = rng.choice([EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE])
             severity = rng.choice(["info", "warning", "error"])
-            producer.dispatch(kind, {"printer_id": printer, "printer_name": f"HQ {printer}",
-                                     "toner_level_percent": rng.randrange(101)},
-                              severity=severity, timestamp_us=T0 + i * 1_000_000)
+            producer.dispatch(
+                kind,
+                {"printer_id": printer, "printer_name": f"HQ {printer}", "toner_level_percent": rng.randrange(101)},
+                severity=severity,
+                timestamp_us=T0 + i * 1_000_000,
+            )
             sent.append((kind, printer, severity))
         producer.flush(10)
     name = "pushgateway-runner"

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from continuum_events.producers import EventProducer
 
 from continuum_events.broker import LocalBroker, default_engine, local_broker
 from continuum_events.cli.router import GUARANTEE_ENV
 from continuum_events.config import delete_rule, write_rule
 from continuum_events.events import EventType
 from continuum_events.monitor import FlowMonitor
+from continuum_events.producers import EventProducer
 from continuum_events.rules import MASK, Rule
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_DLQ_TOPIC, category_topic
@@ -53,14 +53,24 @@ def producer(rbroker: LocalBroker, tmp_path: Path) -> Iterator[EventProducer]:
         yield p
 
 
-def collect(bootstrap: str, ids: set[str], categories=("logging", "monitoring", "alerting"), timeout: float = 60,
-            expect: dict[str, int] | None = None) -> dict[str, list[Received]]:
+def collect(
+    bootstrap: str,
+    ids: set[str],
+    categories=("logging", "monitoring", "alerting"),
+    timeout: float = 60,
+    expect: dict[str, int] | None = None,
+) -> dict[str, list[Received]]:
     """Records of ``ids`` on each category topic; waits until ``expect`` counts (or idle)."""
     out = {}
     for c in categories:
         want = (expect or {}).get(c)
-        got = read_topic(bootstrap, category_topic(c), timeout=timeout, idle=4,
-                         until=(lambda rs, w=want: len({r.event.event_id for r in rs} & ids) >= w) if want else None)
+        got = read_topic(
+            bootstrap,
+            category_topic(c),
+            timeout=timeout,
+            idle=4,
+            until=(lambda rs, w=want: len({r.event.event_id for r in rs} & ids) >= w) if want else None,
+        )
         out[c] = [r for r in got if r.event.event_id in ids]
     return out
 
@@ -82,29 +92,60 @@ def test_every_event_type_reaches_exactly_its_categories(router, producer, rbrok
     assert sample.key.startswith(b"printer:") or sample.key.startswith(b"system:")
 
 
-def continuum_calls(dispatch_event, EventType) -> list[str]:  # noqa: N803 (Continuum's own names)
+def continuum_calls(dispatch_event, EventType) -> list[str]:
     """Calls as Continuum's code writes them, with its models' values: integer ids, a health
     check's float (or None) where a count is expected, protocols as a comma string, integer
     error codes, upper-case severities, extra context keys, the usage example without an id.
     Each inside ``try/except Exception`` as the app does: an exception is a lost event."""
-    printer = types.SimpleNamespace(id=42, name="Finance 3F", ip_address="10.1.2.3", location="HQ",
-                                    protocols="raw,ipp,lpd")
+    printer = types.SimpleNamespace(
+        id=42, name="Finance 3F", ip_address="10.1.2.3", location="HQ", protocols="raw,ipp,lpd"
+    )
     redirect_obj = types.SimpleNamespace(id=7, source_printer_id=42, target_printer_id=43, port="9100")
     calls = [
-        (EventType.PRINTER_ADDED, {"printer_id": printer.id, "printer_name": printer.name,
-                                   "printer_ip": printer.ip_address, "protocols": printer.protocols,
-                                   "created_by": "admin"}, "info"),
-        (EventType.PRINTER_OFFLINE, {"printer_id": printer.id, "printer_name": printer.name,
-                                     "consecutive_failures": 1532.4}, "warning"),
+        (
+            EventType.PRINTER_ADDED,
+            {
+                "printer_id": printer.id,
+                "printer_name": printer.name,
+                "printer_ip": printer.ip_address,
+                "protocols": printer.protocols,
+                "created_by": "admin",
+            },
+            "info",
+        ),
+        (
+            EventType.PRINTER_OFFLINE,
+            {"printer_id": printer.id, "printer_name": printer.name, "consecutive_failures": 1532.4},
+            "warning",
+        ),
         (EventType.PRINTER_OFFLINE, {"printer_id": printer.id, "consecutive_failures": None}, "WARNING"),
         (EventType.PRINTER_ONLINE, {"printer_id": printer.id, "response_time_ms": 12}, "info"),
-        (EventType.PRINTER_ERROR, {"printer_id": printer.id, "error_code": 500, "error_message": "Fuser fault",
-                                   "tray": 2}, "ERROR"),
-        (EventType.REDIRECT_CREATED, {"redirect_id": redirect_obj.id, "source_printer_id": redirect_obj.source_printer_id,
-                                      "target_printer_id": redirect_obj.target_printer_id, "port": redirect_obj.port,
-                                      "protocol": "raw"}, "info"),
-        (EventType.REDIRECT_FAILED, {"redirect_id": redirect_obj.id, "source_printer_id": 42, "error_code": 111,
-                                     "error_message": "Connection refused"}, "Error"),
+        (
+            EventType.PRINTER_ERROR,
+            {"printer_id": printer.id, "error_code": 500, "error_message": "Fuser fault", "tray": 2},
+            "ERROR",
+        ),
+        (
+            EventType.REDIRECT_CREATED,
+            {
+                "redirect_id": redirect_obj.id,
+                "source_printer_id": redirect_obj.source_printer_id,
+                "target_printer_id": redirect_obj.target_printer_id,
+                "port": redirect_obj.port,
+                "protocol": "raw",
+            },
+            "info",
+        ),
+        (
+            EventType.REDIRECT_FAILED,
+            {
+                "redirect_id": redirect_obj.id,
+                "source_printer_id": 42,
+                "error_code": 111,
+                "error_message": "Connection refused",
+            },
+            "Error",
+        ),
         (EventType.PRINTER_OFFLINE, {"printer_name": "Lobby", "printer_ip": "10.0.0.9"}, "warning"),
         (EventType.GROUP_CREATED, {"group_id": 3, "group_name": "Floor 2", "printer_ids": [42, 43]}, None),
         (EventType.JOB_FAILED, {"job_id": 1001, "printer_id": printer.id, "pages": 3.0, "user": "alice"}, None),
@@ -123,11 +164,13 @@ def test_continuums_own_calls_with_model_values_arrive_routed(router, rbroker, t
     from continuum_events import dropin
     from continuum_events.producers import configure
 
-    producer = configure(settings=KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers),
-                         spool_path=tmp_path / "s.db")
+    producer = configure(
+        settings=KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers), spool_path=tmp_path / "s.db"
+    )
     try:
         dropin.install()
-        from app.services.integrations import EventType as ContinuumTypes, dispatch_event  # the app's import path
+        from app.services.integrations import EventType as ContinuumTypes  # the app's import path
+        from app.services.integrations import dispatch_event
 
         ids = continuum_calls(dispatch_event, ContinuumTypes)
         assert producer.flush(10) == 0
@@ -152,18 +195,31 @@ def test_continuums_own_calls_with_model_values_arrive_routed(router, rbroker, t
 
 def test_a_rule_change_applies_to_the_next_events_without_restart(router, producer, rbroker) -> None:
     settings = KafkaSettings(bootstrap_servers=rbroker.bootstrap_servers)
-    rule = Rule(name="finance-jams", category="alerting", event_types=("printer.jam", "printer.offline"),
-                where={"printer_department": "Finance"}, mask=("printer_ip",), priority=10)
+    rule = Rule(
+        name="finance-jams",
+        category="alerting",
+        event_types=("printer.jam", "printer.offline"),
+        where={"printer_department": "Finance"},
+        mask=("printer_ip",),
+        priority=10,
+    )
     write_rule(settings, rule)
     try:
         time.sleep(1.5)  # followers poll the config topic continuously; well under a second in practice
-        finance = producer.dispatch(EventType.PRINTER_JAM, {"printer_id": "f-1", "printer_department": "Finance",
-                                                           "printer_ip": "10.9.9.9"})
+        finance = producer.dispatch(
+            EventType.PRINTER_JAM, {"printer_id": "f-1", "printer_department": "Finance", "printer_ip": "10.9.9.9"}
+        )
         legal = producer.dispatch(EventType.PRINTER_JAM, {"printer_id": "l-1", "printer_department": "Legal"})
-        legal_offline = producer.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": "l-2", "printer_department": "Legal"})
+        legal_offline = producer.dispatch(
+            EventType.PRINTER_OFFLINE, {"printer_id": "l-2", "printer_department": "Legal"}
+        )
         producer.flush(10)
-        routed = collect(rbroker.bootstrap_servers, {finance, legal, legal_offline}, ("alerting", "logging"),
-                         expect={"logging": 3, "alerting": 1})
+        routed = collect(
+            rbroker.bootstrap_servers,
+            {finance, legal, legal_offline},
+            ("alerting", "logging"),
+            expect={"logging": 3, "alerting": 1},
+        )
         alerts = {r.event.event_id: r for r in routed["alerting"]}
         assert set(alerts) == {finance}, "a configured rule replaces the category's built-in default"
         assert alerts[finance].headers["continuum.rule"] == b"finance-jams"
@@ -174,8 +230,9 @@ def test_a_rule_change_applies_to_the_next_events_without_restart(router, produc
     time.sleep(1.5)
     back = producer.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": "l-3", "printer_department": "Legal"})
     producer.flush(10)
-    assert collect(rbroker.bootstrap_servers, {back}, ("alerting",), expect={"alerting": 1})["alerting"], \
+    assert collect(rbroker.bootstrap_servers, {back}, ("alerting",), expect={"alerting": 1})["alerting"], (
         "deleting the rule restores the default"
+    )
 
 
 def test_bad_records_are_dead_lettered_with_reasons_and_the_stream_continues(router, producer, rbroker) -> None:
@@ -246,7 +303,7 @@ def test_sigkills_while_events_flow_lose_nothing(tmp_path, guarantee: str, monke
     """At-least-once: nothing lost, about a commit interval of duplicates per kill. Exactly-once
     (Apache Kafka: outputs and input offsets in one transaction, read read_committed): nothing
     lost and nothing twice."""
-    if guarantee == "exactly-once" and not default_engine() == "kafka":
+    if guarantee == "exactly-once" and default_engine() != "kafka":
         pytest.skip("Tansu delivers aborted transactions to read_committed consumers (BROKER.md)")
     monkeypatch.setenv(GUARANTEE_ENV, guarantee)  # read by the router processes
     with local_broker() as broker:
@@ -259,11 +316,19 @@ def test_sigkills_while_events_flow_lose_nothing(tmp_path, guarantee: str, monke
         finally:
             worker.kill()
     REPORTS.mkdir(parents=True, exist_ok=True)
-    report = {"guarantee": guarantee, "events": len(ids), "kills": ROUTER_KILLS, "outputs_at_kills": kills_at,
-              "lost": 0, "duplicates": duplicates}
+    report = {
+        "guarantee": guarantee,
+        "events": len(ids),
+        "kills": ROUTER_KILLS,
+        "outputs_at_kills": kills_at,
+        "lost": 0,
+        "duplicates": duplicates,
+    }
     (REPORTS / f"router-sigkill-{guarantee}.json").write_text(json.dumps(report, indent=2))
-    print(f"\nrouter ({guarantee}) SIGKILL x{ROUTER_KILLS} over {len(ids)} events (kills after {kills_at} logging "
-          f"outputs): 0 lost, duplicates per category {duplicates}")
+    print(
+        f"\nrouter ({guarantee}) SIGKILL x{ROUTER_KILLS} over {len(ids)} events (kills after {kills_at} logging "
+        f"outputs): 0 lost, duplicates per category {duplicates}"
+    )
     if guarantee == "exactly-once":
         assert not any(duplicates.values()), f"duplicates under exactly-once: {duplicates}"
 

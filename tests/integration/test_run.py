@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from continuum_events.producers.app import EventProducer
 
 from continuum_events.broker import free_port
-from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
 from continuum_events.devtools.receivers import GrafanaReceiver, PagerDutyReceiver, SplunkReceiver
+from continuum_events.events import Event, EventType, Severity, new_event_id, now_micros
+from continuum_events.producers.app import EventProducer
 from continuum_events.rules import DEFAULTS, explain
 from continuum_events.settings import KafkaSettings
 
@@ -27,33 +27,80 @@ pytestmark = pytest.mark.broker
 def test_an_event_dispatched_by_the_app_reaches_every_receiver_its_rules_name(tmp_path: Path) -> None:
     with SplunkReceiver() as splunk, GrafanaReceiver() as grafana, PagerDutyReceiver() as pagerduty:
         receivers = {"logging": splunk, "monitoring": grafana, "alerting": pagerduty}
-        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}  # noqa: N806 - loopback receivers
-        (tmp_path / "integrations.yaml").write_text(json.dumps({"integrations": [
-            {"name": "e2e-splunk", "vendor": "splunk", "options": {"url": splunk.url}, **LOCAL,
-             "secrets": {"token": {"env": "E2E_SPLUNK"}}},
-            {"name": "e2e-grafana", "vendor": "grafana", "options": {"url": grafana.url}, **LOCAL,
-             "secrets": {"token": {"file": str(_secret(tmp_path, "grafana", GrafanaReceiver.TOKEN))}}},
-            {"name": "e2e-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url}, **LOCAL,
-             "secrets": {"routing_key": {"env": "E2E_PD"}}},
-        ]}))
+        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}
+        (tmp_path / "integrations.yaml").write_text(
+            json.dumps(
+                {
+                    "integrations": [
+                        {
+                            "name": "e2e-splunk",
+                            "vendor": "splunk",
+                            "options": {"url": splunk.url},
+                            **LOCAL,
+                            "secrets": {"token": {"env": "E2E_SPLUNK"}},
+                        },
+                        {
+                            "name": "e2e-grafana",
+                            "vendor": "grafana",
+                            "options": {"url": grafana.url},
+                            **LOCAL,
+                            "secrets": {"token": {"file": str(_secret(tmp_path, "grafana", GrafanaReceiver.TOKEN))}},
+                        },
+                        {
+                            "name": "e2e-pagerduty",
+                            "vendor": "pagerduty",
+                            "options": {"url": pagerduty.url},
+                            **LOCAL,
+                            "secrets": {"routing_key": {"env": "E2E_PD"}},
+                        },
+                    ]
+                }
+            )
+        )
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_KAFKA_")}
         env.update(E2E_SPLUNK=SplunkReceiver.TOKEN, E2E_PD=PagerDutyReceiver.ROUTING_KEY)
         log = (tmp_path / "run.log").open("wb")
         run = subprocess.Popen(
-            [sys.executable, "-m", "continuum_events", "run", "--no-view", "--broker-port", str(port),
-             "--rate", "10", "--probe-printers", "6", "--state", str(tmp_path / "state")],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "continuum_events",
+                "run",
+                "--no-view",
+                "--broker-port",
+                str(port),
+                "--rate",
+                "10",
+                "--probe-printers",
+                "6",
+                "--state",
+                str(tmp_path / "state"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             _wait(lambda: b"pipeline on" in (tmp_path / "run.log").read_bytes(), 60, run, tmp_path)
-            payload = {"printer_id": "e2e-1", "printer_name": "Finance 3F", "consecutive_failures": 3,
-                       "printer_location": "HQ-3F"}
-            expected = {v.category for v in explain(Event(new_event_id(), EventType.PRINTER_OFFLINE,
-                                                          Severity.CRITICAL, now_micros(), payload), DEFAULTS)
-                        if v.matched and v.integration is None}
+            payload = {
+                "printer_id": "e2e-1",
+                "printer_name": "Finance 3F",
+                "consecutive_failures": 3,
+                "printer_location": "HQ-3F",
+            }
+            expected = {
+                v.category
+                for v in explain(
+                    Event(new_event_id(), EventType.PRINTER_OFFLINE, Severity.CRITICAL, now_micros(), payload), DEFAULTS
+                )
+                if v.matched and v.integration is None
+            }
             assert expected == {"logging", "monitoring", "alerting"}
-            with EventProducer(KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"),
-                               spool_path=tmp_path / "app-spool.db") as app:
+            with EventProducer(
+                KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"), spool_path=tmp_path / "app-spool.db"
+            ) as app:
                 event_id = app.dispatch(EventType.PRINTER_OFFLINE, payload, "critical")
                 assert app.flush(10) == 0
             for category in expected:
@@ -64,8 +111,9 @@ def test_an_event_dispatched_by_the_app_reaches_every_receiver_its_rules_name(tm
             # A part that dies is restarted and reported; what it owed is delivered after all.
             for part in ("router", "connectors"):
                 os.kill(_pid_of(part, port), signal.SIGKILL)
-            with EventProducer(KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"),
-                               spool_path=tmp_path / "app-spool-2.db") as app:
+            with EventProducer(
+                KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"), spool_path=tmp_path / "app-spool-2.db"
+            ) as app:
                 second = app.dispatch(EventType.PRINTER_OFFLINE, {**payload, "printer_id": "e2e-2"}, "critical")
                 assert app.flush(10) == 0
             for category in expected:
@@ -86,8 +134,9 @@ def test_an_event_dispatched_by_the_app_reaches_every_receiver_its_rules_name(tm
 
 def _pid_of(part: str, port: int) -> int:
     """The supervised process running ``continuum-events <part>`` against this run's broker."""
-    found = subprocess.run(["pgrep", "-f", f"continuum_events {part} .*-b 127.0.0.1:{port}"],
-                           capture_output=True, text=True).stdout.split()
+    found = subprocess.run(
+        ["pgrep", "-f", f"continuum_events {part} .*-b 127.0.0.1:{port}"], capture_output=True, text=True
+    ).stdout.split()
     assert len(found) == 1, found
     return int(found[0])
 
@@ -117,22 +166,52 @@ def test_a_second_run_keeps_the_first_runs_history(tmp_path: Path) -> None:
     if default_engine() != "kafka":
         pytest.skip("Tansu keeps nothing across a restart (memory only)")
     with SplunkReceiver() as splunk, PagerDutyReceiver() as pagerduty:
-        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}  # noqa: N806 - loopback receivers
-        (tmp_path / "integrations.yaml").write_text(json.dumps({"integrations": [
-            {"name": "h-splunk", "vendor": "splunk", "options": {"url": splunk.url}, **LOCAL,
-             "secrets": {"token": {"env": "H_SPLUNK"}}},
-            {"name": "h-pagerduty", "vendor": "pagerduty", "options": {"url": pagerduty.url}, **LOCAL,
-             "secrets": {"routing_key": {"env": "H_PD"}}},
-        ]}))
+        LOCAL = {"allow_private_network": True, "allow_insecure_http": True}
+        (tmp_path / "integrations.yaml").write_text(
+            json.dumps(
+                {
+                    "integrations": [
+                        {
+                            "name": "h-splunk",
+                            "vendor": "splunk",
+                            "options": {"url": splunk.url},
+                            **LOCAL,
+                            "secrets": {"token": {"env": "H_SPLUNK"}},
+                        },
+                        {
+                            "name": "h-pagerduty",
+                            "vendor": "pagerduty",
+                            "options": {"url": pagerduty.url},
+                            **LOCAL,
+                            "secrets": {"routing_key": {"env": "H_PD"}},
+                        },
+                    ]
+                }
+            )
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_KAFKA_")}
         env.update(H_SPLUNK=SplunkReceiver.TOKEN, H_PD=PagerDutyReceiver.ROUTING_KEY)
         port = free_port()
-        command = [sys.executable, "-m", "continuum_events", "run", "--no-view", "--broker-port", str(port),
-                   "--rate", "20", "--probe-printers", "0", "--state", str(tmp_path / "state")]
+        command = [
+            sys.executable,
+            "-m",
+            "continuum_events",
+            "run",
+            "--no-view",
+            "--broker-port",
+            str(port),
+            "--rate",
+            "20",
+            "--probe-printers",
+            "0",
+            "--state",
+            str(tmp_path / "state"),
+        ]
 
         first_from = time.time()
-        first = subprocess.run([*command, "--duration", "20"], cwd=tmp_path, env=env, capture_output=True,
-                               text=True, timeout=180)
+        first = subprocess.run(
+            [*command, "--duration", "20"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        )
         first_to = time.time()
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         first_ids = set(splunk.received.event_ids)
@@ -143,26 +222,33 @@ def test_a_second_run_keeps_the_first_runs_history(tmp_path: Path) -> None:
         log = (tmp_path / "second.log").open("wb")
         second = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait(lambda: b"pipeline on" in (tmp_path / "second.log").read_bytes(), 90, second, tmp_path,
-                  "second.log")
+            _wait(lambda: b"pipeline on" in (tmp_path / "second.log").read_bytes(), 90, second, tmp_path, "second.log")
             _wait(lambda: len(set(splunk.received.event_ids) - first_ids) > 100, 90, second, tmp_path, "second.log")
             # Resumed from the commits: nothing of the first run arrived again.
             assert all(splunk.received.event_ids[i] == 1 for i in first_ids)
 
             window = [f"--from={_iso(first_from)}", f"--to={_iso(first_to)}"]
-            replayed = subprocess.run([sys.executable, "-m", "continuum_events", "replay", "h-splunk", *window,
-                                       "-b", f"127.0.0.1:{port}"], cwd=tmp_path, env=env, capture_output=True,
-                                      text=True, timeout=120)
+            replayed = subprocess.run(
+                [sys.executable, "-m", "continuum_events", "replay", "h-splunk", *window, "-b", f"127.0.0.1:{port}"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert replayed.returncode == 0, replayed.stdout + replayed.stderr
             again = {i for i in first_ids if splunk.received.event_ids[i] == 2}
-            assert again == first_ids, f"{len(first_ids - again)} of {len(first_ids)} events of the first run not replayed"
+            assert again == first_ids, (
+                f"{len(first_ids - again)} of {len(first_ids)} events of the first run not replayed"
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             code = second.wait(90)
             log.close()
         assert code == 0, (tmp_path / "second.log").read_text()[-3000:]
-        assert not [i for i, n in splunk.received.event_ids.items() if i not in first_ids and n > 1], \
+        assert not [i for i, n in splunk.received.event_ids.items() if i not in first_ids and n > 1], (
             "an event of the second run was delivered twice"
+        )
         assert max(pagerduty.received.event_ids.values()) == 1, "a page was sent twice across the restart"
 
 

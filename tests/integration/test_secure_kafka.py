@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +18,18 @@ from typer.testing import CliRunner
 
 from continuum_events.broker import KafkaBroker, Listener, default_engine, free_port
 from continuum_events.cli.main import app
+from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
-from continuum_events.devtools.receivers import SplunkReceiver
 from continuum_events.settings import KafkaSettings
 from tests.faults import Completeness, ConnectorProcess, wait_until
 from tests.router_helpers import RouterProcess
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow,
-              pytest.mark.skipif(default_engine() != "kafka", reason="TLS and SCRAM listeners of Apache Kafka")]
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.skipif(default_engine() != "kafka", reason="TLS and SCRAM listeners of Apache Kafka"),
+]
 
 USER = "continuum-svc"
 PASSWORD = "canary-SCRAM-3d9a51c0-never-print"
@@ -49,17 +52,58 @@ def _openssl(cwd: Path, *args: str) -> None:
 def make_pki(d: Path) -> Pki:
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
     for ca in ("ca", "other-ca"):
-        _openssl(d, "req", "-x509", *ec, "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-                 "-subj", f"/CN=continuum-{ca}")
-    (d / "broker.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                                  "extendedKeyUsage=serverAuth\n")
+        _openssl(
+            d,
+            "req",
+            "-x509",
+            *ec,
+            "-nodes",
+            "-keyout",
+            f"{ca}.key",
+            "-out",
+            f"{ca}.pem",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=continuum-{ca}",
+        )
+    (d / "broker.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    )
     (d / "client.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
     _openssl(d, "req", *ec, "-nodes", "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=localhost")
-    _openssl(d, "req", *ec, "-keyout", "client.key", "-passout", f"pass:{KEY_PASSWORD}", "-out", "client.csr",
-             "-subj", f"/CN={USER}")
+    _openssl(
+        d,
+        "req",
+        *ec,
+        "-keyout",
+        "client.key",
+        "-passout",
+        f"pass:{KEY_PASSWORD}",
+        "-out",
+        "client.csr",
+        "-subj",
+        f"/CN={USER}",
+    )
     for name in ("broker", "client"):
-        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+        _openssl(
+            d,
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.pem",
+        )
     keystore = d / "broker-keystore.pem"
     keystore.write_text((d / "broker.key").read_text() + (d / "broker.pem").read_text())
     return Pki(d / "ca.pem", keystore, d / "client.pem", d / "client.key", d / "other-ca.pem")
@@ -67,8 +111,12 @@ def make_pki(d: Path) -> Pki:
 
 def _tls(name: str, pki: Pki) -> dict[str, str]:
     prefix = f"listener.name.{name.lower()}"
-    return {f"{prefix}.ssl.keystore.type": "PEM", f"{prefix}.ssl.keystore.location": str(pki.broker_keystore),
-            f"{prefix}.ssl.truststore.type": "PEM", f"{prefix}.ssl.truststore.location": str(pki.ca)}
+    return {
+        f"{prefix}.ssl.keystore.type": "PEM",
+        f"{prefix}.ssl.keystore.location": str(pki.broker_keystore),
+        f"{prefix}.ssl.truststore.type": "PEM",
+        f"{prefix}.ssl.truststore.location": str(pki.ca),
+    }
 
 
 @dataclass
@@ -81,16 +129,23 @@ class SecureNode:
     def env(self, listener: str, **change: str) -> dict[str, str]:
         """The CONTINUUM_KAFKA_* settings of a client of ``listener`` (``sasl`` or ``mtls``)."""
         if listener == "sasl":
-            env = {"CONTINUUM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.sasl_port}",
-                   "CONTINUUM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CONTINUUM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-                   "CONTINUUM_KAFKA_SASL_USERNAME": USER, "CONTINUUM_KAFKA_SASL_PASSWORD": PASSWORD,
-                   "CONTINUUM_KAFKA_SSL_CA_LOCATION": str(self.pki.ca)}
+            env = {
+                "CONTINUUM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.sasl_port}",
+                "CONTINUUM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "CONTINUUM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "CONTINUUM_KAFKA_SASL_USERNAME": USER,
+                "CONTINUUM_KAFKA_SASL_PASSWORD": PASSWORD,
+                "CONTINUUM_KAFKA_SSL_CA_LOCATION": str(self.pki.ca),
+            }
         else:
-            env = {"CONTINUUM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.mtls_port}",
-                   "CONTINUUM_KAFKA_SECURITY_PROTOCOL": "SSL", "CONTINUUM_KAFKA_SSL_CA_LOCATION": str(self.pki.ca),
-                   "CONTINUUM_KAFKA_SSL_CERTIFICATE_LOCATION": str(self.pki.client_cert),
-                   "CONTINUUM_KAFKA_SSL_KEY_LOCATION": str(self.pki.client_key),
-                   "CONTINUUM_KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
+            env = {
+                "CONTINUUM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.mtls_port}",
+                "CONTINUUM_KAFKA_SECURITY_PROTOCOL": "SSL",
+                "CONTINUUM_KAFKA_SSL_CA_LOCATION": str(self.pki.ca),
+                "CONTINUUM_KAFKA_SSL_CERTIFICATE_LOCATION": str(self.pki.client_cert),
+                "CONTINUUM_KAFKA_SSL_KEY_LOCATION": str(self.pki.client_key),
+                "CONTINUUM_KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD,
+            }
         return {**env, **change}
 
 
@@ -99,10 +154,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
     pki = make_pki(tmp_path_factory.mktemp("pki"))
     sasl, mtls = free_port(), free_port()
     listeners = [
-        Listener("SASL_SSL", "SASL_SSL", sasl, {
-            **_tls("SASL_SSL", pki), "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"}),
+        Listener(
+            "SASL_SSL",
+            "SASL_SSL",
+            sasl,
+            {
+                **_tls("SASL_SSL", pki),
+                "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            },
+        ),
         Listener("MTLS", "SSL", mtls, {**_tls("MTLS", pki), "listener.name.mtls.ssl.client.auth": "required"}),
     ]
     with KafkaBroker(listeners=listeners, scram_users={USER: PASSWORD}) as broker:
@@ -112,8 +173,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureNode]:
 
 
 @pytest.mark.parametrize("listener", ["sasl", "mtls"])
-def test_the_pipeline_delivers_through_a_secured_listener(node: SecureNode, listener: str, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pipeline_delivers_through_a_secured_listener(
+    node: SecureNode, listener: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = node.env(listener)
     for key in [k for k in os.environ if k.startswith("CONTINUUM_KAFKA_")]:
         monkeypatch.delenv(key)
@@ -123,16 +185,26 @@ def test_the_pipeline_delivers_through_a_secured_listener(node: SecureNode, list
     bootstrap = env["CONTINUUM_KAFKA_BOOTSTRAP_SERVERS"]
     with SplunkReceiver() as splunk:
         router = RouterProcess(bootstrap, f"secure-router-{listener}").start()
-        connector = ConnectorProcess(bootstrap, f"secure-splunk-{listener}",
-                                     ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
-                                     {"HEC": SplunkReceiver.TOKEN}).start()
+        connector = ConnectorProcess(
+            bootstrap,
+            f"secure-splunk-{listener}",
+            ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=HEC"],
+            {"HEC": SplunkReceiver.TOKEN},
+        ).start()
         try:
             with EventProducer(settings, spool_path=tmp_path / "spool.db") as producer:
-                ids = [producer.dispatch(EventType.PRINTER_ONLINE, {"printer_id": f"{listener}-{i % 7}",
-                                                                    "printer_name": "P"}) for i in range(300)]
+                ids = [
+                    producer.dispatch(
+                        EventType.PRINTER_ONLINE, {"printer_id": f"{listener}-{i % 7}", "printer_name": "P"}
+                    )
+                    for i in range(300)
+                ]
                 assert producer.flush(30) == 0 and producer.stats().spooled_total == 0
-            wait_until(lambda: set(ids) <= set(splunk.received.event_ids), 120,
-                       f"every event through the {listener} listener\n{router.tail()}\n{connector.output()[-2000:]}")
+            wait_until(
+                lambda: set(ids) <= set(splunk.received.event_ids),
+                120,
+                f"every event through the {listener} listener\n{router.tail()}\n{connector.output()[-2000:]}",
+            )
         finally:
             connector.stop()
             router.stop()
@@ -143,13 +215,17 @@ def test_the_pipeline_delivers_through_a_secured_listener(node: SecureNode, list
             assert PASSWORD not in text and KEY_PASSWORD not in text, where
 
 
-@pytest.mark.parametrize(("listener", "change", "reason"), [
-    ("sasl", {"CONTINUUM_KAFKA_SASL_PASSWORD": "wrong-" + PASSWORD[::-1]}, "authentication"),
-    ("sasl", {"CONTINUUM_KAFKA_SSL_CA_LOCATION": "OTHER_CA"}, "certificate verify failed"),
-    ("mtls", {"CONTINUUM_KAFKA_SSL_CA_LOCATION": "OTHER_CA"}, "certificate verify failed"),
-])
+@pytest.mark.parametrize(
+    ("listener", "change", "reason"),
+    [
+        ("sasl", {"CONTINUUM_KAFKA_SASL_PASSWORD": "wrong-" + PASSWORD[::-1]}, "authentication"),
+        ("sasl", {"CONTINUUM_KAFKA_SSL_CA_LOCATION": "OTHER_CA"}, "certificate verify failed"),
+        ("mtls", {"CONTINUUM_KAFKA_SSL_CA_LOCATION": "OTHER_CA"}, "certificate verify failed"),
+    ],
+)
 def test_a_refused_connection_names_the_listener_and_never_the_secret(
-        node: SecureNode, listener: str, change: dict[str, str], reason: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    node: SecureNode, listener: str, change: dict[str, str], reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     change = {k: str(node.pki.other_ca) if v == "OTHER_CA" else v for k, v in change.items()}
     env = node.env(listener, **change)
     for key in [k for k in os.environ if k.startswith("CONTINUUM_KAFKA_")]:

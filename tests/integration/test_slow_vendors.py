@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+
+from continuum_events.broker import local_broker
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.host import Integration, run_integrations
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
-from continuum_events.producers import EventProducer
-from pydantic import SecretStr
-
-from continuum_events.broker import local_broker
 from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 from tests.faultproxy import Bandwidth, Blackhole, FaultProxy, Latency, ResetMidBody
@@ -54,8 +54,11 @@ class Pacer:
         with EventProducer(self.settings, topic=category_topic("logging"), spool_path=spool) as producer:
             started, i = time.monotonic(), 0
             while not self.stop.is_set():
-                self.ids.append(producer.dispatch(EventType.PRINTER_ONLINE,
-                                                  {"printer_id": f"p-{i % 101}", "printer_name": f"Printer {i % 101}"}))
+                self.ids.append(
+                    producer.dispatch(
+                        EventType.PRINTER_ONLINE, {"printer_id": f"p-{i % 101}", "printer_name": f"Printer {i % 101}"}
+                    )
+                )
                 i += 1
                 if (ahead := i / self.rate - (time.monotonic() - started)) > 0:
                     time.sleep(ahead)
@@ -85,26 +88,45 @@ class TimedClient(HttpClient):
             self.durations.append(time.monotonic() - started)
 
 
-FAULTS = {"latency-2s": Latency(2.0), "bandwidth-1KBps": Bandwidth(1024), "reset-mid-body": ResetMidBody(),
-          "accept-never-answer": Blackhole()}
+FAULTS = {
+    "latency-2s": Latency(2.0),
+    "bandwidth-1KBps": Bandwidth(1024),
+    "reset-mid-body": ResetMidBody(),
+    "accept-never-answer": Blackhole(),
+}
 
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixture) -> None:
-    with local_broker() as broker, CanarySplunk() as splunk, CanaryDatadog() as datadog, \
-            FaultProxy(int(splunk.url.rsplit(":", 1)[1])) as proxy:
+    with (
+        local_broker() as broker,
+        CanarySplunk() as splunk,
+        CanaryDatadog() as datadog,
+        FaultProxy(int(splunk.url.rsplit(":", 1)[1])) as proxy,
+    ):
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         client = TimedClient(TIMEOUT_S)
         victim = SplunkHecSink(SplunkConfig(proxy.url, SecretStr(CANARY_SPLUNK)), client=client)
         bystander = DatadogSink(DatadogConfig(SecretStr(CANARY_DATADOG), url=datadog.url))
         stop = threading.Event()
-        host = threading.Thread(target=run_integrations, args=(settings, [
-            Integration("splunk-behind-proxy", "logging", victim), Integration("datadog-bystander", "logging", bystander),
-        ], stop))
+        host = threading.Thread(
+            target=run_integrations,
+            args=(
+                settings,
+                [
+                    Integration("splunk-behind-proxy", "logging", victim),
+                    Integration("datadog-bystander", "logging", bystander),
+                ],
+                stop,
+            ),
+        )
         with Pacer(settings, 400) as pacer:
             host.start()
-            wait_until(lambda: len(splunk.received.event_ids) > 100 and len(datadog.received.event_ids) > 100, 60,
-                       "both delivering")
+            wait_until(
+                lambda: len(splunk.received.event_ids) > 100 and len(datadog.received.event_ids) > 100,
+                60,
+                "both delivering",
+            )
             proxy.fault = FAULTS[fault]
             time.sleep(TIMEOUT_S)  # the connection in use ends; the next one meets the fault
             start = (len(pacer.ids), len(datadog.received.event_ids))
@@ -112,15 +134,23 @@ def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixtu
             end = (len(pacer.ids), len(datadog.received.event_ids))
             proxy.fault = None
         try:
-            wait_until(lambda: set(pacer.ids) <= set(splunk.received.event_ids)
-                       and set(pacer.ids) <= set(datadog.received.event_ids), 90, "every event at both")
+            wait_until(
+                lambda: (
+                    set(pacer.ids) <= set(splunk.received.event_ids)
+                    and set(pacer.ids) <= set(datadog.received.event_ids)
+                ),
+                90,
+                "every event at both",
+            )
         finally:
             stop.set()
             host.join(60)
         produced, delivered = end[0] - start[0], end[1] - start[1]
         slowest = max(client.durations)
-        print(f"\n{fault}: slowest request {slowest:.2f} s (timeout {TIMEOUT_S:g} s); bystander delivered "
-              f"{delivered} of {produced} produced during the fault; splunk {Completeness.judge(pacer.ids, splunk.received.event_ids)}")
+        print(
+            f"\n{fault}: slowest request {slowest:.2f} s (timeout {TIMEOUT_S:g} s); bystander delivered "
+            f"{delivered} of {produced} produced during the fault; splunk {Completeness.judge(pacer.ids, splunk.received.event_ids)}"
+        )
         assert slowest <= TIMEOUT_S + 1.0, f"a request took {slowest:.2f} s with a {TIMEOUT_S:g} s timeout"
         assert delivered >= 0.9 * produced, f"the bystander delivered {delivered} of {produced} during the fault"
         Completeness.judge(pacer.ids, splunk.received.event_ids).check(max_duplicates=len(pacer.ids))
@@ -131,9 +161,12 @@ def test_a_sick_network_to_one_vendor(fault: str, caplog: pytest.LogCaptureFixtu
 def test_an_outage_then_throttling_loses_nothing_and_honours_retry_after() -> None:
     with local_broker() as broker, CanarySplunk() as splunk:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        connector = ConnectorProcess(broker.bootstrap_servers, "splunk-outage",
-                                     ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
-                                     {"TOKEN": CANARY_SPLUNK})
+        connector = ConnectorProcess(
+            broker.bootstrap_servers,
+            "splunk-outage",
+            ["--vendor", "splunk", "--set", f"url={splunk.url}", "--secret", "token=TOKEN"],
+            {"TOKEN": CANARY_SPLUNK},
+        )
         rss: list[int] = []
         sampling = threading.Event()
 
@@ -155,19 +188,24 @@ def test_an_outage_then_throttling_loses_nothing_and_honours_retry_after() -> No
             outage_over = time.monotonic()
             wait_until(lambda: not splunk.script, 60, "the throttling answers used")
         try:
-            wait_until(lambda: set(pacer.ids) <= set(splunk.received.event_ids), 2 * OUTAGE_S + 30,
-                       "the backlog drained")
+            wait_until(
+                lambda: set(pacer.ids) <= set(splunk.received.event_ids), 2 * OUTAGE_S + 30, "the backlog drained"
+            )
             drain_s = time.monotonic() - outage_over
         finally:
             sampling.set()
             connector.stop()
         verdict = Completeness.judge(pacer.ids, splunk.received.event_ids)
         answers = list(splunk.answers)
-        gaps = [later[0] - earlier[0] for earlier, later in zip(answers, answers[1:]) if earlier[1] == 429]
+        gaps = [
+            later[0] - earlier[0] for earlier, later in zip(answers, answers[1:], strict=False) if earlier[1] == 429
+        ]
         peak_kb = max(rss)
-        print(f"\noutage {OUTAGE_S:g} s: {verdict}; backlog drained {drain_s:.1f} s after the outage; peak RSS "
-              f"{peak_kb / 1024:.0f} MB (before {baseline_kb / 1024:.0f} MB); gaps after 429: "
-              f"{', '.join(f'{g:.2f}' for g in gaps)} s")
+        print(
+            f"\noutage {OUTAGE_S:g} s: {verdict}; backlog drained {drain_s:.1f} s after the outage; peak RSS "
+            f"{peak_kb / 1024:.0f} MB (before {baseline_kb / 1024:.0f} MB); gaps after 429: "
+            f"{', '.join(f'{g:.2f}' for g in gaps)} s"
+        )
         verdict.check(max_duplicates=len(pacer.ids))
         assert len(gaps) == 3 and min(gaps) >= retry_after - 0.05, f"a request came before Retry-After: gaps {gaps}"
         assert drain_s <= 2 * OUTAGE_S, f"the backlog took {drain_s:.1f} s to drain after a {OUTAGE_S:g} s outage"

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from continuum_events.producers import EventProducer, SpoolFull
-from continuum_events.producers.spool import SpoolUnavailable
 
 from continuum_events.broker import LocalBroker
 from continuum_events.codec import EventCodec
+from continuum_events.producers import EventProducer, SpoolFull
+from continuum_events.producers.spool import SpoolUnavailable
 from continuum_events.settings import KafkaSettings
 from tests.integration.test_producer import printer_event
 from tests.kafka_helpers import read_topic
@@ -31,14 +31,19 @@ def spooled_event_ids(path: Path) -> set[str]:
     codec = EventCodec()
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return {codec.decode(value, topic, 0, seq).event_id
-                for seq, topic, value in db.execute("SELECT seq, topic, value FROM spool")}
+        return {
+            codec.decode(value, topic, 0, seq).event_id
+            for seq, topic, value in db.execute("SELECT seq, topic, value FROM spool")
+        }
     finally:
         db.close()
 
 
 async def dispatch_until_refused(
-    producer: EventProducer, start: int, refusals: int, most: int = 5_000,
+    producer: EventProducer,
+    start: int,
+    refusals: int,
+    most: int = 5_000,
 ) -> tuple[dict[int, str], dict[int, BaseException]]:
     """dispatch_async in concurrent groups until ``refusals`` events were refused;
     returns the acknowledged (n → event_id) and the refused (n → exception)."""
@@ -47,20 +52,24 @@ async def dispatch_until_refused(
     n = start
     while len(refused) < refusals and n < start + most:
         group = range(n, n + 25)
-        outcomes = await asyncio.gather(*(producer.dispatch_async(*printer_event(i)) for i in group),
-                                        return_exceptions=True)
-        for i, outcome in zip(group, outcomes):
+        outcomes = await asyncio.gather(
+            *(producer.dispatch_async(*printer_event(i)) for i in group), return_exceptions=True
+        )
+        for i, outcome in zip(group, outcomes, strict=False):
             (refused if isinstance(outcome, BaseException) else acked)[i] = outcome
         n += len(group)
     return acked, refused
 
 
 async def dispatch_all(producer: EventProducer, ns: range) -> dict[int, str]:
-    return dict(zip(ns, await asyncio.gather(*(producer.dispatch_async(*printer_event(i)) for i in ns))))
+    return dict(zip(ns, await asyncio.gather(*(producer.dispatch_async(*printer_event(i)) for i in ns)), strict=False))
 
 
 def test_a_full_disk_refuses_loudly_acknowledges_only_what_it_stored_and_loses_nothing(
-    own_broker: LocalBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    own_broker: LocalBroker,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="continuum_events")
     escaped: list[threading.ExceptHookArgs] = []
@@ -84,15 +93,17 @@ def test_a_full_disk_refuses_loudly_acknowledges_only_what_it_stored_and_loses_n
 
             # Refused events raised, with the reason; acknowledged ones are exactly what the file holds.
             assert acked and len(refused) >= 200, (len(acked), len(refused))
-            assert all(isinstance(e, SpoolUnavailable) and isinstance(e, SpoolFull) and e.disk_full
-                       for e in refused.values()), {type(e) for e in refused.values()}
+            assert all(
+                isinstance(e, SpoolUnavailable) and isinstance(e, SpoolFull) and e.disk_full for e in refused.values()
+            ), {type(e) for e in refused.values()}
             assert spooled_event_ids(spool_path) == set(acked.values())
             assert stats.spooled == len(acked) and stats.dropped == len(refused) + len(sync_ids)
             assert stats.spool_error and "the disk is full" in stats.spool_error
 
             # The caller's log says so clearly, and once, not once per refused event.
-            disk_full = [r for r in caplog.records
-                         if r.levelno == logging.ERROR and "the disk is full" in r.getMessage()]
+            disk_full = [
+                r for r in caplog.records if r.levelno == logging.ERROR and "the disk is full" in r.getMessage()
+            ]
             assert disk_full and all(str(spool_path) in r.getMessage() for r in disk_full), caplog.text
             assert len(disk_full) <= 2, [r.getMessage() for r in disk_full]
 
@@ -115,7 +126,9 @@ def test_a_full_disk_refuses_loudly_acknowledges_only_what_it_stored_and_loses_n
 
             owed = {**acked, **after_room, **direct}
             received = read_topic(
-                own_broker.bootstrap_servers, "printer-events", timeout=20,
+                own_broker.bootstrap_servers,
+                "printer-events",
+                timeout=20,
                 until=lambda got: set(owed.values()) <= {r.event.event_id for r in got},
             )
             got = {r.event.event_id for r in received}
@@ -124,8 +137,10 @@ def test_a_full_disk_refuses_loudly_acknowledges_only_what_it_stored_and_loses_n
             assert not {int(r.event.details["n"]) for r in received} & set(refused), "a refused event was delivered"
             assert not got & set(sync_ids), "a refused event was delivered"
             assert not escaped, [f"{a.thread.name}: {a.exc_value!r}" for a in escaped]
-            print(f"\nacknowledged before the disk filled {len(acked)}, refused {len(refused)} async + "
-                  f"{len(sync_ids)} sync, delivered after space returned {len(received)} "
-                  f"({len(acked)} from the full disk, {len(after_room)} after room returned, {len(direct)} direct)")
+            print(
+                f"\nacknowledged before the disk filled {len(acked)}, refused {len(refused)} async + "
+                f"{len(sync_ids)} sync, delivered after space returned {len(received)} "
+                f"({len(acked)} from the full disk, {len(after_room)} after room returned, {len(direct)} direct)"
+            )
         finally:
             producer.close(timeout=2)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.runtime import IntegrationRunner
-from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
-from continuum_events.producers import EventProducer
 
 from continuum_events.broker import LocalBroker, free_port, local_broker, port_open
+from continuum_events.connectors.runtime import IntegrationRunner
+from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
 from continuum_events.events import EventType
+from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import category_topic
 
@@ -41,11 +41,32 @@ class Rsyslog:
 def start_rsyslog(max_message_size: str | None) -> Iterator[Rsyslog]:
     """rsyslogd in the foreground on free loopback ports; ``max_message_size`` None: its default (8k)."""
     binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-    assert Path(binary).exists(), "rsyslog is not installed: `make test` installs it (apt-get install rsyslog rsyslog-gnutls)"
+    assert Path(binary).exists(), (
+        "rsyslog is not installed: `make test` installs it (apt-get install rsyslog rsyslog-gnutls)"
+    )
     work = Path(tempfile.mkdtemp(prefix="rsyslog-"))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(work / "key.pem"),
-                    "-out", str(work / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(work / "key.pem"),
+            "-out",
+            str(work / "cert.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = Rsyslog(free_port(), free_port(), free_port(), work / "out.log", work / "cert.pem")
     size = f'maxMessageSize="{max_message_size}"' if max_message_size else ""
     (work / "rsyslog.conf").write_text(f"""
@@ -61,8 +82,11 @@ input(type="imtcp" port="{server.tls}" address="127.0.0.1" streamDriver.name="gt
 template(name="raw" type="string" string="%rawmsg%\\n")
 *.* action(type="omfile" file="{server.out}" template="raw")
 """)
-    process = subprocess.Popen([binary, "-n", "-f", str(work / "rsyslog.conf"), "-i", str(work / "rsyslog.pid")],
-                               stdout=subprocess.DEVNULL, stderr=open(work / "stderr.log", "wb"))
+    process = subprocess.Popen(
+        [binary, "-n", "-f", str(work / "rsyslog.conf"), "-i", str(work / "rsyslog.pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "stderr.log", "wb"),
+    )
     deadline = time.monotonic() + 15
     while not (port_open("127.0.0.1", server.tcp) and port_open("127.0.0.1", server.tls)):
         assert process.poll() is None and time.monotonic() < deadline, (work / "stderr.log").read_text()
@@ -104,10 +128,20 @@ def test_every_event_reaches_rsyslog(case: str, rsyslog: Rsyslog, broker: LocalB
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     severities = ["info", "warning", "error", "critical"]
     with EventProducer(settings, topic=category_topic("logging"), spool_path=tmp_path / "s.db") as producer:
-        ids = [producer.dispatch(EventType.PRINTER_ERROR, {
-            "printer_id": f"p-{i}", "printer_name": f"HQ FIN {i}", "printer_ip": "10.1.2.3",
-            "error_message": 'cover "B" open ] \\ now', "printer_department": "Finance"},
-            severity=severities[i % 4]) for i in range(200)]
+        ids = [
+            producer.dispatch(
+                EventType.PRINTER_ERROR,
+                {
+                    "printer_id": f"p-{i}",
+                    "printer_name": f"HQ FIN {i}",
+                    "printer_ip": "10.1.2.3",
+                    "error_message": 'cover "B" open ] \\ now',
+                    "printer_department": "Finance",
+                },
+                severity=severities[i % 4],
+            )
+            for i in range(200)
+        ]
         producer.flush(10)
     sink = SyslogSink(SyslogConfig("127.0.0.1", port, ca_file=str(rsyslog.ca), **options))
     stop = threading.Event()
@@ -130,8 +164,9 @@ def test_every_event_reaches_rsyslog(case: str, rsyslog: Rsyslog, broker: LocalB
     sample = next(line for line in lines if ids[3] in line)  # the 4th event is critical
     assert sample.startswith(f"<{16 * 8 + 2}>")
     if options["format"] == "rfc5424":
-        assert re.match(r"<\d+>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z HQFIN3 continuum - printer.error \[continuum@32473 ",
-                        sample), sample
+        assert re.match(
+            r"<\d+>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z HQFIN3 continuum - printer.error \[continuum@32473 ", sample
+        ), sample
         assert 'error_message="cover \\"B\\" open \\] \\\\ now"' in sample
         assert 'printer_department="Finance"' in sample
     else:
@@ -148,7 +183,8 @@ BIG_CASES = {
 
 @pytest.mark.parametrize("case", list(BIG_CASES))
 def test_a_600_kb_event_arrives_cut_with_its_event_id_and_the_events_after_it_too(
-        case: str, broker: LocalBroker, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    case: str, broker: LocalBroker, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     options, fixture, bound = BIG_CASES[case]
     server: Rsyslog = request.getfixturevalue(fixture)
     port = server.udp if options["transport"] == "udp" else server.tcp
@@ -156,14 +192,16 @@ def test_a_600_kb_event_arrives_cut_with_its_event_id_and_the_events_after_it_to
     printer = {"printer_id": "p-big", "printer_name": "HQ BIG", "error_message": "fuser log follows"}
     with EventProducer(settings, topic=category_topic("logging"), spool_path=tmp_path / "s.db") as producer:
         before = [producer.dispatch(EventType.PRINTER_ERROR, printer) for _ in range(5)]
-        big = producer.dispatch(EventType.PRINTER_ERROR, {**printer, "error_message": "e" * 100_000},
-                                details={"dump": "é" * 250_000})  # 600 KB
+        big = producer.dispatch(
+            EventType.PRINTER_ERROR, {**printer, "error_message": "e" * 100_000}, details={"dump": "é" * 250_000}
+        )  # 600 KB
         after = [producer.dispatch(EventType.PRINTER_ERROR, printer) for _ in range(5)]
         producer.flush(10)
     ids = [*before, big, *after]
     stop = threading.Event()
-    runner = IntegrationRunner(f"syslog-big-{case}", "logging",
-                               SyslogSink(SyslogConfig("127.0.0.1", port, **options)), settings)
+    runner = IntegrationRunner(
+        f"syslog-big-{case}", "logging", SyslogSink(SyslogConfig("127.0.0.1", port, **options)), settings
+    )
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()
     try:

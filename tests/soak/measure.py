@@ -36,8 +36,11 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
 
 def latency_summary(values: Iterable[float]) -> dict[str, float | int | None]:
     ordered = sorted(values)
-    return {"n": len(ordered), **{f"p{q}": percentile(ordered, q) for q in (50, 95, 99)},
-            "max": ordered[-1] if ordered else None}
+    return {
+        "n": len(ordered),
+        **{f"p{q}": percentile(ordered, q) for q in (50, 95, 99)},
+        "max": ordered[-1] if ordered else None,
+    }
 
 
 @dataclass
@@ -67,9 +70,14 @@ def _latencies(pairs: Iterable[tuple[str, float]]) -> tuple[list[float], list[fl
     return steady, burst
 
 
-def event_figures(name: str, category: str, sent: Mapping[str, tuple[int, int, str]],
-                  arrivals: Mapping[str, float], counts: Mapping[str, int],
-                  notes: Mapping[str, Any] | None = None) -> Figures:
+def event_figures(
+    name: str,
+    category: str,
+    sent: Mapping[str, tuple[int, int, str]],
+    arrivals: Mapping[str, float],
+    counts: Mapping[str, int],
+    notes: Mapping[str, Any] | None = None,
+) -> Figures:
     """For receivers that show each event by id; ``counts`` is how often each id arrived."""
     expected = delivered = 0
     pairs = []
@@ -83,8 +91,18 @@ def event_figures(name: str, category: str, sent: Mapping[str, tuple[int, int, s
             pairs.append((phase, arrived - ts_us / 1e6))
     steady, burst = _latencies(pairs)
     duplicated = sum(n - 1 for n in counts.values() if n > 1)
-    return Figures(name, "events", expected, delivered, expected - delivered, duplicated,
-                   latency_summary(steady), latency_summary(burst), notes=dict(notes or {}), steady_latencies=steady)
+    return Figures(
+        name,
+        "events",
+        expected,
+        delivered,
+        expected - delivered,
+        duplicated,
+        latency_summary(steady),
+        latency_summary(burst),
+        notes=dict(notes or {}),
+        steady_latencies=steady,
+    )
 
 
 def grafana_counts(bodies: Iterable[Mapping[str, Any]]) -> Counter[str]:
@@ -101,8 +119,14 @@ def grafana_counts(bodies: Iterable[Mapping[str, Any]]) -> Counter[str]:
     return counts
 
 
-def incident_figures(name: str, cycles: Sequence[Cycle], transitions: Sequence[tuple[str, str, float]],
-                     opened: Mapping[str, int], retriggers: int, still_open: int) -> Figures:
+def incident_figures(
+    name: str,
+    cycles: Sequence[Cycle],
+    transitions: Sequence[tuple[str, str, float]],
+    opened: Mapping[str, int],
+    retriggers: int,
+    still_open: int,
+) -> Figures:
     """Expected: a trigger and a resolve per cycle; the k-th trigger (resolve) of a key that
     arrived is the k-th cycle's."""
     by_key: dict[str, list[Cycle]] = defaultdict(list)
@@ -117,7 +141,7 @@ def incident_figures(name: str, cycles: Sequence[Cycle], transitions: Sequence[t
         keyed.sort(key=lambda c: c.trigger_us)
         for action in ("trigger", "resolve"):
             times = sorted(arrived.get((key, action), []))
-            for cycle, t in zip(keyed, times):
+            for cycle, t in zip(keyed, times, strict=False):
                 stamp = cycle.trigger_us if action == "trigger" else cycle.resolve_us
                 pairs.append((cycle.phase, t - (stamp or 0) / 1e6))
             expected += len(keyed)
@@ -126,18 +150,36 @@ def incident_figures(name: str, cycles: Sequence[Cycle], transitions: Sequence[t
     extra_opens = sum(max(0, opened.get(key, 0) - len(keyed)) for key, keyed in by_key.items())
     extra_opens += sum(n for key, n in opened.items() if key not in by_key)
     steady, burst = _latencies(pairs)
-    return Figures(name, "transitions", expected, delivered, expected - delivered, extra, latency_summary(steady),
-                   latency_summary(burst), duplicate_incidents=extra_opens + retriggers,
-                   notes={"incidents_expected": len(cycles), "incidents_opened": sum(opened.values()),
-                          "extra_opens": extra_opens, "retriggers_while_open": retriggers,
-                          "still_open_at_end": still_open},
-                   steady_latencies=steady)
+    return Figures(
+        name,
+        "transitions",
+        expected,
+        delivered,
+        expected - delivered,
+        extra,
+        latency_summary(steady),
+        latency_summary(burst),
+        duplicate_incidents=extra_opens + retriggers,
+        notes={
+            "incidents_expected": len(cycles),
+            "incidents_opened": sum(opened.values()),
+            "extra_opens": extra_opens,
+            "retriggers_while_open": retriggers,
+            "still_open_at_end": still_open,
+        },
+        steady_latencies=steady,
+    )
 
 
-def gateway_figures(sent: Mapping[str, tuple[int, int, str]], up_changes: Mapping[tuple[str, float], str],
-                    pushed: Mapping[tuple[str, float], float], expected_counts: Mapping[tuple[str, str], int],
-                    counters: Mapping[tuple[str, str], float], final: Mapping[str, tuple[float | None, float | None]],
-                    pushes: int) -> Figures:
+def gateway_figures(
+    sent: Mapping[str, tuple[int, int, str]],
+    up_changes: Mapping[tuple[str, float], str],
+    pushed: Mapping[tuple[str, float], float],
+    expected_counts: Mapping[tuple[str, str], int],
+    counters: Mapping[tuple[str, str], float],
+    final: Mapping[str, tuple[float | None, float | None]],
+    pushes: int,
+) -> Figures:
     """``counters`` and ``final`` (printer -> (up, last change s)) as the real gateway holds
     them at the end; ``pushed``: when each (printer, change time) was first pushed. A change
     folded into the same batch as a later one of its printer is never pushed by itself (the
@@ -156,7 +198,7 @@ def gateway_figures(sent: Mapping[str, tuple[int, int, str]], up_changes: Mappin
         for i, (at, event_id) in enumerate(changes):
             if shown[i]:
                 pairs.append((sent[event_id][2], pushed[(printer, at)] - at))
-            elif any(shown[i + 1:]):
+            elif any(shown[i + 1 :]):
                 superseded += 1
             else:
                 missing += 1
@@ -165,17 +207,30 @@ def gateway_figures(sent: Mapping[str, tuple[int, int, str]], up_changes: Mappin
         if final.get(printer) != (up, at):
             wrong_final += 1
     steady, burst = _latencies(pairs)
-    return Figures("pushgateway", "events (counters)", expected, expected - lost, lost, duplicated,
-                   latency_summary(steady), latency_summary(burst),
-                   notes={"up_down_changes": len(up_changes), "changes_superseded_in_a_batch": superseded,
-                          "changes_not_shown": missing, "printers_final_state_wrong": wrong_final,
-                          "pushes": pushes},
-                   steady_latencies=steady)
+    return Figures(
+        "pushgateway",
+        "events (counters)",
+        expected,
+        expected - lost,
+        lost,
+        duplicated,
+        latency_summary(steady),
+        latency_summary(burst),
+        notes={
+            "up_down_changes": len(up_changes),
+            "changes_superseded_in_a_batch": superseded,
+            "changes_not_shown": missing,
+            "printers_final_state_wrong": wrong_final,
+            "pushes": pushes,
+        },
+        steady_latencies=steady,
+    )
 
 
 # -- memory and lag ---------------------------------------------------------------------------
-def memory_growth(samples: Sequence[tuple[float, Mapping[str, int | None]]], process: str,
-                  warm_until: float, steady_end: float) -> dict[str, Any]:
+def memory_growth(
+    samples: Sequence[tuple[float, Mapping[str, int | None]]], process: str, warm_until: float, steady_end: float
+) -> dict[str, Any]:
     """RSS growth of ``process`` over the steady phase after the warm-up: the median of the
     last tenth of it against the median of the first tenth (at least one sample each)."""
     window = [(t, s[process]) for t, s in samples if warm_until <= t <= steady_end and s.get(process)]
@@ -186,9 +241,14 @@ def memory_growth(samples: Sequence[tuple[float, Mapping[str, int | None]]], pro
     tail = [v for t, v in window if t >= steady_end - span / 10] or [window[-1][1]]
     baseline, end = statistics.median(head), statistics.median(tail)
     peak = max(v for _, v in window)
-    return {"samples": len(window), "baseline_mb": round(baseline / 2**20, 1), "end_mb": round(end / 2**20, 1),
-            "peak_mb": round(peak / 2**20, 1), "growth_pct": round(100 * (end / baseline - 1), 2),
-            "peak_over_baseline_pct": round(100 * (peak / baseline - 1), 2)}
+    return {
+        "samples": len(window),
+        "baseline_mb": round(baseline / 2**20, 1),
+        "end_mb": round(end / 2**20, 1),
+        "peak_mb": round(peak / 2**20, 1),
+        "growth_pct": round(100 * (end / baseline - 1), 2),
+        "peak_over_baseline_pct": round(100 * (peak / baseline - 1), 2),
+    }
 
 
 def peak_lag(samples: Sequence[tuple[float, Mapping[str, int]]], since: float) -> dict[str, int]:
@@ -207,12 +267,16 @@ def ms(value: float | None) -> str:
 
 
 def table(figures: Sequence[Figures]) -> str:
-    head = (f"{'receiver':<14}{'unit':<19}{'expected':>10}{'delivered':>11}{'lost':>7}{'dups':>7}"
-            f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'burst p99':>11}{'dup inc.':>9}")
+    head = (
+        f"{'receiver':<14}{'unit':<19}{'expected':>10}{'delivered':>11}{'lost':>7}{'dups':>7}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'burst p99':>11}{'dup inc.':>9}"
+    )
     lines = [head, "-" * len(head)]
     for f in figures:
-        lines.append(f"{f.receiver:<14}{f.unit:<19}{f.expected:>10,}{f.delivered:>11,}{f.lost:>7,}{f.duplicated:>7,}"
-                     f"{ms(f.latency.get('p50')):>9}{ms(f.latency.get('p95')):>9}{ms(f.latency.get('p99')):>9}"
-                     f"{ms(f.latency.get('max')):>9}{ms(f.latency_burst.get('p99')):>11}"
-                     f"{'-' if f.duplicate_incidents is None else f.duplicate_incidents:>9}")
+        lines.append(
+            f"{f.receiver:<14}{f.unit:<19}{f.expected:>10,}{f.delivered:>11,}{f.lost:>7,}{f.duplicated:>7,}"
+            f"{ms(f.latency.get('p50')):>9}{ms(f.latency.get('p95')):>9}{ms(f.latency.get('p99')):>9}"
+            f"{ms(f.latency.get('max')):>9}{ms(f.latency_burst.get('p99')):>11}"
+            f"{'-' if f.duplicate_incidents is None else f.duplicate_incidents:>9}"
+        )
     return "\n".join(lines)

@@ -154,11 +154,16 @@ class SoakGateway(PushgatewayFront):
 
     def gateway_printers(self) -> dict[str, tuple[float | None, float | None]]:
         """printer -> (up, last change time s), as the real gateway holds them."""
-        up = {labels["printer"]: v for labels, v in self.gateway.samples("continuum_printer_up", job="continuum")
-              if "printer" in labels}
-        changed = {labels["printer"]: v for labels, v in
-                   self.gateway.samples("continuum_printer_last_change_timestamp_seconds", job="continuum")
-                   if "printer" in labels}
+        up = {
+            labels["printer"]: v
+            for labels, v in self.gateway.samples("continuum_printer_up", job="continuum")
+            if "printer" in labels
+        }
+        changed = {
+            labels["printer"]: v
+            for labels, v in self.gateway.samples("continuum_printer_last_change_timestamp_seconds", job="continuum")
+            if "printer" in labels
+        }
         return {p: (up.get(p), changed.get(p)) for p in up.keys() | changed.keys()}
 
 
@@ -261,7 +266,7 @@ class Sampler:
             t = time.monotonic() - self.started
             try:
                 value = self.sample()
-            except Exception as exc:  # a sample missed is reported, not fatal  # noqa: BLE001
+            except Exception as exc:  # a sample missed is reported, not fatal
                 value = {"error": str(exc)}
             self.samples.append((t, value))
             if self._stop.wait(max(0.0, self.interval - (time.monotonic() - self.started - t))):
@@ -273,8 +278,13 @@ class GroupLag:
     come from ``high`` (a consumer's cached watermark, exact on the embedded broker, where
     ListOffsets is short)."""
 
-    def __init__(self, settings: KafkaSettings, groups: Mapping[str, str], high: Callable[[str, int], int],
-                 partitions: Callable[[str], list[int]]) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        groups: Mapping[str, str],
+        high: Callable[[str, int], int],
+        partitions: Callable[[str], list[int]],
+    ) -> None:
         self.groups = dict(groups)  # group id -> topic
         self.bootstrap = settings.bootstrap_servers
         self.high, self.partitions = high, partitions
@@ -298,8 +308,11 @@ class RouterStage:
     true end (:meth:`high`)."""
 
     def __init__(self, settings: KafkaSettings, topics: list[str], also: list[str]) -> None:
-        self.consumer = Consumer(settings.client_config(**{
-            "group.id": "soak-router-stage", "enable.auto.commit": False, "fetch.wait.max.ms": 10}))
+        self.consumer = Consumer(
+            settings.client_config(
+                **{"group.id": "soak-router-stage", "enable.auto.commit": False, "fetch.wait.max.ms": 10}
+            )
+        )
         self.topics, self.also = topics, also
         self.phase = "prime"
         self.latencies: dict[str, array[float]] = {}
@@ -310,8 +323,9 @@ class RouterStage:
     def start(self) -> RouterStage:
         for topic in (*self.topics, *self.also):
             self._partitions[topic] = sorted(self.consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_END)
-                              for topic, partitions in self._partitions.items() for p in partitions])
+        self.consumer.assign(
+            [TopicPartition(topic, p, OFFSET_END) for topic, partitions in self._partitions.items() for p in partitions]
+        )
         self._thread.start()
         return self
 

@@ -28,9 +28,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from continuum_events.producers.app import EventProducer
-
 from continuum_events.events import Event, EventType, Severity
+from continuum_events.producers.app import EventProducer
 from continuum_events.rules import DEFAULTS, explain
 
 #: Incident opens per second, whatever the event rate (see the module docstring).
@@ -42,15 +41,32 @@ INCIDENTS_PER_S = 0.7
 #: a push once it holds 2,000 printer groups (measured here), and the sink pushes each printer
 #: a batch touches, so ~50 printers a second is its ceiling.
 MIX = (
-    ("job.started", "info", 440), ("job.completed", "info", 440), ("job.failed", "warning", 50),
-    ("redirect.created", "info", 30), ("group.updated", "info", 30),
-    ("printer.low_toner", "warning", 4), ("printer.jam", "warning", 4), ("system.warning", "warning", 2),
+    ("job.started", "info", 440),
+    ("job.completed", "info", 440),
+    ("job.failed", "warning", 50),
+    ("redirect.created", "info", 30),
+    ("group.updated", "info", 30),
+    ("printer.low_toner", "warning", 4),
+    ("printer.jam", "warning", 4),
+    ("system.warning", "warning", 2),
 )
 #: What the incident cycles add: (event type, severity).
-CYCLE_KINDS = (("printer.offline", "warning"), ("printer.offline", "error"), ("printer.offline", "critical"),
-               ("printer.error", "error"), ("printer.online", "info"))
-SITES = (("HQ-1F", "Finance"), ("HQ-2F", "Engineering"), ("HQ-3F", "Legal"), ("Warehouse", "Logistics"),
-         ("Branch-North", "Sales"), ("Branch-South", "Support"), ("Branch-East", "Operations"))
+CYCLE_KINDS = (
+    ("printer.offline", "warning"),
+    ("printer.offline", "error"),
+    ("printer.offline", "critical"),
+    ("printer.error", "error"),
+    ("printer.online", "info"),
+)
+SITES = (
+    ("HQ-1F", "Finance"),
+    ("HQ-2F", "Engineering"),
+    ("HQ-3F", "Legal"),
+    ("Warehouse", "Logistics"),
+    ("Branch-North", "Sales"),
+    ("Branch-South", "Support"),
+    ("Branch-East", "Operations"),
+)
 MODELS = ("HP LaserJet M507", "Brother HL-L6400DW", "Canon imageRUNNER C3226", "Lexmark MS826")
 USERS = ("alice", "bob", "chen", "dana", "eve", "farid", "grace", "hiro")
 COMPONENTS = ("spooler", "ldap-sync", "scheduler", "license")
@@ -58,9 +74,20 @@ COMPONENTS = ("spooler", "ldap-sync", "scheduler", "license")
 
 def routes(event_type: str, severity: str) -> frozenset[str]:
     """The categories the default rules send this kind of event to."""
-    sample = Event("00000000-0000-4000-8000-000000000000", EventType(event_type), Severity(severity), 0,
-                   {"printer_id": "p", "job_id": "j", "redirect_id": "r", "source_printer_id": "p",
-                    "group_id": "g", "component": "c"})
+    sample = Event(
+        "00000000-0000-4000-8000-000000000000",
+        EventType(event_type),
+        Severity(severity),
+        0,
+        {
+            "printer_id": "p",
+            "job_id": "j",
+            "redirect_id": "r",
+            "source_printer_id": "p",
+            "group_id": "g",
+            "component": "c",
+        },
+    )
     return frozenset(v.category for v in explain(sample, DEFAULTS) if v.matched and v.integration is None)
 
 
@@ -101,9 +128,14 @@ class _Printer:
     busy: bool = False  # in an incident cycle
 
     def identity(self) -> dict[str, Any]:
-        return {"printer_id": self.printer_id, "printer_name": self.name, "printer_ip": self.ip,
-                "printer_model": self.model, "printer_location": self.location,
-                "printer_department": self.department}
+        return {
+            "printer_id": self.printer_id,
+            "printer_name": self.name,
+            "printer_ip": self.ip,
+            "printer_model": self.model,
+            "printer_location": self.location,
+            "printer_department": self.department,
+        }
 
 
 @dataclass
@@ -130,17 +162,23 @@ class Traffic:
         self._fleet = []
         for i in range(self.printers):
             site, department = SITES[i % len(SITES)]
-            self._fleet.append(_Printer(f"prn-{i:05d}", f"{site}-{department[:3].upper()}-{i:05d}",
-                                        f"10.{40 + i // 65_000}.{i // 250 % 250}.{10 + i % 250}",
-                                        MODELS[i % len(MODELS)], site, department))
+            self._fleet.append(
+                _Printer(
+                    f"prn-{i:05d}",
+                    f"{site}-{department[:3].upper()}-{i:05d}",
+                    f"10.{40 + i // 65_000}.{i // 250 % 250}.{10 + i % 250}",
+                    MODELS[i % len(MODELS)],
+                    site,
+                    department,
+                )
+            )
         self._slots = [KIND_INDEX[(t, s)] for t, s, share in MIX for _ in range(share)]
         self._jobs = 0
         self._open: deque[tuple[Cycle, _Printer]] = deque()
         self.lock = threading.Lock()
 
     # -- playing ---------------------------------------------------------------------------
-    def play(self, phase: str, rate: float, seconds: float, hold_s: float,
-             stop: threading.Event | None = None) -> None:
+    def play(self, phase: str, rate: float, seconds: float, hold_s: float, stop: threading.Event | None = None) -> None:
         """Dispatch the routine mix at ``rate`` a second for ``seconds``, and incidents at
         INCIDENTS_PER_S, each resolved ``hold_s`` after it opened; none opens later than
         ``hold_s`` before the end, so all are closed when the phase ends."""
@@ -169,8 +207,9 @@ class Traffic:
         self._primer = (Cycle(f"printer/{p.printer_id}/offline", "prime", "", 0, 0.0), p)
         p.busy = True
         cycle = self._primer[0]
-        cycle.trigger, cycle.trigger_us = self._dispatch("prime", "printer.offline", "warning",
-                                                         {**p.identity(), "consecutive_failures": 3}, p)
+        cycle.trigger, cycle.trigger_us = self._dispatch(
+            "prime", "printer.offline", "warning", {**p.identity(), "consecutive_failures": 3}, p
+        )
         self.cycles.append(cycle)
         return cycle.trigger, cycle.key
 
@@ -186,23 +225,38 @@ class Traffic:
         t = kind.event_type
         if t.startswith("job."):
             self._jobs += 1
-            payload: dict[str, Any] = {"job_id": f"job-{self._jobs}", "printer_id": p.printer_id,
-                                       "printer_name": p.name, "user": USERS[self._jobs % len(USERS)],
-                                       "document_name": f"report-{self._jobs % 977}.pdf", "pages": 1 + self._jobs % 40}
+            payload: dict[str, Any] = {
+                "job_id": f"job-{self._jobs}",
+                "printer_id": p.printer_id,
+                "printer_name": p.name,
+                "user": USERS[self._jobs % len(USERS)],
+                "document_name": f"report-{self._jobs % 977}.pdf",
+                "pages": 1 + self._jobs % 40,
+            }
             if t == "job.completed":
                 payload["duration_ms"] = float(300 + self._jobs % 9000)
             elif t == "job.failed":
                 payload.update(error_code="E_DRIVER", error_message="driver rejected the document")
         elif t == "redirect.created":
             target = self._fleet[rng.randrange(len(self._fleet))]
-            payload = {"redirect_id": f"rd-{self._jobs}-{rng.randrange(10**6)}", "source_printer_id": p.printer_id,
-                       "source_printer_name": p.name, "target_printer_id": target.printer_id,
-                       "target_printer_name": target.name, "protocol": "ipp", "port": 631,
-                       "created_by": USERS[rng.randrange(len(USERS))]}
+            payload = {
+                "redirect_id": f"rd-{self._jobs}-{rng.randrange(10**6)}",
+                "source_printer_id": p.printer_id,
+                "source_printer_name": p.name,
+                "target_printer_id": target.printer_id,
+                "target_printer_name": target.name,
+                "protocol": "ipp",
+                "port": 631,
+                "created_by": USERS[rng.randrange(len(USERS))],
+            }
         elif t == "group.updated":
             members = [self._fleet[rng.randrange(len(self._fleet))].printer_id for _ in range(3)]
-            payload = {"group_id": f"grp-{p.location}", "group_name": f"{p.location} printers",
-                       "printer_ids": members, "updated_by": USERS[rng.randrange(len(USERS))]}
+            payload = {
+                "group_id": f"grp-{p.location}",
+                "group_name": f"{p.location} printers",
+                "printer_ids": members,
+                "updated_by": USERS[rng.randrange(len(USERS))],
+            }
         elif t == "printer.low_toner":
             payload = {**p.identity(), "toner_level_percent": 3 + rng.randrange(8), "conditions": ["toner_low"]}
         elif t == "printer.jam":
@@ -224,8 +278,12 @@ class Traffic:
             key = f"printer/{p.printer_id}/offline"
         else:
             severity, event_type = "error", "printer.error"
-            payload = {**p.identity(), "conditions": ["door_open"], "error_code": "D01",
-                       "error_message": "front door open"}
+            payload = {
+                **p.identity(),
+                "conditions": ["door_open"],
+                "error_code": "D01",
+                "error_message": "front door open",
+            }
             key = f"printer/{p.printer_id}/error"
         cycle = Cycle(key, phase, "", 0, resolve_at)
         cycle.trigger, cycle.trigger_us = self._dispatch(phase, event_type, severity, payload, p)
@@ -237,8 +295,9 @@ class Traffic:
         cycle.resolve, cycle.resolve_us = self._dispatch(cycle.phase, "printer.online", "info", payload, p)
         p.busy = False
 
-    def _dispatch(self, phase: str, event_type: str, severity: str, payload: dict[str, Any],
-                  printer: _Printer | None) -> tuple[str, int]:
+    def _dispatch(
+        self, phase: str, event_type: str, severity: str, payload: dict[str, Any], printer: _Printer | None
+    ) -> tuple[str, int]:
         kind_index = KIND_INDEX[(event_type, severity)]
         kind = KINDS[kind_index]
         ts_us = time.time_ns() // 1000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fastavro
 import pytest
@@ -17,9 +17,14 @@ ENCODE = compile_encoder(PARSED_EVENT_SCHEMA)
 
 def _record(event_type: EventType, payload: dict, **over) -> dict:
     return {
-        "event_id": "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11", "event_type": event_type.symbol, "severity": "error",
-        "timestamp": 1_767_000_000_123_456, "source": "continuum",
-        "payload": (PAYLOAD_BRANCH[event_type.family], payload), "details": {"site": "HQ", "ünï": "cødé"}, **over,
+        "event_id": "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11",
+        "event_type": event_type.symbol,
+        "severity": "error",
+        "timestamp": 1_767_000_000_123_456,
+        "source": "continuum",
+        "payload": (PAYLOAD_BRANCH[event_type.family], payload),
+        "details": {"site": "HQ", "ünï": "cødé"},
+        **over,
     }
 
 
@@ -38,13 +43,14 @@ def test_bytes_match_fastavro(event_type: EventType, fill) -> None:
 
 @pytest.mark.parametrize("value", [0, -1, 63, 64, -65, 2**31 - 1, -(2**31), 2**40, -(2**62)])
 def test_varints_match_fastavro_at_the_edges(value: int) -> None:
-    record = _record(EventType.JOB_COMPLETED, {"job_id": "j", "pages": max(min(value, 2**31 - 1), -(2**31))},
-                     timestamp=value)
+    record = _record(
+        EventType.JOB_COMPLETED, {"job_id": "j", "pages": max(min(value, 2**31 - 1), -(2**31))}, timestamp=value
+    )
     assert ENCODE(record) == _reference(record)
 
 
 def test_aware_datetimes_encode_as_micros() -> None:
-    when = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
     assert ENCODE(_record(EventType.SYSTEM_INFO, {}, timestamp=when)) == ENCODE(
         _record(EventType.SYSTEM_INFO, {}, timestamp=int(when.timestamp()) * 1_000_000 + 123456)
     )

@@ -42,7 +42,7 @@ def test_missing_java_names_the_package(tmp_path: Path, monkeypatch: pytest.Monk
 def test_an_old_java_is_refused_by_its_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     java = tmp_path / "jdk" / "bin" / "java"
     java.parent.mkdir(parents=True)
-    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     with pytest.raises(BrokerError, match=r"needs Java 17 or newer.*11\.0\.22"):
@@ -60,12 +60,12 @@ def test_the_engine_comes_from_the_environment_and_a_wrong_one_is_refused(monkey
 
 
 def test_run_falls_back_to_tansu_only_when_kafka_was_not_asked_for(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from continuum_events.cli import run
 
     monkeypatch.delenv(ENGINE_ENV, raising=False)
-    monkeypatch.setattr(run, "engine_unavailable",
-                        lambda engine: "no Java here" if engine == "kafka" else None)
+    monkeypatch.setattr(run, "engine_unavailable", lambda engine: "no Java here" if engine == "kafka" else None)
     assert run._choose_engine(None) == "tansu"
     said = capsys.readouterr()
     assert "falling back to Tansu" in " ".join((said.out + said.err).split())

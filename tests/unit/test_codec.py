@@ -13,13 +13,20 @@ TOPIC = "printer-events"
 
 
 def _event(event_type: EventType, payload: dict) -> Event:
-    return Event(new_event_id(), event_type, Severity.ERROR, now_micros(), payload, source="health-probe",
-                 details={"note": "x"})
+    return Event(
+        new_event_id(), event_type, Severity.ERROR, now_micros(), payload, source="health-probe", details={"note": "x"}
+    )
 
 
 def _same(a: Event, b: Event) -> None:
     assert (a.event_id, a.event_type, a.severity, a.timestamp_us, a.source, dict(a.details)) == (
-        b.event_id, b.event_type, b.severity, b.timestamp_us, b.source, dict(b.details))
+        b.event_id,
+        b.event_type,
+        b.severity,
+        b.timestamp_us,
+        b.source,
+        dict(b.details),
+    )
     assert {k: v for k, v in b.payload.items() if k in a.payload} == dict(a.payload)
 
 
@@ -53,7 +60,7 @@ def test_every_type_round_trips_confluent_and_matches_the_official_serde(event_t
     _same(event, codec.decode(theirs, TOPIC, 1, 3))
 
 
-def EventCodecSchema() -> str:  # noqa: N802 - reads like the constant it stands for
+def EventCodecSchema() -> str:
     import json
 
     return json.dumps(EVENT_SCHEMA)

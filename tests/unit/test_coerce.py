@@ -12,12 +12,27 @@ from continuum_events.producers.coerce import coerce
 
 
 def test_model_values_become_the_fields_types_where_exact() -> None:
-    c = coerce(EventType.PRINTER_OFFLINE, {"printer_id": 42, "consecutive_failures": 3.0, "toner_level_percent": "15",
-                                           "response_time_ms": 250, "protocols": "raw, ipp,,lpd",
-                                           "error_code": 500}, "WARNING")
+    c = coerce(
+        EventType.PRINTER_OFFLINE,
+        {
+            "printer_id": 42,
+            "consecutive_failures": 3.0,
+            "toner_level_percent": "15",
+            "response_time_ms": 250,
+            "protocols": "raw, ipp,,lpd",
+            "error_code": 500,
+        },
+        "WARNING",
+    )
     assert c.problems == []
-    assert c.data == {"printer_id": "42", "consecutive_failures": 3, "toner_level_percent": 15,
-                      "response_time_ms": 250.0, "protocols": ["raw", "ipp", "lpd"], "error_code": "500"}
+    assert c.data == {
+        "printer_id": "42",
+        "consecutive_failures": 3,
+        "toner_level_percent": 15,
+        "response_time_ms": 250.0,
+        "protocols": ["raw", "ipp", "lpd"],
+        "error_code": "500",
+    }
     assert c.severity == "warning" and c.details == {}
     assert len(c.notes) == 6  # every change is said, one per field
 
@@ -27,13 +42,16 @@ def test_what_has_no_exact_form_is_kept_in_details(value) -> None:
     c = coerce("printer.offline", {"printer_id": "p", "consecutive_failures": value})
     assert "consecutive_failures" not in c.data
     assert c.details["consecutive_failures"] == {True: "true"}.get(value, str(value))
-    assert c.notes == [f"payload.consecutive_failures: {c.details['consecutive_failures']!r} is not exactly an int; "
-                       "kept in details"]
+    assert c.notes == [
+        f"payload.consecutive_failures: {c.details['consecutive_failures']!r} is not exactly an int; kept in details"
+    ]
 
 
 def test_unknown_fields_and_non_text_details_are_kept_as_text() -> None:
-    c = coerce("printer.error", {"printer_id": "p", "tray": 2, "ctx": {"b": [1, 2], "a": None},
-                                 "details": {"attempt": 3, "why": "jam"}})
+    c = coerce(
+        "printer.error",
+        {"printer_id": "p", "tray": 2, "ctx": {"b": [1, 2], "a": None}, "details": {"attempt": 3, "why": "jam"}},
+    )
     assert c.details == {"tray": "2", "ctx": '{"a": null, "b": [1, 2]}', "attempt": "3", "why": "jam"}
     assert c.data == {"printer_id": "p"}
     assert {n.split(":")[0] for n in c.notes} == {"payload.tray", "payload.ctx", "details[attempt]"}
@@ -43,10 +61,17 @@ class Level(enum.Enum):
     HIGH = "Critical"
 
 
-@pytest.mark.parametrize(("given", "severity"), [
-    ("WARNING", "warning"), (" Error ", "error"), ("warn", "warning"), ("FATAL", "critical"), (Level.HIGH, "critical"),
-    (None, "warning"),
-])
+@pytest.mark.parametrize(
+    ("given", "severity"),
+    [
+        ("WARNING", "warning"),
+        (" Error ", "error"),
+        ("warn", "warning"),
+        ("FATAL", "critical"),
+        (Level.HIGH, "critical"),
+        (None, "warning"),
+    ],
+)
 def test_severity_is_case_insensitive_with_the_usual_aliases(given, severity) -> None:
     c = coerce("printer.jam", {"printer_id": "p"}, given)
     assert c.severity == severity and c.notes == [] and c.problems == []
@@ -75,8 +100,10 @@ def test_a_missing_id_is_taken_from_what_still_keys_the_event() -> None:
 
 def test_what_cannot_be_an_event_names_every_bad_field_at_once() -> None:
     c = coerce("printer.melted", ["printer_id"], "urgent")
-    assert c.problems == ["event type: 'printer.melted' is not a Continuum event type",
-                          "payload: must be a mapping of fields, got list"]
+    assert c.problems == [
+        "event type: 'printer.melted' is not a Continuum event type",
+        "payload: must be a mapping of fields, got list",
+    ]
     c = coerce("job.failed", {"pages": 2, "tray": 1})
     assert c.problems == ["payload.job_id: missing, and no printer_id or job_id to key the event by"]
     assert "payload.tray: unknown field, kept in details" in c.notes

@@ -7,6 +7,8 @@ import json
 import random
 
 import pytest
+from pydantic import SecretStr
+
 from continuum_events.connectors.base import parse_retry_after
 from continuum_events.connectors.datadog import DatadogConfig, DatadogSink
 from continuum_events.connectors.elasticsearch import ElasticsearchConfig, ElasticsearchSink
@@ -14,14 +16,24 @@ from continuum_events.connectors.registry import build_sink
 from continuum_events.connectors.runtime import Backoff, OffsetTracker
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
-from pydantic import SecretStr
-
 from continuum_events.events import Event, EventType, Severity
 
-EVENT = Event("0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11", EventType.PRINTER_OFFLINE, Severity.WARNING,
-              1_795_800_000_123_456, {"printer_id": "p-1", "printer_name": "HQ FIN 1", "printer_ip": "10.0.0.9",
-                                      "printer_location": "HQ-1F", "printer_department": "Finance",
-                                      "consecutive_failures": 3, "protocols": ["ipp"]}, details={"site": "x"})
+EVENT = Event(
+    "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11",
+    EventType.PRINTER_OFFLINE,
+    Severity.WARNING,
+    1_795_800_000_123_456,
+    {
+        "printer_id": "p-1",
+        "printer_name": "HQ FIN 1",
+        "printer_ip": "10.0.0.9",
+        "printer_location": "HQ-1F",
+        "printer_department": "Finance",
+        "consecutive_failures": 3,
+        "protocols": ["ipp"],
+    },
+    details={"site": "x"},
+)
 
 
 def test_offsets_commit_only_the_contiguous_prefix() -> None:
@@ -50,7 +62,7 @@ def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
 @pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0", 0.0), (None, None), ("soon", None)])
 def test_retry_after(header, seconds) -> None:
     assert parse_retry_after(header) == seconds
-    assert 0 < parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") 
+    assert parse_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") > 0
 
 
 def test_splunk_batch_is_concatenated_event_objects_with_indexed_fields() -> None:
@@ -59,8 +71,13 @@ def test_splunk_batch_is_concatenated_event_objects_with_indexed_fields() -> Non
     first, end = json.JSONDecoder().raw_decode(body)
     assert body[end:].startswith("{") and "\n" not in body
     assert first["time"] == 1_795_800_000.123456 and first["index"] == "printers" and first["host"] == "HQ FIN 1"
-    assert first["fields"] == {"event_type": "printer.offline", "severity": "warning", "printer_id": "p-1",
-                               "printer_location": "HQ-1F", "printer_department": "Finance"}
+    assert first["fields"] == {
+        "event_type": "printer.offline",
+        "severity": "warning",
+        "printer_id": "p-1",
+        "printer_location": "HQ-1F",
+        "printer_department": "Finance",
+    }
     assert first["event"]["event_id"] == EVENT.event_id and first["event"]["consecutive_failures"] == 3
 
 
@@ -78,13 +95,20 @@ def test_datadog_logs_carry_source_service_and_tags() -> None:
     assert log["ddtags"] == "event_type:printer.offline,severity:warning,location:hq-1f,department:finance"
     with pytest.raises(ValueError, match="unknown Datadog site"):
         DatadogConfig(SecretStr("k"), site="datadoghq.moon")
-    assert DatadogConfig(SecretStr("k"), site="us5.datadoghq.com").intake == "https://http-intake.logs.us5.datadoghq.com"
+    assert (
+        DatadogConfig(SecretStr("k"), site="us5.datadoghq.com").intake == "https://http-intake.logs.us5.datadoghq.com"
+    )
     assert gzip.decompress(gzip.compress(b"x")) == b"x"
 
 
 def test_syslog_5424_escapes_structured_data_and_maps_severity() -> None:
-    event = Event(EVENT.event_id, EventType.PRINTER_ERROR, Severity.CRITICAL, EVENT.timestamp_us,
-                  {"printer_id": "p-1", "printer_name": "HQ FIN 1", "error_message": 'a "b" ] \\ c'})
+    event = Event(
+        EVENT.event_id,
+        EventType.PRINTER_ERROR,
+        Severity.CRITICAL,
+        EVENT.timestamp_us,
+        {"printer_id": "p-1", "printer_name": "HQ FIN 1", "error_message": 'a "b" ] \\ c'},
+    )
     line = SyslogSink(SyslogConfig("h")).format(event).decode()
     assert line.startswith("<130>1 2026-11-27T") and " HQFIN1 continuum - printer.error [continuum@32473 " in line
     assert 'error_message="a \\"b\\" \\] \\\\ c"' in line
@@ -113,11 +137,12 @@ def test_build_sink_reads_secrets_from_the_environment_only() -> None:
 def test_transport_errors_never_echo_the_url_which_may_hold_keys() -> None:
     import pytest
     import requests
+
     from continuum_events.connectors.base import Retry
     from continuum_events.connectors.http import HttpClient
 
     class Broken(requests.Session):
-        def request(self, method, url, **kwargs):  # noqa: ANN001, ANN003
+        def request(self, method, url, **kwargs):
             raise requests.exceptions.ChunkedEncodingError(f"connection broken while reading {url}")
 
     url = "https://alert.victorops.com/integrations/generic/20131114/alert/API-KEY-123/ROUTING-KEY-456"
@@ -140,7 +165,7 @@ class MemoryLedger:
         self.entries.update(entries)
 
 
-def lifecycle(sink):  # noqa: ANN001, ANN201 - any LifecycleSink
+def lifecycle(sink):
     sink.ledger = MemoryLedger()
     return sink
 
@@ -151,8 +176,13 @@ def test_victorops_opens_an_incident_for_what_opens_one_elsewhere_and_keeps_the_
 
     assert EVENT.severity is Severity.WARNING  # printer.offline: a WARNING would open nothing at VictorOps
     with VictorOpsReceiver() as victorops:
-        sink = lifecycle(VictorOpsSink(VictorOpsConfig(SecretStr(VictorOpsReceiver.API_KEY),
-                                                       SecretStr(VictorOpsReceiver.ROUTING_KEY), url=victorops.url)))
+        sink = lifecycle(
+            VictorOpsSink(
+                VictorOpsConfig(
+                    SecretStr(VictorOpsReceiver.API_KEY), SecretStr(VictorOpsReceiver.ROUTING_KEY), url=victorops.url
+                )
+            )
+        )
         result = sink.write([EVENT])
         assert not result.rejected and not result.retry
         assert victorops.open_entities() == {"printer/p-1/offline"}
@@ -164,10 +194,18 @@ def test_opsgenie_cuts_long_tags_and_details_to_its_limits_and_still_alerts() ->
     from continuum_events.connectors.opsgenie import OpsgenieConfig, OpsgenieSink
     from continuum_events.devtools.receivers import OpsgenieReceiver
 
-    event = Event(EVENT.event_id, EventType.PRINTER_ERROR, Severity.ERROR, EVENT.timestamp_us,
-                  {**EVENT.payload, "printer_location": "Headquarters, building C, third floor, east wing, room 3.114",
-                   "error_message": "paper path: " + "jam sensor 4 " * 800},
-                  details={f"counter_{i:03}": "x" * 100 for i in range(60)})
+    event = Event(
+        EVENT.event_id,
+        EventType.PRINTER_ERROR,
+        Severity.ERROR,
+        EVENT.timestamp_us,
+        {
+            **EVENT.payload,
+            "printer_location": "Headquarters, building C, third floor, east wing, room 3.114",
+            "error_message": "paper path: " + "jam sensor 4 " * 800,
+        },
+        details={f"counter_{i:03}": "x" * 100 for i in range(60)},
+    )
     with OpsgenieReceiver() as opsgenie:
         sink = lifecycle(OpsgenieSink(OpsgenieConfig(SecretStr(OpsgenieReceiver.API_KEY), url=opsgenie.url)))
         result = sink.write([event])
@@ -184,10 +222,16 @@ def test_datadog_sends_an_event_older_than_18_hours_at_now_keeping_its_own_time(
 
     from continuum_events.devtools.receivers import DatadogReceiver
 
-    old = Event("6e1c0d55-93a2-4c1b-8f0e-1d2c3b4a5f60", EVENT.event_type, EVENT.severity,
-                int((time.time() - 20 * 3600) * 1e6), EVENT.payload)
-    fresh = Event("7f2d1e66-a4b3-4d2c-9a1f-2e3d4c5b6a71", EVENT.event_type, EVENT.severity,
-                  int(time.time() * 1e6), EVENT.payload)
+    old = Event(
+        "6e1c0d55-93a2-4c1b-8f0e-1d2c3b4a5f60",
+        EVENT.event_type,
+        EVENT.severity,
+        int((time.time() - 20 * 3600) * 1e6),
+        EVENT.payload,
+    )
+    fresh = Event(
+        "7f2d1e66-a4b3-4d2c-9a1f-2e3d4c5b6a71", EVENT.event_type, EVENT.severity, int(time.time() * 1e6), EVENT.payload
+    )
     with DatadogReceiver() as datadog:
         sink = DatadogSink(DatadogConfig(SecretStr(DatadogReceiver.API_KEY), url=datadog.url))
         assert sink.write([old, fresh]).rejected == {}
@@ -199,17 +243,34 @@ def test_datadog_sends_an_event_older_than_18_hours_at_now_keeping_its_own_time(
     assert on_time["timestamp"].startswith(fresh.timestamp.isoformat()[:19]) and "late" not in on_time["ddtags"]
 
 
-@pytest.mark.parametrize("pattern", ["Continuum-%Y.%m.%d", "continuum-%b", "continuum events", "continuum/%Y",
-                                     "continuum-*", "-continuum", "_continuum", "+c", ".", "..", "c,d", "c#%d",
-                                     "c" * 250 + "-%Y.%m", ""])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "Continuum-%Y.%m.%d",
+        "continuum-%b",
+        "continuum events",
+        "continuum/%Y",
+        "continuum-*",
+        "-continuum",
+        "_continuum",
+        "+c",
+        ".",
+        "..",
+        "c,d",
+        "c#%d",
+        "c" * 250 + "-%Y.%m",
+        "",
+    ],
+)
 def test_elasticsearch_index_pattern_is_checked_when_connected(pattern: str) -> None:
     from continuum_events.integrations import IntegrationSpec
 
     with pytest.raises(ValueError, match="index"):
         ElasticsearchConfig("http://x", index_pattern=pattern)
     with pytest.raises(ValueError, match="index"):
-        IntegrationSpec(name="es", vendor="elasticsearch", options={"url": "https://es.example.com",
-                                                                    "index_pattern": pattern})
+        IntegrationSpec(
+            name="es", vendor="elasticsearch", options={"url": "https://es.example.com", "index_pattern": pattern}
+        )
 
 
 def test_an_index_elasticsearch_refuses_is_a_configuration_error_never_a_dead_letter() -> None:

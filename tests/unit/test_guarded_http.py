@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from continuum_events.connectors.base import ConfigError, Retry
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.registry import make_sink
-
-from continuum_events.netguard import TargetPolicy, check_url
 from continuum_events.devtools.receivers import SplunkReceiver
+from continuum_events.netguard import TargetPolicy, check_url
 
 CANARY = "canary-7f3e9a1c5b2d4e6f8a0b1c2d3e4f5a6b"
 
@@ -106,12 +106,14 @@ def test_the_connection_goes_to_the_checked_address_with_the_configured_host_nam
 
     with HostRecorder() as splunk:
         port = int(splunk.url.rsplit(":", 1)[1])
-        policy = TargetPolicy(allow_private=True, allow_http=True,
-                              resolver=resolver({"splunk.on-prem.test": ["127.0.0.1"]}))
+        policy = TargetPolicy(
+            allow_private=True, allow_http=True, resolver=resolver({"splunk.on-prem.test": ["127.0.0.1"]})
+        )
         response = HttpClient(2.0, policy=policy).post(
             f"http://splunk.on-prem.test:{port}/services/collector/event",
             b'{"event": {"event_id": "e-1", "event_type": "printer.online"}}',
-            {"Authorization": f"Splunk {SplunkReceiver.TOKEN}"})
+            {"Authorization": f"Splunk {SplunkReceiver.TOKEN}"},
+        )
         assert response.status_code == 200 and splunk.received.event_ids["e-1"] == 1
         assert splunk.hosts == [f"splunk.on-prem.test:{port}"], "the vendor sees its own name, not the address"
 
@@ -125,13 +127,32 @@ def test_plain_http_is_refused_unless_allowed(hits: Hits) -> None:
 
 def test_tls_is_verified_for_the_name_while_connecting_to_the_checked_address(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=vendor.test", "-addext", "subjectAltName=DNS:vendor.test", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=vendor.test",
+            "-addext",
+            "subjectAltName=DNS:vendor.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     import ssl
 
     class Ok(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -161,7 +182,7 @@ def test_tls_is_verified_for_the_name_while_connecting_to_the_checked_address(tm
 class Redirecting(BaseHTTPRequestHandler):
     target = ""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(307)
         self.send_header("Location", self.target)

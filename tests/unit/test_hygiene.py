@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from continuum_events.events import EventType
 from continuum_events.hygiene import (
     Emit,
@@ -63,8 +61,9 @@ def test_flapping_ids_are_deterministic_and_duplicates_change_nothing() -> None:
         return state, out
 
     first, second = run(), run()
-    assert [a.event.event_id for a in first[1] if isinstance(a, Emit)] == \
-           [a.event.event_id for a in second[1] if isinstance(a, Emit)]
+    assert [a.event.event_id for a in first[1] if isinstance(a, Emit)] == [
+        a.event.event_id for a in second[1] if isinstance(a, Emit)
+    ]
     state, actions = flap_event(first[0], "offline", 15, rec(5), PRINTER, FLAP)  # the same event again
     assert kinds(actions) == ["Suppress"] and state["changes"] == first[0]["changes"]
 
@@ -158,8 +157,16 @@ def test_simulate_explains_each_page() -> None:
     from continuum_events.hygiene import HygienePolicy, simulate
 
     policy = HygienePolicy(flapping=FLAP, grouping=GROUP)
-    events = [Event(f"id-{n}", EventType.PRINTER_OFFLINE, Severity.WARNING, (1000 + n) * 1_000_000,
-                    {"printer_id": f"p-{n}", "printer_location": "HQ"}) for n in range(5)]
+    events = [
+        Event(
+            f"id-{n}",
+            EventType.PRINTER_OFFLINE,
+            Severity.WARNING,
+            (1000 + n) * 1_000_000,
+            {"printer_id": f"p-{n}", "printer_location": "HQ"},
+        )
+        for n in range(5)
+    ]
     notes = simulate(events, policy)
     assert any("held up to 10 s" in line for line in notes[0][1])
     assert any("group.outage (open)" in line for line in notes[3][1]), notes[3][1]
@@ -194,8 +201,9 @@ def test_stragglers_after_the_outage_resolves_are_paged_only_if_still_offline_af
         assert group_tick(state, resolved + policy.resolve_grace_s + 1, "HQ", policy)[1] == [], "paged once"
     state, actions = group_event(state, "HQ", "p-9", "online", 400, resolved + 500, rec(109), policy)
     assert kinds(actions) == ["Send"], "its own incident gets its own resolve"
-    assert group_event(state, "HQ", "p-8", "online", 401, resolved + 501, rec(108), policy)[1][0].record == rec(108), \
+    assert group_event(state, "HQ", "p-8", "online", 401, resolved + 501, rec(108), policy)[1][0].record == rec(108), (
         "p-8 is an ordinary printer again"
+    )
 
 
 def test_a_zero_grace_pages_stragglers_when_the_outage_resolves() -> None:
@@ -234,8 +242,9 @@ def test_a_growing_outage_updates_its_incident_at_most_once_per_interval_and_per
     assert update.payload["group_id"] == opened.payload["group_id"] == "location:HQ"
     assert update.payload["printer_ids"] == [f"p-{n}" for n in range(5)]
     assert update.event_id != opened.event_id, "an event of its own"
-    assert [(i.key, i.action) for i in incidents_of(update)] == [(i.key, i.action) for i in incidents_of(opened)], \
+    assert [(i.key, i.action) for i in incidents_of(update)] == [(i.key, i.action) for i in incidents_of(opened)], (
         "about the same incident (dedup key / alias)"
+    )
     assert group_tick(state, 1100, "HQ", policy)[1] == [], "nothing new to tell"
     for n in range(5, 20):  # grows to 20, told on the page that arrives once 30 s passed
         state, actions = group_event(state, "HQ", f"p-{n}", "offline", 100 + n, 1100 + n, rec(n), policy)

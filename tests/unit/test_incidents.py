@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from continuum_events.connectors.incidents import decide, incidents_of
 
+from continuum_events.connectors.incidents import decide, incidents_of
 from continuum_events.events import Event, EventType, Severity, new_event_id
 
 MINUTE = 60_000_000
@@ -12,24 +12,34 @@ MINUTE = 60_000_000
 
 def event(kind: str, t: int = 0, severity: str | None = None, **payload) -> Event:
     family = kind.split(".")[0]
-    base = {"printer": {"printer_id": "p-7", "printer_name": "Finance-3F-01"},
-            "redirect": {"redirect_id": "r-2", "source_printer_id": "p-7", "target_printer_id": "p-8"},
-            "system": {"component": "db"}}[family]
+    base = {
+        "printer": {"printer_id": "p-7", "printer_name": "Finance-3F-01"},
+        "redirect": {"redirect_id": "r-2", "source_printer_id": "p-7", "target_printer_id": "p-8"},
+        "system": {"component": "db"},
+    }[family]
     from continuum_events.events import DEFAULT_SEVERITY
 
-    return Event(new_event_id(), EventType(kind), Severity(severity or DEFAULT_SEVERITY.get(kind, "info")),
-                 1_800_000_000_000_000 + t, {**base, **payload})
+    return Event(
+        new_event_id(),
+        EventType(kind),
+        Severity(severity or DEFAULT_SEVERITY.get(kind, "info")),
+        1_800_000_000_000_000 + t,
+        {**base, **payload},
+    )
 
 
-@pytest.mark.parametrize(("kind", "action", "key"), [
-    ("printer.offline", "trigger", "printer/p-7/offline"),
-    ("printer.error", "trigger", "printer/p-7/error"),
-    ("redirect.failed", "trigger", "redirect/r-2/failed"),
-    ("redirect.removed", "resolve", "redirect/r-2/failed"),
-    ("system.error", "trigger", "system/db/error"),
-    ("system.critical", "trigger", "system/db/error"),
-    ("system.info", "resolve", "system/db/error"),
-])
+@pytest.mark.parametrize(
+    ("kind", "action", "key"),
+    [
+        ("printer.offline", "trigger", "printer/p-7/offline"),
+        ("printer.error", "trigger", "printer/p-7/error"),
+        ("redirect.failed", "trigger", "redirect/r-2/failed"),
+        ("redirect.removed", "resolve", "redirect/r-2/failed"),
+        ("system.error", "trigger", "system/db/error"),
+        ("system.critical", "trigger", "system/db/error"),
+        ("system.info", "resolve", "system/db/error"),
+    ],
+)
 def test_identity_comes_from_what_failed_never_from_the_event(kind: str, action: str, key: str) -> None:
     first, second = incidents_of(event(kind)), incidents_of(event(kind))
     assert [(i.action, i.key) for i in first] == [(action, key)] == [(i.action, i.key) for i in second]
@@ -68,15 +78,26 @@ def run(events: list[Event]) -> list[tuple[str, str]]:
 
 
 def test_a_duplicate_trigger_is_not_sent_and_a_later_outage_opens_anew() -> None:
-    offline, online, again = event("printer.offline", 0), event("printer.online", MINUTE), event("printer.offline", 5 * MINUTE)
+    offline, online, again = (
+        event("printer.offline", 0),
+        event("printer.online", MINUTE),
+        event("printer.offline", 5 * MINUTE),
+    )
     sent = run([offline, offline, online, again])
-    assert sent == [("trigger", "printer/p-7/offline"), ("resolve", "printer/p-7/offline"),
-                    ("trigger", "printer/p-7/offline")]
+    assert sent == [
+        ("trigger", "printer/p-7/offline"),
+        ("resolve", "printer/p-7/offline"),
+        ("trigger", "printer/p-7/offline"),
+    ]
 
 
 def test_replaying_history_twice_sends_nothing_more() -> None:
-    day = [event("printer.offline", 0), event("printer.online", MINUTE), event("printer.offline", 2 * MINUTE),
-           event("printer.online", 3 * MINUTE)]
+    day = [
+        event("printer.offline", 0),
+        event("printer.online", MINUTE),
+        event("printer.offline", 2 * MINUTE),
+        event("printer.online", 3 * MINUTE),
+    ]
     ledger: dict[str, dict] = {}
     sends = []
     for _ in range(3):
@@ -101,8 +122,11 @@ def test_a_resolve_for_nothing_open_is_not_sent() -> None:
 
 def test_escalation_updates_the_open_incident_without_reopening() -> None:
     error, critical, info = event("system.error", 0), event("system.critical", MINUTE), event("system.info", 2 * MINUTE)
-    assert run([error, critical, critical, info]) == [("trigger", "system/db/error"), ("trigger", "system/db/error"),
-                                                      ("resolve", "system/db/error")]
+    assert run([error, critical, critical, info]) == [
+        ("trigger", "system/db/error"),
+        ("trigger", "system/db/error"),
+        ("resolve", "system/db/error"),
+    ]
 
 
 def test_ledger_merge_keeps_the_later_transition_whatever_the_read_order() -> None:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from continuum_events.connectors.splunk import SplunkHecSink
 from pydantic import SecretStr
 
+from continuum_events.connectors.splunk import SplunkHecSink
 from continuum_events.integrations import IntegrationError, IntegrationSpec, SecretRef, load_integrations
 
 EXAMPLE = Path(__file__).parents[2] / "integrations.example.yaml"
@@ -24,26 +24,46 @@ def test_the_example_file_is_valid_and_names_only_references() -> None:
     assert splunk.model_dump(mode="json")["secrets"] == {"token": {"env": "SPLUNK_HEC_TOKEN", "file": None}}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("integrations:\n  - name: a\n    vendor: splunk\n    options:\n      url: http://x\n      tokn: x\n"
-     "    secrets: {token: {env: T}}\n", "line 6, a.options.tokn: splunk has no option 'tokn'"),
-    ("integrations:\n  - name: a\n    vendor: fax\n", "line 3, a.vendor: unknown vendor 'fax'"),
-    ("integrations:\n  - name: Not OK\n    vendor: pagerduty\n    secrets: {routing_key: {env: K}}\n",
-     "line 2, Not OK.name: 'Not OK' cannot name an integration"),
-    ("integrations:\n  - name: a\n    vendor: datadog\n    options: {api_key: inline-value}\n",
-     "line 4, a.options.api_key: a secret; give it under secrets"),
-    ("integrations:\n  - name: a\n    vendor: pagerduty\n    secrets:\n      routing_key: {env: K, file: /k}\n",
-     "line 5, a.secrets.routing_key: give exactly one of env"),
-    ("integrations:\n  - name: a\n    vendor: pagerduty\n", "line 2, a.entry: pagerduty needs routing_key"),
-    ("integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n    filters:\n"
-     "      - {event_types: [printer.explode]}\n", "line 6, a.filters.0: event type pattern 'printer.explode' matches"),
-    ("integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n    start_from: yesterday\n",
-     "line 5, a.start_from: Input should be 'latest' or 'earliest'"),
-    ("integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n  - name: a\n    vendor: syslog\n"
-     "    options: {host: h}\n", "line 5, a: name already used at line 2"),
-    ("integrations: [\n", "line 2: not valid YAML"),
-    ("integrations: 5\n", "expected `integrations:` with a list"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "integrations:\n  - name: a\n    vendor: splunk\n    options:\n      url: http://x\n      tokn: x\n"
+            "    secrets: {token: {env: T}}\n",
+            "line 6, a.options.tokn: splunk has no option 'tokn'",
+        ),
+        ("integrations:\n  - name: a\n    vendor: fax\n", "line 3, a.vendor: unknown vendor 'fax'"),
+        (
+            "integrations:\n  - name: Not OK\n    vendor: pagerduty\n    secrets: {routing_key: {env: K}}\n",
+            "line 2, Not OK.name: 'Not OK' cannot name an integration",
+        ),
+        (
+            "integrations:\n  - name: a\n    vendor: datadog\n    options: {api_key: inline-value}\n",
+            "line 4, a.options.api_key: a secret; give it under secrets",
+        ),
+        (
+            "integrations:\n  - name: a\n    vendor: pagerduty\n    secrets:\n      routing_key: {env: K, file: /k}\n",
+            "line 5, a.secrets.routing_key: give exactly one of env",
+        ),
+        ("integrations:\n  - name: a\n    vendor: pagerduty\n", "line 2, a.entry: pagerduty needs routing_key"),
+        (
+            "integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n    filters:\n"
+            "      - {event_types: [printer.explode]}\n",
+            "line 6, a.filters.0: event type pattern 'printer.explode' matches",
+        ),
+        (
+            "integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n    start_from: yesterday\n",
+            "line 5, a.start_from: Input should be 'latest' or 'earliest'",
+        ),
+        (
+            "integrations:\n  - name: a\n    vendor: syslog\n    options: {host: h}\n  - name: a\n    vendor: syslog\n"
+            "    options: {host: h}\n",
+            "line 5, a: name already used at line 2",
+        ),
+        ("integrations: [\n", "line 2: not valid YAML"),
+        ("integrations: 5\n", "expected `integrations:` with a list"),
+    ],
+)
 def test_problems_name_the_line_and_field(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "i.yaml"
     path.write_text(text)
@@ -83,8 +103,14 @@ def test_secrets_resolve_from_env_or_a_private_file_and_never_show(tmp_path: Pat
 
 
 def test_a_spec_builds_its_sink_with_the_resolved_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = IntegrationSpec.model_validate({"name": "s", "vendor": "splunk", "options": {"url": "http://x",
-                                           "use_ack": "true"}, "secrets": {"token": {"env": "HEC"}}})
+    spec = IntegrationSpec.model_validate(
+        {
+            "name": "s",
+            "vendor": "splunk",
+            "options": {"url": "http://x", "use_ack": "true"},
+            "secrets": {"token": {"env": "HEC"}},
+        }
+    )
     monkeypatch.setenv("HEC", "tok-123")
     sink = spec.build_sink()
     assert isinstance(sink, SplunkHecSink) and sink.config.use_ack is True

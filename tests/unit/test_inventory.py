@@ -5,31 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from continuum_events.producers.inventory import InventoryError, from_added_event, load_inventory, shard_of
 
 
 def test_csv_and_yaml_load_the_same_printers(tmp_path: Path) -> None:
-    (tmp_path / "p.csv").write_text("id,name,ip,location,community,snmp_port,tcp_ports\n"
-                                    "p-1,Finance-01,10.0.0.7,Finance-3F,fin,1161,9100;631\n"
-                                    "p-2,,10.0.0.8,,,,\n")
-    (tmp_path / "p.yaml").write_text("printers:\n"
-                                     "  - {id: p-1, name: Finance-01, ip: 10.0.0.7, location: Finance-3F,"
-                                     " community: fin, snmp_port: 1161, tcp_ports: [9100, 631]}\n"
-                                     "  - {id: p-2, ip: 10.0.0.8, tcp_ports: []}\n")
+    (tmp_path / "p.csv").write_text(
+        "id,name,ip,location,community,snmp_port,tcp_ports\n"
+        "p-1,Finance-01,10.0.0.7,Finance-3F,fin,1161,9100;631\n"
+        "p-2,,10.0.0.8,,,,\n"
+    )
+    (tmp_path / "p.yaml").write_text(
+        "printers:\n"
+        "  - {id: p-1, name: Finance-01, ip: 10.0.0.7, location: Finance-3F,"
+        " community: fin, snmp_port: 1161, tcp_ports: [9100, 631]}\n"
+        "  - {id: p-2, ip: 10.0.0.8, tcp_ports: []}\n"
+    )
     csv_rows, yaml_rows = load_inventory(tmp_path / "p.csv"), load_inventory(tmp_path / "p.yaml")
     assert csv_rows == yaml_rows
     assert csv_rows[0].target().community == "fin" and csv_rows[1].community == "public"
     assert csv_rows[1].tcp_ports == (), "an empty tcp_ports cell means no TCP check"
-    assert csv_rows[0].event_fields() == {"printer_id": "p-1", "printer_name": "Finance-01", "printer_ip": "10.0.0.7",
-                                          "printer_location": "Finance-3F"}
+    assert csv_rows[0].event_fields() == {
+        "printer_id": "p-1",
+        "printer_name": "Finance-01",
+        "printer_ip": "10.0.0.7",
+        "printer_location": "Finance-3F",
+    }
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("id,ip\np-1,\n", "line 2: ip: Field required"),
-    ("id,ip,snmp_port\np-1,10.0.0.1,70000\n", "line 2: snmp_port"),
-    ("id,ip,colour\np-1,10.0.0.1,red\n", "line 2: colour: Extra inputs"),
-    ("id,ip\np-1,10.0.0.1\np-1,10.0.0.2\n", "line 3: printer id 'p-1' already defined at line 2"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,ip\np-1,\n", "line 2: ip: Field required"),
+        ("id,ip,snmp_port\np-1,10.0.0.1,70000\n", "line 2: snmp_port"),
+        ("id,ip,colour\np-1,10.0.0.1,red\n", "line 2: colour: Extra inputs"),
+        ("id,ip\np-1,10.0.0.1\np-1,10.0.0.2\n", "line 3: printer id 'p-1' already defined at line 2"),
+    ],
+)
 def test_errors_name_the_line_and_the_field(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -50,8 +62,9 @@ def test_shards_split_a_fleet_completely_and_stably() -> None:
 
 
 def test_a_printer_added_in_continuum_gets_the_probes_defaults() -> None:
-    entry = from_added_event({"printer_id": "p-9", "printer_ip": "10.1.1.9", "printer_name": "New"},
-                             {"community": "corp"})
+    entry = from_added_event(
+        {"printer_id": "p-9", "printer_ip": "10.1.1.9", "printer_name": "New"}, {"community": "corp"}
+    )
     assert entry is not None and entry.community == "corp" and entry.name == "New"
     assert from_added_event({"printer_id": "p-10"}, {}) is None
 

@@ -45,8 +45,11 @@ USER = "continuum-svc"
 BOOTSTRAP = "127.0.0.1:1,127.0.0.1:2"
 BROKER_NAME = "broker.test"
 
-REAL = {"Producer": confluent_kafka.Producer, "Consumer": confluent_kafka.Consumer,
-        "AdminClient": confluent_kafka.admin.AdminClient}
+REAL = {
+    "Producer": confluent_kafka.Producer,
+    "Consumer": confluent_kafka.Consumer,
+    "AdminClient": confluent_kafka.admin.AdminClient,
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -68,18 +71,61 @@ def _openssl(cwd: Path, *args: str) -> None:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-    _openssl(d, "req", "-x509", *ec, "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=continuum-test-ca")
-    (d / "server.ext").write_text(f"subjectAltName=DNS:{BROKER_NAME}\nbasicConstraints=CA:FALSE\n"
-                                  "authorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=serverAuth\n")
-    (d / "client.ext").write_text("basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\n"
-                                  "extendedKeyUsage=clientAuth\n")
+    _openssl(
+        d,
+        "req",
+        "-x509",
+        *ec,
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=continuum-test-ca",
+    )
+    (d / "server.ext").write_text(
+        f"subjectAltName=DNS:{BROKER_NAME}\nbasicConstraints=CA:FALSE\n"
+        "authorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=serverAuth\n"
+    )
+    (d / "client.ext").write_text(
+        "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=clientAuth\n"
+    )
     _openssl(d, "req", *ec, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={BROKER_NAME}")
-    _openssl(d, "req", *ec, "-keyout", "client.key", "-passout", f"pass:{KEY_PASSWORD}", "-out", "client.csr",
-             "-subj", f"/CN={USER}")
+    _openssl(
+        d,
+        "req",
+        *ec,
+        "-keyout",
+        "client.key",
+        "-passout",
+        f"pass:{KEY_PASSWORD}",
+        "-out",
+        "client.csr",
+        "-subj",
+        f"/CN={USER}",
+    )
     for name in ("server", "client"):
-        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+        _openssl(
+            d,
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.pem",
+        )
     assert "ENCRYPTED" in (d / "client.key").read_text()
     return Pki(d / "ca.pem", d / "client.pem", d / "client.key", d / "server.pem", d / "server.key")
 
@@ -112,9 +158,14 @@ def _clear_kafka_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def expected_librdkafka(pki: Pki) -> dict[str, str]:
     return {
-        "bootstrap.servers": BOOTSTRAP, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": USER, "sasl.password": PASSWORD, "ssl.ca.location": str(pki.ca),
-        "ssl.certificate.location": str(pki.client_cert), "ssl.key.location": str(pki.client_key),
+        "bootstrap.servers": BOOTSTRAP,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": USER,
+        "sasl.password": PASSWORD,
+        "ssl.ca.location": str(pki.ca),
+        "ssl.certificate.location": str(pki.client_cert),
+        "ssl.key.location": str(pki.client_key),
         "ssl.key.password": KEY_PASSWORD,
     }
 
@@ -131,8 +182,9 @@ class Captured(Exception):
 
 
 def _no_broker() -> Exception:
-    return confluent_kafka.KafkaException(confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT,
-                                                                     "no broker in this test"))
+    return confluent_kafka.KafkaException(
+        confluent_kafka.KafkaError(confluent_kafka.KafkaError._TRANSPORT, "no broker in this test")
+    )
 
 
 class _StandIn:
@@ -202,16 +254,25 @@ class Clients:
 #: ``confluent_kafka`` when a function runs (probe follower, hygiene writer, router
 #: worker, CLI reachability check).
 PATCH_POINTS = [
-    ("confluent_kafka", "Producer"), ("confluent_kafka", "Consumer"), ("confluent_kafka.admin", "AdminClient"),
-    ("continuum_events.follower", "Producer"), ("continuum_events.follower", "Consumer"),
-    ("continuum_events.status", "Producer"), ("continuum_events.status", "Consumer"),
-    ("continuum_events.history", "Consumer"), ("continuum_events.monitor", "Consumer"),
-    ("continuum_events.operations", "Consumer"), ("continuum_events.operations", "AdminClient"),
-    ("continuum_events.cli.broker", "AdminClient"), ("continuum_events.cli.run", "AdminClient"),
+    ("confluent_kafka", "Producer"),
+    ("confluent_kafka", "Consumer"),
+    ("confluent_kafka.admin", "AdminClient"),
+    ("continuum_events.follower", "Producer"),
+    ("continuum_events.follower", "Consumer"),
+    ("continuum_events.status", "Producer"),
+    ("continuum_events.status", "Consumer"),
+    ("continuum_events.history", "Consumer"),
+    ("continuum_events.monitor", "Consumer"),
+    ("continuum_events.operations", "Consumer"),
+    ("continuum_events.operations", "AdminClient"),
+    ("continuum_events.cli.broker", "AdminClient"),
+    ("continuum_events.cli.run", "AdminClient"),
     ("continuum_events.cli.events", "Consumer"),
-    ("continuum_events.connectors.runtime", "Producer"), ("continuum_events.connectors.runtime", "Consumer"),
+    ("continuum_events.connectors.runtime", "Producer"),
+    ("continuum_events.connectors.runtime", "Consumer"),
     ("continuum_events.connectors.runtime", "AdminClient"),
-    ("continuum_events.connectors.incidents", "Producer"), ("continuum_events.connectors.incidents", "AdminClient"),
+    ("continuum_events.connectors.incidents", "Producer"),
+    ("continuum_events.connectors.incidents", "AdminClient"),
 ]
 
 
@@ -259,7 +320,7 @@ def _router_worker(clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyP
     from continuum_events.processors.worker import build
 
     clients.error = _no_broker  # the hygiene topic's metadata cannot be read: hygiene off, the app is built
-    app, store, state = build(KafkaSettings(), datadir=tmp_path / "router")
+    _app, store, state = build(KafkaSettings(), datadir=tmp_path / "router")
     assert state is None and store.settings == KafkaSettings()
 
 
@@ -366,8 +427,10 @@ SITES: dict[str, tuple[Callable[[Clients, Path, pytest.MonkeyPatch], None], dict
     "router worker": (_router_worker, {"processors/worker.py": 1}),
     "hygiene state": (_hygiene_state, {"continuum_events/follower.py": 1, "processors/hygiene.py": 1}),
     "config store": (_config_store, {"continuum_events/follower.py": 2}),
-    "status": (_status, {"continuum_events/status.py": 2, "continuum_events/follower.py": 1,
-                         "continuum_events/history.py": 1}),
+    "status": (
+        _status,
+        {"continuum_events/status.py": 2, "continuum_events/follower.py": 1, "continuum_events/history.py": 1},
+    ),
     "history and monitor": (_history_and_monitor, {"continuum_events/history.py": 1, "continuum_events/monitor.py": 1}),
     "operations": (_operations, {"continuum_events/operations.py": 2, "continuum_events/history.py": 1}),
     "connector runtime": (_connector_runtime, {"connectors/runtime.py": 3}),
@@ -378,9 +441,14 @@ SITES: dict[str, tuple[Callable[[Clients, Path, pytest.MonkeyPatch], None], dict
 
 
 @pytest.mark.parametrize("site", SITES)
-def test_every_librdkafka_client_gets_sasl_ssl_and_mutual_tls(site: str, clients: Clients, pki: Pki, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_every_librdkafka_client_gets_sasl_ssl_and_mutual_tls(
+    site: str,
+    clients: Clients,
+    pki: Pki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     build, sites = SITES[site]
     build(clients, tmp_path, monkeypatch)
@@ -443,10 +511,12 @@ def _subject_cn(cert: dict[str, Any]) -> str:
     return dict(item for rdn in cert["subject"] for item in rdn)["commonName"]
 
 
-def test_the_faust_router_gets_scram_and_mutual_tls(monkeypatch: pytest.MonkeyPatch, clients: Clients, pki: Pki,
-                                                     tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from continuum_events.processors.worker import build
+def test_the_faust_router_gets_scram_and_mutual_tls(
+    monkeypatch: pytest.MonkeyPatch, clients: Clients, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from faust.transport.drivers import aiokafka as driver
+
+    from continuum_events.processors.worker import build
 
     caplog.set_level(logging.DEBUG)
     made: dict[str, dict[str, Any]] = {}
@@ -476,8 +546,9 @@ def test_the_faust_router_gets_scram_and_mutual_tls(monkeypatch: pytest.MonkeyPa
         assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == (USER, PASSWORD), kind
         # The same as the settings' own aiokafka translation, so the two cannot drift apart.
         ours = settings.aiokafka_kwargs()
-        assert {k: kwargs[k] for k in ours if k != "ssl_context"} == {k: v for k, v in ours.items()
-                                                                       if k != "ssl_context"}, kind
+        assert {k: kwargs[k] for k in ours if k != "ssl_context"} == {
+            k: v for k, v in ours.items() if k != "ssl_context"
+        }, kind
         context = kwargs["ssl_context"]
         assert isinstance(context, ssl.SSLContext), kind
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname, kind
@@ -495,8 +566,9 @@ def test_the_faust_router_gets_scram_and_mutual_tls(monkeypatch: pytest.MonkeyPa
 
 
 def test_faust_tls_without_sasl_and_plaintext_by_default(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
-    from continuum_events.processors.app import broker_credentials
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from continuum_events.processors.app import broker_credentials
 
     _clear_kafka_env(monkeypatch)
     assert credentials_to_aiokafka_auth(broker_credentials(KafkaSettings())) == {"security_protocol": "PLAINTEXT"}
@@ -519,20 +591,27 @@ def test_plaintext_is_only_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.security_protocol == "PLAINTEXT"
     config = settings.client_config()
     assert config.pop("logger").name == "librdkafka"
-    assert config == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT",
-                      "client.id": "continuum-events"}
+    assert config == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+        "client.id": "continuum-events",
+    }
     assert settings.aiokafka_kwargs() == {"security_protocol": "PLAINTEXT"}
     monkeypatch.setenv("CONTINUUM_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     assert KafkaSettings().client_config()["security.protocol"] == "SASL_SSL"
 
 
-@pytest.mark.parametrize(("variable", "value", "field"), [
-    ("CONTINUUM_KAFKA_SECURITY_PROTOCOL", "TLS", "security_protocol"),
-    ("CONTINUUM_KAFKA_SECURITY_PROTOCOL", "sasl_ssl", "security_protocol"),  # librdkafka's spelling only
-    ("CONTINUUM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-1", "sasl_mechanism"),
-])
-def test_a_bad_value_is_refused_clearly(monkeypatch: pytest.MonkeyPatch, secure_env: dict[str, str],
-                                        variable: str, value: str, field: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("CONTINUUM_KAFKA_SECURITY_PROTOCOL", "TLS", "security_protocol"),
+        ("CONTINUUM_KAFKA_SECURITY_PROTOCOL", "sasl_ssl", "security_protocol"),  # librdkafka's spelling only
+        ("CONTINUUM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-1", "sasl_mechanism"),
+    ],
+)
+def test_a_bad_value_is_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch, secure_env: dict[str, str], variable: str, value: str, field: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as caught:
         KafkaSettings()
@@ -548,8 +627,13 @@ def test_secrets_never_print_from_the_settings(secure_env: dict[str, str]) -> No
     settings = KafkaSettings()
     assert settings.sasl_password.get_secret_value() == PASSWORD  # it was read, and is hidden
     assert settings.describe() == f"{BOOTSTRAP} (SASL_SSL SCRAM-SHA-512 as {USER})"
-    for where, text in {"repr": repr(settings), "str": str(settings), "describe()": settings.describe(),
-                        "model_dump()": str(settings.model_dump()), "JSON": settings.model_dump_json()}.items():
+    for where, text in {
+        "repr": repr(settings),
+        "str": str(settings),
+        "describe()": settings.describe(),
+        "model_dump()": str(settings.model_dump()),
+        "JSON": settings.model_dump_json(),
+    }.items():
         assert_no_secret(text, f"the settings' {where}")
 
 
@@ -561,11 +645,11 @@ def _cli(*args: str) -> Any:
 
 
 @pytest.mark.usefixtures("quiet_root_logger")
-def test_cli_commands_use_the_configuration_and_never_print_secrets(clients: Clients, pki: Pki, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from continuum_events.producers.app import EventProducer
-
+def test_cli_commands_use_the_configuration_and_never_print_secrets(
+    clients: Clients, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from continuum_events.cli import events as events_cli
+    from continuum_events.producers.app import EventProducer
 
     for args in (["--help"], ["status", "--help"], ["topics", "--help"], ["router", "--help"]):
         result, output = _cli(*args)
@@ -583,16 +667,21 @@ def test_cli_commands_use_the_configuration_and_never_print_secrets(clients: Cli
         result, output = _cli(*args)
         assert isinstance(result.exception, Captured), output
         assert_no_secret(output, f"`continuum-events {' '.join(args)}`")
-    monkeypatch.setattr(events_cli, "EventProducer",
-                        functools.partial(EventProducer, producer_factory=clients.factory("Producer")))
+    monkeypatch.setattr(
+        events_cli, "EventProducer", functools.partial(EventProducer, producer_factory=clients.factory("Producer"))
+    )
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where `send` makes its private spool
     clients.raise_on_construct = True
     result, output = _cli("send", "printer.offline", '{"printer_id": "p-1"}')
     assert isinstance(result.exception, Captured), output
     assert_no_secret(output, "`continuum-events send`")
 
-    assert clients.sites() == {"continuum_events/cli/common.py": 1, "continuum_events/cli/broker.py": 1,
-                               "continuum_events/cli/events.py": 1, "producers/app.py": 1}
+    assert clients.sites() == {
+        "continuum_events/cli/common.py": 1,
+        "continuum_events/cli/broker.py": 1,
+        "continuum_events/cli/events.py": 1,
+        "producers/app.py": 1,
+    }
     expected = expected_librdkafka(pki)
     for made in clients.made:
         wrong = sorted(k for k, v in expected.items() if made.config.get(k) != v)
@@ -607,8 +696,9 @@ def test_cli_refuses_a_bad_protocol_clearly(secure_env: dict[str, str], monkeypa
     assert_no_secret(output, "the CLI's refusal")
 
 
-def test_run_starts_its_parts_with_the_same_configuration(secure_env: dict[str, str], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_starts_its_parts_with_the_same_configuration(
+    secure_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`continuum-events run` passes -b and leaves the environment to its parts (router,
     connectors, probe), so each reads the same CONTINUUM_KAFKA_* settings."""
     from continuum_events.cli import run
@@ -618,5 +708,5 @@ def test_run_starts_its_parts_with_the_same_configuration(secure_env: dict[str, 
     supervisor = run.Supervisor(KafkaSettings(), tmp_path)
     supervisor.add("router", ["router"])
     supervisor.start()
-    (argv, kwargs), = launched
+    ((argv, kwargs),) = launched
     assert argv[-2:] == ["-b", BOOTSTRAP] and kwargs.get("env") is None

@@ -14,8 +14,9 @@ from continuum_events.settings import KafkaSettings
 
 
 def _fail(text: str) -> logging.LogRecord:
-    return logging.LogRecord("librdkafka", logging.ERROR, __file__, 1, "%s [%s] %s",
-                             ("FAIL", "rdkafka#consumer-1", text), None)
+    return logging.LogRecord(
+        "librdkafka", logging.ERROR, __file__, 1, "%s [%s] %s", ("FAIL", "rdkafka#consumer-1", text), None
+    )
 
 
 def test_a_repeated_line_passes_once_per_interval_then_says_how_many_were_held_back() -> None:
@@ -35,8 +36,9 @@ def test_a_repeated_line_passes_once_per_interval_then_says_how_many_were_held_b
     assert limit.filter(_fail("[thrd:b]: a different line"))
 
 
-def test_clients_built_from_the_settings_log_through_python_not_to_stderr(capfd: pytest.CaptureFixture[str],
-                                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_clients_built_from_the_settings_log_through_python_not_to_stderr(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.ERROR, logger="librdkafka")
     for limit in kafkalog.LOGGER.filters:  # another test's refused connection may have passed just now
         if isinstance(limit, RateLimit):

@@ -9,12 +9,23 @@ import sys
 
 import pytest
 
-SERVICES = ["continuum_events.processors.worker", "continuum_events.connectors.host",
-            "continuum_events.producers.probe", "continuum_events.producers.app", "continuum_events.admin",
-            "continuum_events.dropin", "continuum_events.metrics", "continuum_events.egress"]
-BENCHMARKS = ["continuum_events.benchmarks.broker", "continuum_events.benchmarks.connector",
-              "continuum_events.benchmarks.probe", "continuum_events.benchmarks.producer",
-              "continuum_events.benchmarks.router"]
+SERVICES = [
+    "continuum_events.processors.worker",
+    "continuum_events.connectors.host",
+    "continuum_events.producers.probe",
+    "continuum_events.producers.app",
+    "continuum_events.admin",
+    "continuum_events.dropin",
+    "continuum_events.metrics",
+    "continuum_events.egress",
+]
+BENCHMARKS = [
+    "continuum_events.benchmarks.broker",
+    "continuum_events.benchmarks.connector",
+    "continuum_events.benchmarks.probe",
+    "continuum_events.benchmarks.producer",
+    "continuum_events.benchmarks.router",
+]
 
 
 def imported_after(module: str) -> set[str]:

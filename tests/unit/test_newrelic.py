@@ -6,17 +6,22 @@ from __future__ import annotations
 import time
 
 import pytest
-from continuum_events.connectors.base import TooLarge
-from continuum_events.connectors.newrelic import MAX_ATTRIBUTES, MAX_VALUE, NewRelicConfig, NewRelicSink, flatten
 from pydantic import SecretStr
 
+from continuum_events.connectors.base import TooLarge
+from continuum_events.connectors.newrelic import MAX_ATTRIBUTES, MAX_VALUE, NewRelicConfig, NewRelicSink, flatten
 from continuum_events.events import Event, EventType, Severity, new_event_id
 
 
 def event(age_s: float = 0, **payload) -> Event:
-    return Event(new_event_id(), EventType.PRINTER_ERROR, Severity.ERROR, int((time.time() - age_s) * 1e6),
-                 {"printer_id": "p-1", "conditions": ["jammed", "door_open"], **payload},
-                 details={f"k{i:03d}": "v" for i in range(300)})
+    return Event(
+        new_event_id(),
+        EventType.PRINTER_ERROR,
+        Severity.ERROR,
+        int((time.time() - age_s) * 1e6),
+        {"printer_id": "p-1", "conditions": ["jammed", "door_open"], **payload},
+        details={f"k{i:03d}": "v" for i in range(300)},
+    )
 
 
 def test_values_are_flat_strings_or_numbers_and_details_are_prefixed() -> None:
@@ -54,8 +59,9 @@ def test_values_are_cut_at_4096_bytes_of_utf8_never_inside_a_character() -> None
     assert len(message) == 2 + 3 * 1364 and message.decode().endswith("€")  # the 1,365th € would end at byte 4097
     assert len(name) == MAX_VALUE and set(out["printer_name"]) == {"é"}
     with NewRelicReceiver() as newrelic:
-        sink = NewRelicSink(NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY),
-                                           url=newrelic.url))
+        sink = NewRelicSink(
+            NewRelicConfig(NewRelicReceiver.ACCOUNT_ID, SecretStr(NewRelicReceiver.LICENSE_KEY), url=newrelic.url)
+        )
         sink.write([event(error_message="€" * 3000)])
         [sent] = newrelic.received.bodies
         sink.close()

@@ -6,6 +6,9 @@ import struct
 import zlib
 
 import pytest
+from pydantic import SecretStr
+
+from continuum_events.connectors.base import Retry
 from continuum_events.connectors.nsca import (
     CRITICAL,
     OK,
@@ -22,9 +25,6 @@ from continuum_events.connectors.nsca import (
     xor_encrypt,
     xor_keystream,
 )
-from continuum_events.connectors.base import Retry
-from pydantic import SecretStr
-
 from continuum_events.events import Event, EventType, Severity
 
 EVENT_ID = "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11"
@@ -66,7 +66,7 @@ def test_crc32_is_zlibs_over_the_packet_with_the_crc_field_zeroed() -> None:
 def test_the_buffer_is_random_beyond_the_strings() -> None:
     a, b = build_packet(RESULT, 1), build_packet(RESULT, 1)
     assert fields(a)[2:] == fields(b)[2:] and a != b
-    assert a[14 + 14:14 + 64] != b"\0" * 50
+    assert a[14 + 14 : 14 + 64] != b"\0" * 50
 
 
 def test_xor_is_iv_then_password_rotating_and_its_own_inverse() -> None:
@@ -114,8 +114,14 @@ MAPPING = [
     ("printer.jam", "warning", {"printer_id": "p-1"}, "p-1", "printer errors", WARNING),
     ("printer.low_toner", "info", {"printer_id": "p-1"}, "p-1", "toner", OK),
     ("printer.added", "info", {"printer_id": "p-1"}, "p-1", "continuum events", OK),
-    ("redirect.failed", "error", {"redirect_id": "r-9", "source_printer_id": "p-1", "source_printer_name": "HQ-1"},
-     "HQ-1", "redirect r-9", CRITICAL),
+    (
+        "redirect.failed",
+        "error",
+        {"redirect_id": "r-9", "source_printer_id": "p-1", "source_printer_name": "HQ-1"},
+        "HQ-1",
+        "redirect r-9",
+        CRITICAL,
+    ),
     ("redirect.created", "info", {"redirect_id": "r-9", "source_printer_id": "p-1"}, "p-1", "redirect r-9", OK),
     ("system.critical", "critical", {"component": "router"}, "continuum-hq", "continuum router", CRITICAL),
     ("system.warning", "warning", {"component": "spooler"}, "continuum-hq", "continuum spooler", WARNING),
@@ -125,8 +131,9 @@ MAPPING = [
 ]
 
 
-@pytest.mark.parametrize(("event_type", "severity", "payload", "host", "service", "code"), MAPPING,
-                         ids=[f"{m[0]}-{m[1]}" for m in MAPPING])
+@pytest.mark.parametrize(
+    ("event_type", "severity", "payload", "host", "service", "code"), MAPPING, ids=[f"{m[0]}-{m[1]}" for m in MAPPING]
+)
 def test_events_map_to_host_service_and_return_code(event_type, severity, payload, host, service, code) -> None:
     result = check_result(event(event_type, severity, **payload))
     assert (result.host, result.service, result.code) == (host, service, code)
@@ -149,18 +156,29 @@ class Captured(NscaSink):
 
 
 def at(event_type: str, seconds: float, printer_id: str = "p-1", severity: str = "warning", **payload) -> Event:
-    return Event(f"e-{printer_id}-{seconds}", EventType(event_type), Severity(severity),
-                 1_795_800_000_000_000 + int(seconds * 1_000_000), {"printer_id": printer_id, **payload})
+    return Event(
+        f"e-{printer_id}-{seconds}",
+        EventType(event_type),
+        Severity(severity),
+        1_795_800_000_000_000 + int(seconds * 1_000_000),
+        {"printer_id": printer_id, **payload},
+    )
 
 
 def test_online_clears_the_printer_errors_service_too() -> None:
     sink = Captured()
-    sink.write([at("printer.error", 1, severity="error", printer_name="HQ-1", error_message="fuser"),
-                at("printer.online", 2, severity="info", printer_name="HQ-1")])
+    sink.write(
+        [
+            at("printer.error", 1, severity="error", printer_name="HQ-1", error_message="fuser"),
+            at("printer.online", 2, severity="info", printer_name="HQ-1"),
+        ]
+    )
     [(error, status, errors)] = sink.sent
     assert (error.host, error.service, error.code) == ("HQ-1", "printer errors", CRITICAL)
-    assert [(r.host, r.service, r.code) for r in (status, errors)] == [("HQ-1", "printer status", OK),
-                                                                       ("HQ-1", "printer errors", OK)]
+    assert [(r.host, r.service, r.code) for r in (status, errors)] == [
+        ("HQ-1", "printer status", OK),
+        ("HQ-1", "printer errors", OK),
+    ]
     assert "[event e-p-1-2]" in errors.output
     sink.write([at("printer.online", 3, conditions=["jammed"])])  # still reports a condition: errors stay
     assert [r.service for r in sink.sent[-1]] == ["printer status"]
@@ -174,9 +192,14 @@ def test_a_redelivered_or_late_old_offline_is_not_sent() -> None:
     sink.write([online, at("printer.offline", 1.5), at("printer.offline", 0.5, "p-2")])  # duplicate and late ones
     sink.write([at("system.error", 1, None)])  # not a printer's: always sent
     assert [[(r.host, r.service, r.code) for r in batch] for batch in sink.sent] == [
-        [("p-1", "printer status", WARNING), ("p-1", "printer status", OK), ("p-1", "printer errors", OK),
-         ("p-2", "printer status", WARNING)],
-        [("continuum", "continuum system", WARNING)]]
+        [
+            ("p-1", "printer status", WARNING),
+            ("p-1", "printer status", OK),
+            ("p-1", "printer errors", OK),
+            ("p-2", "printer status", WARNING),
+        ],
+        [("continuum", "continuum system", WARNING)],
+    ]
     sink.write([at("printer.offline", 3)])  # newer: sent
     assert [(r.service, r.code) for r in sink.sent[-1]] == [("printer status", WARNING)]
 
@@ -191,13 +214,23 @@ def test_a_batch_that_failed_is_sent_again_whole() -> None:
 
 
 def test_plugin_output_is_a_one_line_summary_with_perf_data() -> None:
-    offline = event("printer.offline", printer_id="p-7", printer_name="Finance-3F-01", printer_ip="10.0.0.7",
-                    consecutive_failures=3)
-    assert check_result(offline).output == f"OFFLINE - Finance-3F-01 (10.0.0.7): 3 consecutive failures [event {EVENT_ID}]"
+    offline = event(
+        "printer.offline", printer_id="p-7", printer_name="Finance-3F-01", printer_ip="10.0.0.7", consecutive_failures=3
+    )
+    assert (
+        check_result(offline).output == f"OFFLINE - Finance-3F-01 (10.0.0.7): 3 consecutive failures [event {EVENT_ID}]"
+    )
     toner = event("printer.low_toner", printer_id="p-7", toner_level_percent=8, response_time_ms=12.5)
     assert check_result(toner).output.endswith(" | toner=8%;20:;10:;0;100 response_time=12.5ms")
-    failed = event("redirect.failed", "error", redirect_id="r-9", source_printer_name="A", target_printer_name="B",
-                   error_message="port closed", error_code="E7")
+    failed = event(
+        "redirect.failed",
+        "error",
+        redirect_id="r-9",
+        source_printer_name="A",
+        target_printer_name="B",
+        error_message="port closed",
+        error_code="E7",
+    )
     assert check_result(failed).output.startswith("REDIRECT FAILED - A -> B: port closed, error E7 [event")
 
 

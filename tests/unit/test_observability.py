@@ -15,27 +15,46 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from continuum_events.connectors.runtime import Metrics
-from continuum_events.producers.health import PrinterHealth
-from continuum_events.producers.probe import SweepStats
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from continuum_events.connectors.runtime import Metrics
 from continuum_events.metrics import ProbeMetrics, RouterMetrics, rules_version
+from continuum_events.producers.health import PrinterHealth
+from continuum_events.producers.probe import SweepStats
 from continuum_events.rules import DEFAULTS
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "continuum-events-dashboard.json"
 ALERTS = DEPLOY / "prometheus" / "continuum-events-alerts.yml"
 #: PromQL's own words, which look like names in an expression.
-PROMQL = {"sum", "max", "min", "count", "by", "rate", "increase", "deriv", "histogram_quantile", "and", "or",
-          "time", "le", "without", "on", "avg"}
+PROMQL = {
+    "sum",
+    "max",
+    "min",
+    "count",
+    "by",
+    "rate",
+    "increase",
+    "deriv",
+    "histogram_quantile",
+    "and",
+    "or",
+    "time",
+    "le",
+    "without",
+    "on",
+    "avg",
+}
 
 
 def samples(registry) -> dict[str, float]:
     text = generate_latest(registry).decode()
-    return {s.name + (json.dumps(s.labels, sort_keys=True) if s.labels else ""): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return {
+        s.name + (json.dumps(s.labels, sort_keys=True) if s.labels else ""): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 def router_metrics() -> RouterMetrics:
@@ -75,8 +94,9 @@ def metric_names(expr: str) -> set[str]:
     """The metric names in a PromQL expression (not its functions, label sets, groupings
     by label, ranges or numbers)."""
     without_strings = re.sub(r'"[^"]*"|\{[^}]*\}|\[[^\]]*\]|\b(by|without)\s*\([^)]*\)', "", expr)
-    return {n for n in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings)
-            if n not in PROMQL and not n.isdigit()} - {"e"}
+    return {
+        n for n in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings) if n not in PROMQL and not n.isdigit()
+    } - {"e"}
 
 
 def test_the_router_serves_what_it_routed_read_at_each_scrape() -> None:
@@ -122,8 +142,14 @@ def test_the_dashboard_loads_and_asks_only_for_metrics_the_code_exposes() -> Non
 def test_the_alert_rules_name_real_metrics_and_say_what_to_do() -> None:
     rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
-    assert {"ContinuumIntegrationUnhealthy", "ContinuumIntegrationLagGrowing", "ContinuumIntegrationDeadLetters",
-            "ContinuumRouterLagGrowing", "ContinuumProbeSweepOverInterval", "ContinuumProbeSilent"} <= names
+    assert {
+        "ContinuumIntegrationUnhealthy",
+        "ContinuumIntegrationLagGrowing",
+        "ContinuumIntegrationDeadLetters",
+        "ContinuumRouterLagGrowing",
+        "ContinuumProbeSweepOverInterval",
+        "ContinuumProbeSilent",
+    } <= names
     exposed = exposed_names()
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]

@@ -22,13 +22,19 @@ import re
 import struct
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
 import pytest
 import requests
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from continuum_events.codec import SINGLE_OBJECT_MAGIC, DecodeError, EventCodec
 from continuum_events.connectors.base import (
     MAX_RETRY_AFTER_S,
     BatchResult,
@@ -59,15 +65,9 @@ from continuum_events.connectors.pushgateway import METRICS, PushgatewayConfig, 
 from continuum_events.connectors.splunk import SplunkConfig, SplunkHecSink
 from continuum_events.connectors.syslog import SEVERITY, MessageTooLong, SyslogConfig, SyslogSink
 from continuum_events.connectors.victorops import VictorOpsConfig, VictorOpsSink
-from continuum_events.processors.routing import route_record
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
-
-from continuum_events.codec import SINGLE_OBJECT_MAGIC, DecodeError, EventCodec
 from continuum_events.deadletter import REASON_LIMIT, dead_letter_headers, read_dead_letter_headers
 from continuum_events.events import PAYLOAD_BRANCH, PAYLOAD_RECORDS, Event, EventType, Severity
+from continuum_events.processors.routing import route_record
 from continuum_events.rules import Rule, RuleError, RuleSet
 from continuum_events.topology import CATEGORIES
 from tests.samples import full_payload
@@ -88,7 +88,7 @@ NASTY = "\r\n\0\t\x0b\x1b\x7f\"'\\][}{=;|/ .%@#?&:,~-_+$é€\u00a0\u2028\u2029\
 SHORT = st.one_of(st.text(alphabet=NASTY + "ab0", max_size=24), st.text(max_size=24))  # st.text: any unicode
 LONG = st.builds(operator.mul, st.text(alphabet=NASTY + "ab", min_size=1, max_size=4), st.integers(64, 5000))
 #: Over every vendor's per-field limit and PagerDuty's per-event one, in one string.
-HUGE = st.builds(operator.mul, st.text(alphabet="x\"\0é\n", min_size=1, max_size=3), st.integers(120_000, 250_000))
+HUGE = st.builds(operator.mul, st.text(alphabet='x"\0é\n', min_size=1, max_size=3), st.integers(120_000, 250_000))
 TEXT = st.one_of(SHORT, LONG)
 #: Ids from a small pool too, so a batch holds an incident's trigger and its resolve.
 IDS = st.one_of(st.sampled_from(["p-1", "p-2", "HQ/3F", ".", ""]), TEXT)
@@ -101,12 +101,13 @@ DETAILS = st.one_of(
     st.builds(lambda n, v: {f"k{i}": v for i in range(n)}, st.integers(200, 400), SHORT),  # New Relic's 255
     st.builds(lambda v: {"dump": v}, HUGE),
 )
-YEAR_1_US = int((datetime(1, 1, 2, tzinfo=timezone.utc).timestamp()) * 1_000_000)
-YEAR_9999_US = int((datetime(9999, 12, 30, tzinfo=timezone.utc).timestamp()) * 1_000_000)
+YEAR_1_US = int((datetime(1, 1, 2, tzinfo=UTC).timestamp()) * 1_000_000)
+YEAR_9999_US = int((datetime(9999, 12, 30, tzinfo=UTC).timestamp()) * 1_000_000)
 NOW_US = time.time_ns() // 1000
 #: Mostly recent (New Relic's 24 h window, Datadog's 18 h), and anywhere a datetime reaches.
-TIMESTAMPS = st.one_of(st.integers(NOW_US - 2 * 86_400_000_000, NOW_US + 3_600_000_000),
-                       st.integers(YEAR_1_US, YEAR_9999_US))
+TIMESTAMPS = st.one_of(
+    st.integers(NOW_US - 2 * 86_400_000_000, NOW_US + 3_600_000_000), st.integers(YEAR_1_US, YEAR_9999_US)
+)
 FAMILY_FIELDS = {family: frozenset(f["name"] for f in record["fields"]) for family, record in PAYLOAD_RECORDS.items()}
 
 
@@ -120,33 +121,53 @@ def _values(name: str, kind: Any) -> st.SearchStrategy[Any]:
         if kind["type"] == "map":
             return st.dictionaries(SHORT, _values(name, kind["values"]), max_size=4)
         return _values(name, kind["type"])
-    return {"null": st.none(), "string": IDS if name in ID_FIELDS else TEXT, "boolean": st.booleans(),
-            "int": st.integers(-2**31, 2**31 - 1), "long": st.integers(-2**63, 2**63 - 1),
-            "double": st.one_of(st.sampled_from([math.nan, math.inf, -math.inf]), st.floats())}[kind]  # as Avro allows
+    return {
+        "null": st.none(),
+        "string": IDS if name in ID_FIELDS else TEXT,
+        "boolean": st.booleans(),
+        "int": st.integers(-(2**31), 2**31 - 1),
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "double": st.one_of(st.sampled_from([math.nan, math.inf, -math.inf]), st.floats()),
+    }[kind]  # as Avro allows
 
 
-PAYLOADS = {family: st.fixed_dictionaries({f["name"]: _values(f["name"], f["type"]) for f in record["fields"]})
-            for family, record in PAYLOAD_RECORDS.items()}
+PAYLOADS = {
+    family: st.fixed_dictionaries({f["name"]: _values(f["name"], f["type"]) for f in record["fields"]})
+    for family, record in PAYLOAD_RECORDS.items()
+}
 
 
 @st.composite
-def events(draw: st.DrawFn, types: st.SearchStrategy[EventType] = st.sampled_from(list(EventType)),
-           timestamps: st.SearchStrategy[int] = TIMESTAMPS) -> Event:
+def events(
+    draw: st.DrawFn,
+    types: st.SearchStrategy[EventType] = st.sampled_from(list(EventType)),
+    timestamps: st.SearchStrategy[int] = TIMESTAMPS,
+) -> Event:
     """An event the schema allows; an unknown type (a newer writer's) carries any family's payload."""
     kind = draw(types)
     family = draw(st.sampled_from(sorted(PAYLOADS))) if kind is EventType.UNKNOWN else kind.family
-    return Event(str(draw(st.uuids(version=4))), kind, draw(st.sampled_from(list(Severity))), draw(timestamps),
-                 draw(PAYLOADS[family]), draw(TEXT), draw(DETAILS))
+    return Event(
+        str(draw(st.uuids(version=4))),
+        kind,
+        draw(st.sampled_from(list(Severity))),
+        draw(timestamps),
+        draw(PAYLOADS[family]),
+        draw(TEXT),
+        draw(DETAILS),
+    )
 
 
 BATCHES = st.lists(events(), min_size=1, max_size=6)
 #: Problem -> the event that clears it (incidents.py), with the details that say so.
-CLEARS = {EventType.PRINTER_OFFLINE: (EventType.PRINTER_ONLINE, {}),
-          EventType.PRINTER_ERROR: (EventType.PRINTER_ONLINE, {}),
-          EventType.REDIRECT_FAILED: (EventType.REDIRECT_REMOVED, {}),
-          EventType.SYSTEM_ERROR: (EventType.SYSTEM_INFO, {}), EventType.SYSTEM_CRITICAL: (EventType.SYSTEM_INFO, {}),
-          EventType.PRINTER_FLAPPING: (EventType.PRINTER_FLAPPING, {"state": "stable"}),
-          EventType.GROUP_OUTAGE: (EventType.GROUP_OUTAGE, {"state": "resolved"})}
+CLEARS = {
+    EventType.PRINTER_OFFLINE: (EventType.PRINTER_ONLINE, {}),
+    EventType.PRINTER_ERROR: (EventType.PRINTER_ONLINE, {}),
+    EventType.REDIRECT_FAILED: (EventType.REDIRECT_REMOVED, {}),
+    EventType.SYSTEM_ERROR: (EventType.SYSTEM_INFO, {}),
+    EventType.SYSTEM_CRITICAL: (EventType.SYSTEM_INFO, {}),
+    EventType.PRINTER_FLAPPING: (EventType.PRINTER_FLAPPING, {"state": "stable"}),
+    EventType.GROUP_OUTAGE: (EventType.GROUP_OUTAGE, {"state": "resolved"}),
+}
 
 
 @st.composite
@@ -155,9 +176,14 @@ def lifecycle_of(draw: st.DrawFn) -> list[Event]:
     problem = draw(events(types=st.sampled_from(sorted(CLEARS))))
     kind, details = CLEARS[problem.event_type]
     payload = {**problem.payload, "conditions": []} if problem.family == "printer" else problem.payload
-    clear = dataclasses.replace(problem, event_id=str(draw(st.uuids(version=4))), event_type=kind, payload=payload,
-                                timestamp_us=problem.timestamp_us + draw(st.integers(0, 10**9)),
-                                details={**problem.details, **details})
+    clear = dataclasses.replace(
+        problem,
+        event_id=str(draw(st.uuids(version=4))),
+        event_type=kind,
+        payload=payload,
+        timestamp_us=problem.timestamp_us + draw(st.integers(0, 10**9)),
+        details={**problem.details, **details},
+    )
     return [problem, clear]
 
 
@@ -171,10 +197,16 @@ def family_of(event: Event) -> str:
 
 def record_of(event: Event, **changes: Any) -> dict[str, Any]:
     """The Avro record of any event, unknown types included (``Event.to_record`` needs a known family)."""
-    return {"event_id": event.event_id, "event_type": event.event_type.symbol, "severity": event.severity.value,
-            "timestamp": event.timestamp_us, "source": event.source,
-            "payload": (PAYLOAD_BRANCH[family_of(event)], dict(event.payload)), "details": dict(event.details),
-            **changes}
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type.symbol,
+        "severity": event.severity.value,
+        "timestamp": event.timestamp_us,
+        "source": event.source,
+        "payload": (PAYLOAD_BRANCH[family_of(event)], dict(event.payload)),
+        "details": dict(event.details),
+        **changes,
+    }
 
 
 def encoded(event: Event) -> bytes:
@@ -244,8 +276,12 @@ def assert_usable(event: Event) -> None:
 
 
 @MANY
-@given(st.one_of(st.binary(max_size=300), st.builds(operator.add, st.sampled_from([SINGLE_OBJECT_MAGIC, b"\0", b""]),
-                                                     st.binary(max_size=300))))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(operator.add, st.sampled_from([SINGLE_OBJECT_MAGIC, b"\0", b""]), st.binary(max_size=300)),
+    )
+)
 def test_decoding_arbitrary_bytes_raises_only_decode_error(data: bytes) -> None:
     for decode in (CODEC.decode, CODEC.decode_record):
         try:
@@ -264,12 +300,15 @@ def test_every_event_round_trips_byte_for_byte(event: Event) -> None:
     decoded = CODEC.decode(data, TOPIC, 0, 0)
     assert_usable(decoded)
     assert encoded(decoded) == data  # byte equality also holds for NaN, where == on events does not
-    assert (decoded.event_id, decoded.event_type, decoded.timestamp_us) == (event.event_id, event.event_type,
-                                                                         event.timestamp_us)
+    assert (decoded.event_id, decoded.event_type, decoded.timestamp_us) == (
+        event.event_id,
+        event.event_type,
+        event.timestamp_us,
+    )
 
 
 @PROPERTY
-@given(events(timestamps=st.integers(-2**63, 2**63 - 1)), st.sampled_from(list(PAYLOAD_BRANCH)))
+@given(events(timestamps=st.integers(-(2**63), 2**63 - 1)), st.sampled_from(list(PAYLOAD_BRANCH)))
 def test_what_decodes_is_an_event_every_connector_can_read(event: Event, branch_family: str) -> None:
     """Avro allows any 64-bit time and any payload branch with any type: e.g. nanoseconds written as
     microseconds (year 55,000) or a system payload on a printer.offline. Either is refused as undecodable
@@ -285,10 +324,15 @@ def test_what_decodes_is_an_event_every_connector_can_read(event: Event, branch_
 
 
 @MANY
-@given(events(), st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 7)), min_size=1, max_size=4),
-       st.one_of(st.none(), st.integers(0, 2**20)), st.booleans())
-def test_corrupted_records_raise_only_decode_error(event: Event, flips: list[tuple[int, int]], cut: int | None,
-                                                   header_only: bool) -> None:
+@given(
+    events(),
+    st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 7)), min_size=1, max_size=4),
+    st.one_of(st.none(), st.integers(0, 2**20)),
+    st.booleans(),
+)
+def test_corrupted_records_raise_only_decode_error(
+    event: Event, flips: list[tuple[int, int]], cut: int | None, header_only: bool
+) -> None:
     data = bytearray(encoded(event))
     for position, bit in flips:
         data[position % (10 if header_only else len(data))] ^= 1 << bit
@@ -311,9 +355,25 @@ def test_an_unknown_fingerprint_is_named_in_the_decode_error(event: Event, finge
 
 
 #: Byte sequences UTF-8 forbids: a lone continuation, overlong forms, a surrogate, a cut sequence, 0xff.
-INVALID_UTF8 = st.builds(lambda pieces: b"".join(pieces), st.lists(st.sampled_from(
-    [b"\x80", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\xff", b"\xf8\x88\x80\x80\x80", b"a"]),
-    min_size=1, max_size=6)).filter(lambda b: not _is_utf8(b))
+INVALID_UTF8 = st.builds(
+    lambda pieces: b"".join(pieces),
+    st.lists(
+        st.sampled_from(
+            [
+                b"\x80",
+                b"\xc0\xaf",
+                b"\xe0\x80\xaf",
+                b"\xed\xa0\x80",
+                b"\xe2\x82",
+                b"\xff",
+                b"\xf8\x88\x80\x80\x80",
+                b"a",
+            ]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+).filter(lambda b: not _is_utf8(b))
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -333,12 +393,21 @@ STRING_PLACES = ["event_id", "source", "printer_name", "protocols", "detail key"
 def test_strings_holding_invalid_utf8_raise_decode_error(place: str, bad: bytes, event_id: Any) -> None:
     """The bad bytes replace a marker of their length, so every length prefix stays right."""
     marker = f"<{'Z' * len(bad)}>"
-    payload = {**full_payload("printer"), "printer_name": marker if place == "printer_name" else None,
-               "protocols": ["ipp", marker] if place == "protocols" else []}
+    payload = {
+        **full_payload("printer"),
+        "printer_name": marker if place == "printer_name" else None,
+        "protocols": ["ipp", marker] if place == "protocols" else [],
+    }
     details = {marker: "x"} if place == "detail key" else {"x": marker} if place == "detail value" else {}
-    record = {"event_id": marker if place == "event_id" else str(event_id), "event_type": "printer_online",
-              "severity": "info", "timestamp": NOW_US, "source": marker if place == "source" else "probe",
-              "payload": (PAYLOAD_BRANCH["printer"], payload), "details": details}
+    record = {
+        "event_id": marker if place == "event_id" else str(event_id),
+        "event_type": "printer_online",
+        "severity": "info",
+        "timestamp": NOW_US,
+        "source": marker if place == "source" else "probe",
+        "payload": (PAYLOAD_BRANCH["printer"], payload),
+        "details": details,
+    }
     data = CODEC.encode_record(record, TOPIC)
     assert data.count(marker.encode()) == 1
     with pytest.raises(DecodeError, match="corrupt Avro body"):
@@ -357,10 +426,11 @@ class StubRegistry:
         return type("Schema", (), {"schema_str": self.schema_str, "schema_type": "AVRO"})()
 
 
-JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), SHORT),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                           max_leaves=12)
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), SHORT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=12,
+)
 #: What a registry may hold under an id: another Avro schema, a JSON Schema, Protobuf, nothing.
 SCHEMA_TEXTS = st.one_of(
     st.none(),
@@ -374,10 +444,12 @@ SCHEMA_TEXTS = st.one_of(
 
 
 @PROPERTY
-@given(SCHEMA_TEXTS, st.integers(0, 2**32 - 1),
-       st.one_of(st.binary(max_size=80), events().map(lambda e: encoded(e)[10:])))
+@given(
+    SCHEMA_TEXTS, st.integers(0, 2**32 - 1), st.one_of(st.binary(max_size=80), events().map(lambda e: encoded(e)[10:]))
+)
 def test_confluent_framed_records_raise_only_decode_error_whatever_the_registry_holds(
-        schema_str: str | None, schema_id: int, body: bytes) -> None:
+    schema_str: str | None, schema_id: int, body: bytes
+) -> None:
     codec = EventCodec(StubRegistry(schema_str))
     try:
         decoded = codec.decode(b"\0" + struct.pack(">I", schema_id) + body, TOPIC, 2, 9)
@@ -392,19 +464,27 @@ _REQUIRED = {f["name"] for r in PAYLOAD_RECORDS.values() for f in r["fields"] if
 _DROPPABLE = sorted(_FIELDS - _REQUIRED | {"details.state", "details.k0"})
 _MASKABLE = sorted(_FIELDS | {"details.state"})
 _WHERE_FIELDS = ["event_type", "severity", "source", "printer_department", "printer_id", "details.state"]
-RULES = st.lists(st.builds(
-    Rule,
-    name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,12}", fullmatch=True),
-    category=st.sampled_from(CATEGORIES),
-    event_types=st.lists(st.sampled_from(["*", "printer.*", "system.*", "printer.offline", "redirect.failed"]),
-                         min_size=1, max_size=2).map(tuple),
-    min_severity=st.sampled_from([s.value for s in Severity]),
-    where=st.dictionaries(st.sampled_from(_WHERE_FIELDS), st.lists(IDS, min_size=1, max_size=2).map(tuple),
-                          max_size=1),
-    drop=st.lists(st.sampled_from(_DROPPABLE), max_size=2).map(tuple),
-    mask=st.lists(st.sampled_from(_MASKABLE), max_size=2).map(tuple),
-    priority=st.integers(0, 200),
-), max_size=4, unique_by=lambda r: r.name).map(RuleSet.of)
+RULES = st.lists(
+    st.builds(
+        Rule,
+        name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,12}", fullmatch=True),
+        category=st.sampled_from(CATEGORIES),
+        event_types=st.lists(
+            st.sampled_from(["*", "printer.*", "system.*", "printer.offline", "redirect.failed"]),
+            min_size=1,
+            max_size=2,
+        ).map(tuple),
+        min_severity=st.sampled_from([s.value for s in Severity]),
+        where=st.dictionaries(
+            st.sampled_from(_WHERE_FIELDS), st.lists(IDS, min_size=1, max_size=2).map(tuple), max_size=1
+        ),
+        drop=st.lists(st.sampled_from(_DROPPABLE), max_size=2).map(tuple),
+        mask=st.lists(st.sampled_from(_MASKABLE), max_size=2).map(tuple),
+        priority=st.integers(0, 200),
+    ),
+    max_size=4,
+    unique_by=lambda r: r.name,
+).map(RuleSet.of)
 
 
 def route_or_dead_letter(value: bytes, rules: RuleSet) -> list[Any]:
@@ -421,12 +501,18 @@ def route_or_dead_letter(value: bytes, rules: RuleSet) -> list[Any]:
 
 def flipped(data: bytes, position: int, bit: int) -> bytes:
     at = position % len(data)
-    return data[:at] + bytes([data[at] ^ 1 << bit]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 1 << bit]) + data[at + 1 :]
 
 
 @MANY
-@given(st.one_of(st.binary(max_size=200), events().map(encoded),
-                 st.builds(flipped, events().map(encoded), st.integers(0, 2**16), st.integers(0, 7))), RULES)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        events().map(encoded),
+        st.builds(flipped, events().map(encoded), st.integers(0, 2**16), st.integers(0, 7)),
+    ),
+    RULES,
+)
 def test_routing_any_record_raises_only_its_documented_errors(value: bytes, rules: RuleSet) -> None:
     try:
         event = CODEC.decode(value, TOPIC, 4, 1041)
@@ -439,19 +525,32 @@ def test_routing_any_record_raises_only_its_documented_errors(value: bytes, rule
             again = CODEC.decode(out.value, out.topic, 0, 0)
             assert_usable(again)
             assert (again.event_id, again.event_type, again.payload_family) == (
-                event.event_id, event.event_type, event.payload_family)
+                event.event_id,
+                event.event_type,
+                event.payload_family,
+            )
 
 
 @pytest.mark.parametrize("family", sorted(PAYLOAD_BRANCH))
 def test_an_unknown_type_keeps_its_payload_through_a_masking_rule(family: str) -> None:
     """A newer writer's type reads as ``unknown``; a transform re-encodes it with its payload's own branch."""
     payload = full_payload(family)
-    record = {"event_id": "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11", "event_type": "unknown", "severity": "info",
-              "timestamp": NOW_US, "source": "x", "payload": (PAYLOAD_BRANCH[family], payload), "details": {}}
+    record = {
+        "event_id": "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11",
+        "event_type": "unknown",
+        "severity": "info",
+        "timestamp": NOW_US,
+        "source": "x",
+        "payload": (PAYLOAD_BRANCH[family], payload),
+        "details": {},
+    }
     masked = next(iter(payload))
     rules = RuleSet.of([Rule(name="mask", category="logging", mask=(masked,))])
-    [out] = [o for o in route_record(CODEC.encode_record(record, TOPIC), TOPIC, 0, 0, rules, CODEC)
-             if o.category == "logging"]
+    [out] = [
+        o
+        for o in route_record(CODEC.encode_record(record, TOPIC), TOPIC, 0, 0, rules, CODEC)
+        if o.category == "logging"
+    ]
     event = CODEC.decode(out.value, out.topic, 0, 0)
     assert event.event_type is EventType.UNKNOWN and event.payload_family == family
     assert event.payload[masked] != payload[masked]
@@ -477,9 +576,13 @@ def test_parsing_an_nsca_greeting_raises_only_value_error(data: bytes) -> None:
         assert len(iv) == 128 and 0 <= timestamp < 2**32 and iv + struct.pack(">I", timestamp) == data
 
 
-RETRY_AFTER = st.one_of(st.none(), SHORT, st.integers(-10**6, 10**12).map(str), st.floats().map(str),
-                        st.datetimes(timezones=st.just(timezone.utc)).map(
-                            lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")))
+RETRY_AFTER = st.one_of(
+    st.none(),
+    SHORT,
+    st.integers(-(10**6), 10**12).map(str),
+    st.floats().map(str),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+)
 
 
 @MANY
@@ -502,28 +605,39 @@ NUMBERS_AS_TEXT = st.sampled_from(["1", "0", "42.5", "+Inf", "-Inf", "NaN", "1e9
 def _gateway_answer(values: st.SearchStrategy[Any], labels: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     metric = st.fixed_dictionaries({"value": values, "labels": labels})
     group = st.fixed_dictionaries(
-        {"labels": st.one_of(st.fixed_dictionaries({"job": st.just("continuum"),
-                                                    "printer": st.sampled_from(["p-1", "p-2"])}),
-                             st.just({"job": "continuum", "instance": "continuum-events"}))},
-        optional={name: st.fixed_dictionaries({"metrics": st.lists(metric, min_size=1, max_size=2)})
-                  for name in METRICS})
+        {
+            "labels": st.one_of(
+                st.fixed_dictionaries({"job": st.just("continuum"), "printer": st.sampled_from(["p-1", "p-2"])}),
+                st.just({"job": "continuum", "instance": "continuum-events"}),
+            )
+        },
+        optional={
+            name: st.fixed_dictionaries({"metrics": st.lists(metric, min_size=1, max_size=2)}) for name in METRICS
+        },
+    )
     return st.fixed_dictionaries({"status": st.just("success"), "data": st.lists(group, min_size=1, max_size=3)})
 
 
 #: A GET /api/v1/metrics answer: the gateway's shape with odd numbers and label values, the same shape
 #: with any JSON in its places, or any JSON at all.
 PUSHGATEWAY_ANSWERS = st.one_of(
-    _gateway_answer(NUMBERS_AS_TEXT, st.fixed_dictionaries(
-        {"event_type": st.one_of(SHORT, JSON_VALUES), "severity": st.just("warning")},
-        optional={"name": st.one_of(SHORT, JSON_VALUES), "ip": st.one_of(SHORT, JSON_VALUES)})),
+    _gateway_answer(
+        NUMBERS_AS_TEXT,
+        st.fixed_dictionaries(
+            {"event_type": st.one_of(SHORT, JSON_VALUES), "severity": st.just("warning")},
+            optional={"name": st.one_of(SHORT, JSON_VALUES), "ip": st.one_of(SHORT, JSON_VALUES)},
+        ),
+    ),
     _gateway_answer(st.one_of(NUMBERS_AS_TEXT, JSON_VALUES), JSON_VALUES),
-    JSON_VALUES)
+    JSON_VALUES,
+)
 
 
 #: Printer events of the printers the answers hold, so what was read back is pushed again.
-KNOWN_PRINTERS = st.tuples(events(types=st.sampled_from([EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE])),
-                           st.sampled_from(["p-1", "p-2"])).map(
-    lambda t: dataclasses.replace(t[0], payload={**t[0].payload, "printer_id": t[1]}))
+KNOWN_PRINTERS = st.tuples(
+    events(types=st.sampled_from([EventType.PRINTER_OFFLINE, EventType.PRINTER_ONLINE])),
+    st.sampled_from(["p-1", "p-2"]),
+).map(lambda t: dataclasses.replace(t[0], payload={**t[0].payload, "printer_id": t[1]}))
 
 
 @settings(PROPERTY, max_examples=200 * SCALE)
@@ -535,7 +649,7 @@ def test_reading_back_any_pushgateway_answer_raises_only_declared_errors(answer:
         delivered_everything(sink.write(batch))
     except (Retry, ConfigError, Split):  # the sink's declared outcomes
         return
-    for method, _, body, _ in client.sent:
+    for _method, _, body, _ in client.sent:
         if body:
             list(text_string_to_metric_families(body.decode()))
 
@@ -545,16 +659,17 @@ def test_reading_back_any_pushgateway_answer_raises_only_declared_errors(answer:
 @given(BATCHES)
 def test_splunk_sends_one_json_event_object_per_event(batch: list[Event]) -> None:
     client = MemoryClient(lambda method, url, body: (200, {"text": "Success", "code": 0}))
-    delivered_everything(SplunkHecSink(SplunkConfig("http://splunk:8088", SecretStr("t"), index="printers"),
-                                       client).write(batch))
-    [(_, url, body, _)] = client.sent
+    delivered_everything(
+        SplunkHecSink(SplunkConfig("http://splunk:8088", SecretStr("t"), index="printers"), client).write(batch)
+    )
+    [(_, _url, body, _)] = client.sent
     text, objects, decoder = body.decode(), [], json.JSONDecoder()
     while text:
         obj, end = decoder.raw_decode(text)
         objects.append(obj)
         text = text[end:]
     assert len(objects) == len(batch)
-    for obj, event in zip(objects, batch):
+    for obj, event in zip(objects, batch, strict=False):
         assert obj["event"]["event_id"] == event.event_id and obj["index"] == "printers"
         assert obj["time"] == round(event.timestamp_us / 1e6, 6)
         assert all(isinstance(v, str) for v in obj["fields"].values()) and isinstance(obj["host"], str)
@@ -573,10 +688,12 @@ def test_datadog_logs_stay_within_its_limits(batch: list[Event]) -> None:
     logs = orjson.loads(client.sent[0][2]) if client.sent else []
     assert len(logs) + len(result.rejected) == len(batch) <= 1000
     assert all(len(orjson.dumps(log)) <= MAX_LOG_BYTES for log in logs)
-    assert all(len(orjson.dumps(DatadogSink(DatadogConfig(SecretStr("k"))).log_of(batch[i]))) > MAX_LOG_BYTES
-               for i in result.rejected)
+    assert all(
+        len(orjson.dumps(DatadogSink(DatadogConfig(SecretStr("k"))).log_of(batch[i]))) > MAX_LOG_BYTES
+        for i in result.rejected
+    )
     kept = [e for i, e in enumerate(batch) if i not in result.rejected]
-    for log, event in zip(logs, kept):
+    for log, event in zip(logs, kept, strict=False):
         tags = _tags(log["ddtags"])  # one tag per fact, whatever the location's text
         assert tags["event_type"] == event.event_type.value and tags["severity"] == event.severity.value
         assert set(tags) <= {"event_type", "severity", "location", "department", "late"}
@@ -591,7 +708,7 @@ def test_elasticsearch_bulk_body_is_one_action_and_one_source_line_per_event(bat
     assert body.endswith(b"\n")
     lines = body[:-1].split(b"\n")
     assert len(lines) == 2 * len(batch)
-    for action, source, event in zip(lines[::2], lines[1::2], batch):
+    for action, source, event in zip(lines[::2], lines[1::2], batch, strict=False):
         assert orjson.loads(action)["create"]["_id"] == event.event_id
         source = orjson.loads(source)
         assert source["@timestamp"] == source["timestamp"] and source["event_id"] == event.event_id
@@ -601,13 +718,16 @@ def test_elasticsearch_bulk_body_is_one_action_and_one_source_line_per_event(bat
 RFC5424_HEADER = re.compile(r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
 RFC3164_HEADER = re.compile(r"<(\d{1,3})>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) ([!-~]+) ([!-~]+): ")
 PRINTUSASCII = re.compile(r"[!-~]+")
-SYSLOG_CONFIGS = st.builds(SyslogConfig, host=st.just("syslog"),
-                           transport=st.sampled_from(["udp", "tcp", "tls"]),
-                           framing=st.sampled_from(["octet-counting", "lf"]),
-                           format=st.sampled_from(["rfc5424", "rfc3164"]),
-                           facility=st.integers(0, 23), app_name=TEXT,
-                           max_message_bytes=st.one_of(st.none(), st.integers(200, 3000))).filter(
-    lambda c: not (c.transport == "tls" and c.framing == "lf"))
+SYSLOG_CONFIGS = st.builds(
+    SyslogConfig,
+    host=st.just("syslog"),
+    transport=st.sampled_from(["udp", "tcp", "tls"]),
+    framing=st.sampled_from(["octet-counting", "lf"]),
+    format=st.sampled_from(["rfc5424", "rfc3164"]),
+    facility=st.integers(0, 23),
+    app_name=TEXT,
+    max_message_bytes=st.one_of(st.none(), st.integers(200, 3000)),
+).filter(lambda c: not (c.transport == "tls" and c.framing == "lf"))
 
 
 def parse_structured_data(text: str) -> tuple[str, list[tuple[str, str]], str]:
@@ -617,7 +737,7 @@ def parse_structured_data(text: str) -> tuple[str, list[tuple[str, str]], str]:
     sd_id, i, params = text[1:end_id], end_id, []
     while text[i] == " ":
         eq = text.index("=", i)
-        name = text[i + 1:eq]
+        name = text[i + 1 : eq]
         assert 1 <= len(name) <= 32 and PRINTUSASCII.fullmatch(name) and not set(name) & set('= ]"'), name
         assert text[eq + 1] == '"'
         i, value = eq + 2, []
@@ -633,7 +753,7 @@ def parse_structured_data(text: str) -> tuple[str, list[tuple[str, str]], str]:
         params.append((name, "".join(value)))
         i += 1
     assert text[i] == "]"
-    return sd_id, params, text[i + 1:]
+    return sd_id, params, text[i + 1 :]
 
 
 @PROPERTY
@@ -661,8 +781,8 @@ def test_a_syslog_message_is_one_line_within_its_rfc_limits(config: SyslogConfig
         assert int(header[1]) == pri and datetime.fromisoformat(stamp) == event.timestamp
         for value, limit in ((host, 255), (app, 48), (procid, 128), (msgid, 32)):
             assert PRINTUSASCII.fullmatch(value) and len(value) <= limit
-        sd_id, params, rest = parse_structured_data(text[header.end():])
-        assert sd_id == config.sd_id and (rest.startswith(" ") or shaped and rest == "")
+        sd_id, params, rest = parse_structured_data(text[header.end() :])
+        assert sd_id == config.sd_id and (rest.startswith(" ") or (shaped and rest == ""))
         values = dict(reversed(params))  # first occurrence wins
         assert values["event_id"] == event.event_id
         for name, value in event.payload.items():
@@ -689,7 +809,7 @@ def grouping_key(path: str) -> list[tuple[str, str]]:
     segments = path.removeprefix("/metrics/").split("/")
     assert len(segments) % 2 == 0 and all(SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments[1::2])
     pairs = []
-    for name, value in zip(segments[::2], segments[1::2]):
+    for name, value in zip(segments[::2], segments[1::2], strict=False):
         if name.endswith("@base64"):
             name, value = name.removesuffix("@base64"), base64.urlsafe_b64decode(value + "==").decode()
         assert re.fullmatch(r"[a-z_]+", name)
@@ -700,8 +820,9 @@ def grouping_key(path: str) -> list[tuple[str, str]]:
 @PROPERTY
 @given(BATCHES, st.one_of(st.just("continuum"), IDS))
 def test_pushgateway_paths_are_safe_and_label_values_escaped(batch: list[Event], job: str) -> None:
-    client = MemoryClient(lambda method, url, body: (200, {"status": "success", "data": []}) if method == "GET"
-                          else (202, b""))
+    client = MemoryClient(
+        lambda method, url, body: (200, {"status": "success", "data": []}) if method == "GET" else (202, b"")
+    )
     delivered_everything(PushgatewaySink(PushgatewayConfig("http://gw:9091", job=job), client).write(batch))
     pushed = {}
     for method, url, body, _ in client.sent[1:]:
@@ -718,8 +839,11 @@ def test_pushgateway_paths_are_safe_and_label_values_escaped(batch: list[Event],
                 continue
             last_us[printer_id] = event.timestamp_us
         if event.family == "printer" and event.event_type is not EventType.PRINTER_REMOVED:
-            facts = {k: str(event.payload[n]) for k, n in (("name", "printer_name"), ("location", "printer_location"))
-                     if event.payload.get(n) not in (None, "")}
+            facts = {
+                k: str(event.payload[n])
+                for k, n in (("name", "printer_name"), ("location", "printer_location"))
+                if event.payload.get(n) not in (None, "")
+            }
             info[printer_id] = {**info.get(printer_id, {}), **facts}
         elif event.event_type is EventType.PRINTER_REMOVED:
             info.pop(printer_id, None)
@@ -733,10 +857,14 @@ def test_pushgateway_paths_are_safe_and_label_values_escaped(batch: list[Event],
 @PROPERTY
 @given(ALERT_BATCHES)
 def test_grafana_annotations_are_json_with_text_and_string_tags(batch: list[Event]) -> None:
-    sink, client = alerting_sink(GrafanaSink, GrafanaConfig("http://grafana:3000", SecretStr("t"), "dash", 2), 200,
-                                 {"id": 7, "message": "Annotation added"})
+    sink, client = alerting_sink(
+        GrafanaSink,
+        GrafanaConfig("http://grafana:3000", SecretStr("t"), "dash", 2),
+        200,
+        {"id": 7, "message": "Annotation added"},
+    )
     delivered_everything(sink.write(batch))
-    for method, url, body, _ in client.sent:
+    for method, _url, body, _ in client.sent:
         annotation = orjson.loads(body)
         assert method in ("POST", "PATCH") and isinstance(annotation["text"], str) and annotation["text"]
         assert all(isinstance(tag, str) for tag in annotation["tags"])
@@ -755,7 +883,8 @@ def test_new_relic_events_are_flat_with_at_most_255_attributes_of_4096_chars(bat
         for name, value in obj.items():
             assert isinstance(name, str) and len(name) <= 255
             assert (isinstance(value, str) and len(value) <= 4096) or (
-                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)), (name, value)
+                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            ), (name, value)
 
 
 # -- NSCA -------------------------------------------------------------------------------------------------
@@ -770,10 +899,16 @@ def packet_fields(packet: bytes, output_size: int) -> tuple[int, str, str, str]:
 
 
 @PROPERTY
-@given(events(), st.sampled_from(list(OUTPUT_SIZE)), st.booleans(), st.binary(min_size=128, max_size=128),
-       st.binary(max_size=20))
-def test_an_nsca_packet_holds_each_field_whole_and_clean(event: Event, packet: str, escape: bool, iv: bytes,
-                                                         password: bytes) -> None:
+@given(
+    events(),
+    st.sampled_from(list(OUTPUT_SIZE)),
+    st.booleans(),
+    st.binary(min_size=128, max_size=128),
+    st.binary(max_size=20),
+)
+def test_an_nsca_packet_holds_each_field_whole_and_clean(
+    event: Event, packet: str, escape: bool, iv: bytes, password: bytes
+) -> None:
     output_size = OUTPUT_SIZE[packet]
     data = build_packet(check_result(event, output_size, escape), 1_795_800_123, output_size)
     data = xor_encrypt(xor_encrypt(data, iv, password), iv, password)  # what the server decrypts
@@ -795,7 +930,7 @@ def test_an_nsca_packet_holds_each_field_whole_and_clean(event: Event, packet: s
 def test_pagerduty_events_stay_within_its_limits(batch: list[Event]) -> None:
     sink, client = alerting_sink(PagerDutySink, PagerDutyConfig(SecretStr("r" * 32)), 202, {"status": "success"})
     delivered_everything(sink.write(batch))
-    for _, url, body, _ in client.sent:
+    for _, _url, body, _ in client.sent:
         assert len(body) <= 512_000
         sent = orjson.loads(body)
         assert sent["event_action"] in ("trigger", "resolve") and 1 <= len(sent["dedup_key"]) <= 255

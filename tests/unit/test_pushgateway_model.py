@@ -8,6 +8,8 @@ import re
 
 import pytest
 import requests
+from pydantic import SecretStr
+
 from continuum_events.connectors.base import ConfigError, Retry, Split
 from continuum_events.connectors.http import HttpClient
 from continuum_events.connectors.pushgateway import (
@@ -26,15 +28,14 @@ from continuum_events.connectors.pushgateway import (
     render,
     state_from_api,
 )
-from pydantic import SecretStr
-
 from continuum_events.events import Event, EventType, Severity
 
 T0 = 1_795_800_000_000_000  # µs
 
 
-def ev(kind: EventType, printer_id: str | None = "p-1", at_s: float = 0, severity: str | None = None,
-       **payload: object) -> Event:
+def ev(
+    kind: EventType, printer_id: str | None = "p-1", at_s: float = 0, severity: str | None = None, **payload: object
+) -> Event:
     body = {"printer_id": printer_id, **payload} if printer_id is not None else dict(payload)
     level = Severity(severity) if severity else Severity.WARNING
     return Event(f"id-{at_s}", kind, level, T0 + int(at_s * 1_000_000), body)
@@ -55,11 +56,14 @@ def test_a_repeated_state_is_not_a_change() -> None:
 
 
 def test_toner_and_facts_are_kept_until_reported_again() -> None:
-    state, _ = fold(State(), [
-        ev(EventType.PRINTER_LOW_TONER, toner_level_percent=12, printer_name="HQ 1", printer_ip="10.0.0.9"),
-        ev(EventType.PRINTER_ONLINE, at_s=1, printer_name="HQ 1 renamed", printer_model="", printer_location=None),
-        ev(EventType.PRINTER_ERROR, at_s=2, toner_level_percent="lots"),  # not a number: ignored, not retried
-    ])
+    state, _ = fold(
+        State(),
+        [
+            ev(EventType.PRINTER_LOW_TONER, toner_level_percent=12, printer_name="HQ 1", printer_ip="10.0.0.9"),
+            ev(EventType.PRINTER_ONLINE, at_s=1, printer_name="HQ 1 renamed", printer_model="", printer_location=None),
+            ev(EventType.PRINTER_ERROR, at_s=2, toner_level_percent="lots"),  # not a number: ignored, not retried
+        ],
+    )
     printer = state.printers["p-1"]
     assert printer.toner_percent == 12 and printer.up == 1
     assert printer.info == {"name": "HQ 1 renamed", "ip": "10.0.0.9"}
@@ -72,20 +76,34 @@ def test_no_up_value_is_invented_for_events_that_do_not_say() -> None:
 
 def test_removed_printers_are_deleted_and_may_come_back() -> None:
     start, _ = fold(State(), [ev(EventType.PRINTER_ONLINE, "a"), ev(EventType.PRINTER_ONLINE, "b")])
-    state, changes = fold(start, [ev(EventType.PRINTER_REMOVED, "a", at_s=1), ev(EventType.PRINTER_OFFLINE, "b", at_s=1),
-                                  ev(EventType.PRINTER_REMOVED, "c"), ev(EventType.PRINTER_ONLINE, "c", at_s=3)])
+    state, changes = fold(
+        start,
+        [
+            ev(EventType.PRINTER_REMOVED, "a", at_s=1),
+            ev(EventType.PRINTER_OFFLINE, "b", at_s=1),
+            ev(EventType.PRINTER_REMOVED, "c"),
+            ev(EventType.PRINTER_ONLINE, "c", at_s=3),
+        ],
+    )
     assert "a" not in state.printers and state.printers["c"] == Printer(1, None, (T0 + 3_000_000) / 1e6, {})
     assert changes.removed == ("a", "c") and changes.touched == ("b", "c")  # c: delete first, then push
 
 
 def test_every_event_counts_by_type_and_severity() -> None:
-    events = [ev(EventType.PRINTER_OFFLINE, at_s=1, severity="warning"),
-              ev(EventType.PRINTER_OFFLINE, at_s=2, severity="error"),
-              ev(EventType.PRINTER_OFFLINE, at_s=3, severity="warning"), ev(EventType.SYSTEM_ERROR, None, component="db"),
-              ev(EventType.PRINTER_REMOVED, "gone")]
+    events = [
+        ev(EventType.PRINTER_OFFLINE, at_s=1, severity="warning"),
+        ev(EventType.PRINTER_OFFLINE, at_s=2, severity="error"),
+        ev(EventType.PRINTER_OFFLINE, at_s=3, severity="warning"),
+        ev(EventType.SYSTEM_ERROR, None, component="db"),
+        ev(EventType.PRINTER_REMOVED, "gone"),
+    ]
     state, changes = fold(State(counters={("printer.offline", "warning"): 40}), events)
-    assert state.counters == {("printer.offline", "warning"): 42, ("printer.offline", "error"): 1,
-                              ("system.error", "warning"): 1, ("printer.removed", "warning"): 1}
+    assert state.counters == {
+        ("printer.offline", "warning"): 42,
+        ("printer.offline", "error"): 1,
+        ("system.error", "warning"): 1,
+        ("printer.removed", "warning"): 1,
+    }
     assert changes.touched == ("p-1",)  # the system event has no printer
 
 
@@ -100,12 +118,19 @@ def test_a_redelivered_old_offline_does_not_set_an_online_printer_down() -> None
 
 
 def test_a_redelivered_batch_is_not_counted_again() -> None:
-    batch = [ev(EventType.PRINTER_OFFLINE, "a", at_s=1), ev(EventType.PRINTER_ONLINE, "a", at_s=2),
-             ev(EventType.PRINTER_OFFLINE, "b", at_s=1), ev(EventType.SYSTEM_ERROR, None, at_s=5, component="db")]
+    batch = [
+        ev(EventType.PRINTER_OFFLINE, "a", at_s=1),
+        ev(EventType.PRINTER_ONLINE, "a", at_s=2),
+        ev(EventType.PRINTER_OFFLINE, "b", at_s=1),
+        ev(EventType.SYSTEM_ERROR, None, at_s=5, component="db"),
+    ]
     once, _ = fold(State(), batch)
     twice, changes = fold(once, batch)
-    assert twice.counters == once.counters == {("printer.offline", "warning"): 2, ("printer.online", "warning"): 1,
-                                               ("system.error", "warning"): 1}
+    assert (
+        twice.counters
+        == once.counters
+        == {("printer.offline", "warning"): 2, ("printer.online", "warning"): 1, ("system.error", "warning"): 1}
+    )
     assert changes == Changes()
     newer, _ = fold(twice, [ev(EventType.PRINTER_OFFLINE, "a", at_s=3)])
     assert newer.counters[("printer.offline", "warning")] == 3 and newer.printers["a"].up == 0
@@ -114,7 +139,9 @@ def test_a_redelivered_batch_is_not_counted_again() -> None:
 def test_a_late_removal_keeps_the_printer_and_old_events_do_not_bring_a_removed_one_back() -> None:
     state, _ = fold(State(), [ev(EventType.PRINTER_ONLINE, "a", at_s=5), ev(EventType.PRINTER_REMOVED, "a", at_s=4)])
     assert state.printers["a"].up == 1
-    state, changes = fold(state, [ev(EventType.PRINTER_REMOVED, "a", at_s=6), ev(EventType.PRINTER_OFFLINE, "a", at_s=5.5)])
+    state, changes = fold(
+        state, [ev(EventType.PRINTER_REMOVED, "a", at_s=6), ev(EventType.PRINTER_OFFLINE, "a", at_s=5.5)]
+    )
     assert "a" not in state.printers and changes == Changes(removed=("a",))
     assert state.last_event_us == {"a": T0 + 6_000_000}  # kept, so a replay cannot bring it back
 
@@ -125,10 +152,20 @@ def test_the_last_event_times_are_pushed_with_the_counters_and_read_back_exactly
     text = render(instance_samples(state)).decode()
     assert "# TYPE continuum_printer_last_event_timestamp_seconds gauge" in text
     assert 'continuum_printer_last_event_timestamp_seconds{printer="a/b"} 1795800001.000001' in text
-    answer = {"status": "success", "data": [{"labels": {"job": "continuum", "instance": "continuum-events"},
-                                             "continuum_printer_last_event_timestamp_seconds": {"metrics": [
-        {"labels": {"printer": "a/b"}, "value": "1.795800001000001e+09"},
-        {"labels": {"printer": "c"}, "value": "1.7958e+09"}]}}]}
+    answer = {
+        "status": "success",
+        "data": [
+            {
+                "labels": {"job": "continuum", "instance": "continuum-events"},
+                "continuum_printer_last_event_timestamp_seconds": {
+                    "metrics": [
+                        {"labels": {"printer": "a/b"}, "value": "1.795800001000001e+09"},
+                        {"labels": {"printer": "c"}, "value": "1.7958e+09"},
+                    ]
+                },
+            }
+        ],
+    }
     assert state_from_api(answer, "continuum", "continuum-events").last_event_us == state.last_event_us
 
 
@@ -152,20 +189,26 @@ SAMPLE_LINE = re.compile(r'[a-z_]+(\{([a-z_]+="([^"\\\n]|\\[\\"n])*",?)*\})? -?[
 
 def test_one_type_line_per_metric_and_no_timestamps() -> None:
     printer = Printer(0, 37.5, 1_795_800_000.123456, {"name": "HQ 1", "ip": "10.0.0.9"})
-    text = render(printer_samples(printer) + counter_samples({("printer.online", "info"): 3,
-                                                              ("printer.offline", "warning"): 2})).decode()
+    text = render(
+        printer_samples(printer) + counter_samples({("printer.online", "info"): 3, ("printer.offline", "warning"): 2})
+    ).decode()
     lines = text.splitlines()
     assert text.endswith("\n")
     assert [line for line in lines if line.startswith("# TYPE")] == [
-        "# TYPE continuum_printer_up gauge", "# TYPE continuum_printer_toner_level_percent gauge",
-        "# TYPE continuum_printer_last_change_timestamp_seconds gauge", "# TYPE continuum_printer_info gauge",
-        "# TYPE continuum_events_total counter"]
+        "# TYPE continuum_printer_up gauge",
+        "# TYPE continuum_printer_toner_level_percent gauge",
+        "# TYPE continuum_printer_last_change_timestamp_seconds gauge",
+        "# TYPE continuum_printer_info gauge",
+        "# TYPE continuum_events_total counter",
+    ]
     samples = [line for line in lines if not line.startswith("#")]
     assert all(SAMPLE_LINE.fullmatch(line) for line in samples), samples  # name, labels, value: nothing after
     assert "continuum_printer_last_change_timestamp_seconds 1795800000.123456" in samples
     assert 'continuum_printer_info{ip="10.0.0.9",name="HQ 1"} 1' in samples
-    assert samples[-2:] == ['continuum_events_total{event_type="printer.offline",severity="warning"} 2',
-                            'continuum_events_total{event_type="printer.online",severity="info"} 3']
+    assert samples[-2:] == [
+        'continuum_events_total{event_type="printer.offline",severity="warning"} 2',
+        'continuum_events_total{event_type="printer.online",severity="info"} 3',
+    ]
 
 
 def test_label_values_are_escaped() -> None:
@@ -176,7 +219,12 @@ def test_label_values_are_escaped() -> None:
 
 def test_numbers_read_back_exactly() -> None:
     assert [number(v) for v in (1, 0, 37.0, 12.5, 1_795_800_000.123456)] == [
-        "1", "0", "37", "12.5", "1795800000.123456"]
+        "1",
+        "0",
+        "37",
+        "12.5",
+        "1795800000.123456",
+    ]
     assert render([]) == b""
 
 
@@ -201,21 +249,53 @@ def _metric(labels: dict[str, str], value: str) -> dict:
     return {"time_stamp": "2026-11-27T20:47:07Z", "type": "GAUGE", "metrics": [{"labels": labels, "value": value}]}
 
 
-API_ANSWER = {"status": "success", "data": [
-    {"labels": {"job": "continuum", "instance": "continuum-events"}, "last_push_successful": True,
-     "continuum_events_total": {"type": "COUNTER", "metrics": [
-         {"labels": {"event_type": "printer.offline", "instance": "continuum-events", "job": "continuum",
-                     "severity": "error"}, "value": "3"},
-         {"labels": {"event_type": "printer.online", "instance": "continuum-events", "job": "continuum",
-                     "severity": "info"}, "value": "1e+06"}]},
-     "push_time_seconds": _metric({"instance": "continuum-events", "job": "continuum"}, "1.79e+09")},
-    {"labels": {"job": "continuum", "printer": "a/b"},
-     "continuum_printer_up": _metric({"instance": "", "job": "continuum", "printer": "a/b"}, "0"),
-     "continuum_printer_last_change_timestamp_seconds": _metric({"job": "continuum"}, "1.7958e+09"),
-     "continuum_printer_info": _metric({"instance": "", "job": "continuum", "printer": "a/b", "name": "HQ"}, "1")},
-    {"labels": {"job": "other", "instance": "continuum-events"}, "continuum_events_total": {"metrics": [
-        {"labels": {"event_type": "printer.offline", "severity": "error"}, "value": "99"}]}},
-]}
+API_ANSWER = {
+    "status": "success",
+    "data": [
+        {
+            "labels": {"job": "continuum", "instance": "continuum-events"},
+            "last_push_successful": True,
+            "continuum_events_total": {
+                "type": "COUNTER",
+                "metrics": [
+                    {
+                        "labels": {
+                            "event_type": "printer.offline",
+                            "instance": "continuum-events",
+                            "job": "continuum",
+                            "severity": "error",
+                        },
+                        "value": "3",
+                    },
+                    {
+                        "labels": {
+                            "event_type": "printer.online",
+                            "instance": "continuum-events",
+                            "job": "continuum",
+                            "severity": "info",
+                        },
+                        "value": "1e+06",
+                    },
+                ],
+            },
+            "push_time_seconds": _metric({"instance": "continuum-events", "job": "continuum"}, "1.79e+09"),
+        },
+        {
+            "labels": {"job": "continuum", "printer": "a/b"},
+            "continuum_printer_up": _metric({"instance": "", "job": "continuum", "printer": "a/b"}, "0"),
+            "continuum_printer_last_change_timestamp_seconds": _metric({"job": "continuum"}, "1.7958e+09"),
+            "continuum_printer_info": _metric(
+                {"instance": "", "job": "continuum", "printer": "a/b", "name": "HQ"}, "1"
+            ),
+        },
+        {
+            "labels": {"job": "other", "instance": "continuum-events"},
+            "continuum_events_total": {
+                "metrics": [{"labels": {"event_type": "printer.offline", "severity": "error"}, "value": "99"}]
+            },
+        },
+    ],
+}
 
 
 def test_state_is_read_back_from_the_metrics_api() -> None:
@@ -269,12 +349,25 @@ def test_the_counters_are_read_back_before_the_first_push() -> None:
     sink, client = sink_with()
     sink.write([ev(EventType.PRINTER_REMOVED, "old"), ev(EventType.PRINTER_ONLINE, "new")])
     assert [(m, u) for m, u, _ in client.calls] == [
-        ("GET", "/api/v1/metrics"), ("DELETE", "/metrics/job/continuum/printer/old"),
-        ("POST", "/metrics/job/continuum/printer/new"), ("PUT", "/metrics/job/continuum/instance/continuum-events")]
+        ("GET", "/api/v1/metrics"),
+        ("DELETE", "/metrics/job/continuum/printer/old"),
+        ("POST", "/metrics/job/continuum/printer/new"),
+        ("PUT", "/metrics/job/continuum/instance/continuum-events"),
+    ]
 
 
-@pytest.mark.parametrize(("status", "raised"), [(400, Split), (401, ConfigError), (403, ConfigError),
-                                                 (404, ConfigError), (500, Retry), (503, Retry), (429, Retry)])
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [
+        (400, Split),
+        (401, ConfigError),
+        (403, ConfigError),
+        (404, ConfigError),
+        (500, Retry),
+        (503, Retry),
+        (429, Retry),
+    ],
+)
 def test_answers_map_to_outcomes(status: int, raised: type[Exception]) -> None:
     sink, _ = sink_with(200, status)  # the read-back succeeds, the push does not
     with pytest.raises(raised):

@@ -21,7 +21,9 @@ from tests.samples import ALL_TYPES, expected_categories, full_payload
 
 def event(event_type: str, severity: str = "info", **payload) -> Event:
     t = EventType(event_type)
-    return Event(new_event_id(), t, Severity(severity), 0, {**full_payload(t.family), **payload}, details={"site": "hq"})
+    return Event(
+        new_event_id(), t, Severity(severity), 0, {**full_payload(t.family), **payload}, details={"site": "hq"}
+    )
 
 
 @pytest.mark.parametrize("event_type", ALL_TYPES, ids=str)
@@ -38,11 +40,18 @@ def test_a_configured_rule_replaces_the_builtin_default_of_its_category_only() -
 
 
 def test_first_matching_rule_by_priority_decides_and_names_itself() -> None:
-    rules = RuleSet.of([
-        Rule(name="b-all", category="alerting", priority=50),
-        Rule(name="a-finance", category="alerting", priority=10, where={"printer_department": "Finance"},
-             mask=("printer_ip",)),
-    ])
+    rules = RuleSet.of(
+        [
+            Rule(name="b-all", category="alerting", priority=50),
+            Rule(
+                name="a-finance",
+                category="alerting",
+                priority=10,
+                where={"printer_department": "Finance"},
+                mask=("printer_ip",),
+            ),
+        ]
+    )
     finance = route(event("printer.jam", printer_department="Finance"), rules)
     other = route(event("printer.jam", printer_department="Legal"), rules)
     assert [(d.category, d.rule.name) for d in finance if d.category == "alerting"] == [("alerting", "a-finance")]
@@ -52,18 +61,24 @@ def test_first_matching_rule_by_priority_decides_and_names_itself() -> None:
 
 
 def test_severity_floor_patterns_and_disabled_rules() -> None:
-    rules = RuleSet.of([
-        Rule(name="off", category="monitoring", enabled=False),
-        Rule(name="printers-errors", category="monitoring", event_types=("printer.*",), min_severity="error"),
-    ])
+    rules = RuleSet.of(
+        [
+            Rule(name="off", category="monitoring", enabled=False),
+            Rule(name="printers-errors", category="monitoring", event_types=("printer.*",), min_severity="error"),
+        ]
+    )
     assert "monitoring" not in {d.category for d in route(event("printer.jam", "warning"), rules)}
     assert "monitoring" in {d.category for d in route(event("printer.jam", "critical"), rules)}
     assert "monitoring" not in {d.category for d in route(event("system.error", "critical"), rules)}
 
 
 def test_drop_and_mask_transforms() -> None:
-    rule = Rule(name="t", category="logging", drop=("printer_ip", "protocols", "details.site"),
-                mask=("printer_name", "conditions"))
+    rule = Rule(
+        name="t",
+        category="logging",
+        drop=("printer_ip", "protocols", "details.site"),
+        mask=("printer_name", "conditions"),
+    )
     original = event("printer.error")
     out = transform(rule, original)
     assert out.payload["printer_ip"] is None and out.payload["protocols"] == [] and "site" not in out.details
@@ -98,14 +113,28 @@ def test_masking_a_required_number_is_a_rule_error() -> None:
     job = Event(new_event_id(), EventType.JOB_STARTED, Severity.INFO, 0, {"job_id": "j", "pages": 3})
     assert transform(Rule(name="p", category="logging", mask=("pages",)), job).payload["pages"] is None
     with pytest.raises(RuleError):
-        transform(Rule(name="x", category="logging", mask=("job_id",)),
-                   Event(new_event_id(), EventType.JOB_STARTED, Severity.INFO, 0, {"job_id": 7}))
+        transform(
+            Rule(name="x", category="logging", mask=("job_id",)),
+            Event(new_event_id(), EventType.JOB_STARTED, Severity.INFO, 0, {"job_id": 7}),
+        )
 
 
 def test_integration_filters_share_the_engine() -> None:
-    rules = RuleSet.of([Rule(name="dd-finance", category="logging", integration="datadog",
-                             where={"printer_department": "Finance"}, drop=("printer_ip",))])
-    finance, legal = event("printer.jam", printer_department="Finance"), event("printer.jam", printer_department="Legal")
+    rules = RuleSet.of(
+        [
+            Rule(
+                name="dd-finance",
+                category="logging",
+                integration="datadog",
+                where={"printer_department": "Finance"},
+                drop=("printer_ip",),
+            )
+        ]
+    )
+    finance, legal = (
+        event("printer.jam", printer_department="Finance"),
+        event("printer.jam", printer_department="Legal"),
+    )
     accepted = filter_for_integration(finance, rules, "datadog", "logging")
     assert accepted is not None and accepted.event.payload["printer_ip"] is None
     assert filter_for_integration(legal, rules, "datadog", "logging") is None
@@ -114,8 +143,9 @@ def test_integration_filters_share_the_engine() -> None:
 
 def test_explain_says_why() -> None:
     rules = RuleSet.of([Rule(name="finance-only", category="alerting", where={"printer_department": "Finance"})])
-    verdicts = explain(event("printer.offline", printer_department="Legal"), rules,
-                       {"pagerduty": "alerting", "splunk": "logging"})
+    verdicts = explain(
+        event("printer.offline", printer_department="Legal"), rules, {"pagerduty": "alerting", "splunk": "logging"}
+    )
     text = [(v.category, v.rule, v.matched, v.reason, v.integration) for v in verdicts]
     assert ("alerting", "finance-only", False, "printer_department is 'Legal', not one of Finance", None) in text
     assert ("logging", "logging-default (built-in default)", True, "matches", None) in text

@@ -8,7 +8,6 @@ from typing import Any
 
 from continuum_events.connectors.base import BatchResult, Retry
 from continuum_events.connectors.runtime import Backoff, IntegrationRunner, _Record
-
 from continuum_events.events import Event, EventType, Severity
 from continuum_events.settings import KafkaSettings
 from tests.unit.fake_kafka import Message
@@ -31,8 +30,13 @@ class DeadLetters:
 
 
 def event(n: int) -> Event:
-    return Event(f"00000000-0000-4000-8000-{n:012d}", EventType.PRINTER_JAM, Severity.WARNING, 1_700_000_000_000_000,
-                 {"printer_id": f"p-{n}"})
+    return Event(
+        f"00000000-0000-4000-8000-{n:012d}",
+        EventType.PRINTER_JAM,
+        Severity.WARNING,
+        1_700_000_000_000_000,
+        {"printer_id": f"p-{n}"},
+    )
 
 
 class Vendor:
@@ -54,15 +58,24 @@ class Vendor:
 
 
 def runner_for(vendor: Vendor) -> IntegrationRunner:
-    runner = IntegrationRunner("grafana-x", "monitoring", vendor, KafkaSettings(bootstrap_servers="127.0.0.1:9"),
-                               backoff=Backoff(base_s=0.0, cap_s=0.0), poison_after=3)  # type: ignore[arg-type]
+    runner = IntegrationRunner(
+        "grafana-x",
+        "monitoring",
+        vendor,
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+        backoff=Backoff(base_s=0.0, cap_s=0.0),
+        poison_after=3,
+    )  # type: ignore[arg-type]
     runner._dlq = DeadLetters()  # type: ignore[assignment]
     return runner
 
 
 def deliver(runner: IntegrationRunner, count: int) -> None:
-    done = threading.Thread(target=runner._deliver, args=([_Record(Message(i, "printer-events.monitoring"), event(i)) for i in range(count)],
-                                                          threading.Event()), daemon=True)
+    done = threading.Thread(
+        target=runner._deliver,
+        args=([_Record(Message(i, "printer-events.monitoring"), event(i)) for i in range(count)], threading.Event()),
+        daemon=True,
+    )
     done.start()
     done.join(20)
     assert not done.is_alive(), "the batch is retried without end"
@@ -108,8 +121,13 @@ class Bulky:
 
 def test_each_body_sent_is_within_the_vendors_limit_whatever_the_stored_size() -> None:
     vendor = Bulky()
-    runner = IntegrationRunner("splunk-x", "logging", vendor, KafkaSettings(bootstrap_servers="127.0.0.1:9"),
-                               backoff=Backoff(base_s=0.0, cap_s=0.0))  # type: ignore[arg-type]
+    runner = IntegrationRunner(
+        "splunk-x",
+        "logging",
+        vendor,
+        KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+        backoff=Backoff(base_s=0.0, cap_s=0.0),
+    )  # type: ignore[arg-type]
     runner._dlq = DeadLetters()  # type: ignore[assignment]
     deliver(runner, 100)  # 90,000 bytes of body for 100 events: nine times the limit
     assert vendor.bodies and max(vendor.bodies) <= 10_000

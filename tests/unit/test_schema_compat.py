@@ -14,6 +14,7 @@ from typing import Any
 
 import fastavro
 import pytest
+
 from continuum_events.schemas import history, load
 
 
@@ -29,8 +30,18 @@ def samples(schema: dict[str, Any]) -> list[Any]:
         if isinstance(s, str):
             if s in named or f"{ns}.{s}" in named:
                 return variants(named.get(s) or named[f"{ns}.{s}"], ns)
-            return [{"null": None, "boolean": True, "int": 7, "long": 2**40, "float": 1.5, "double": 2.5,
-                     "string": "s", "bytes": b"b"}[s]]
+            return [
+                {
+                    "null": None,
+                    "boolean": True,
+                    "int": 7,
+                    "long": 2**40,
+                    "float": 1.5,
+                    "double": 2.5,
+                    "string": "s",
+                    "bytes": b"b",
+                }[s]
+            ]
         if isinstance(s, list):
             out = []
             for branch in s:
@@ -47,7 +58,10 @@ def samples(schema: dict[str, Any]) -> list[Any]:
             ns = name.rpartition(".")[0]
             per_field = [variants(f["type"], ns) for f in s["fields"]]
             width = max(len(v) for v in per_field)
-            return [{f["name"]: vals[i % len(vals)] for f, vals in zip(s["fields"], per_field)} for i in range(width)]
+            return [
+                {f["name"]: vals[i % len(vals)] for f, vals in zip(s["fields"], per_field, strict=False)}
+                for i in range(width)
+            ]
         if kind == "enum":
             named[full_name(s, ns)] = s
             return list(s["symbols"])

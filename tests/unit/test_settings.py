@@ -15,25 +15,40 @@ def test_env_configures_tls_and_sasl(monkeypatch) -> None:
     monkeypatch.setenv("CONTINUUM_KAFKA_SASL_PASSWORD", SECRET)
     monkeypatch.setenv("CONTINUUM_KAFKA_SSL_CA_LOCATION", "/etc/kafka/ca.pem")
     settings = KafkaSettings()
-    config = settings.client_config(**{"acks": "all"})
+    config = settings.client_config(acks="all")
     assert config.pop("logger").name == "librdkafka"
     assert config == {
-        "bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL", "client.id": "continuum-events",
-        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "continuum", "sasl.password": SECRET,
-        "ssl.ca.location": "/etc/kafka/ca.pem", "acks": "all",
+        "bootstrap.servers": "k1:9093,k2:9093",
+        "security.protocol": "SASL_SSL",
+        "client.id": "continuum-events",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "continuum",
+        "sasl.password": SECRET,
+        "ssl.ca.location": "/etc/kafka/ca.pem",
+        "acks": "all",
     }
 
 
 def test_faust_gets_the_same_sasl_settings() -> None:
-    settings = KafkaSettings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u",
-                             sasl_password=SECRET)
-    assert settings.aiokafka_kwargs() == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                                          "sasl_plain_username": "u", "sasl_plain_password": SECRET}
+    settings = KafkaSettings(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u", sasl_password=SECRET
+    )
+    assert settings.aiokafka_kwargs() == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": SECRET,
+    }
 
 
 def test_secrets_never_print(monkeypatch) -> None:
-    settings = KafkaSettings(sasl_mechanism="PLAIN", sasl_username="u", sasl_password=SECRET,
-                             ssl_key_password=SECRET, schema_registry_auth=f"u:{SECRET}")
+    settings = KafkaSettings(
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password=SECRET,
+        ssl_key_password=SECRET,
+        schema_registry_auth=f"u:{SECRET}",
+    )
     for text in (repr(settings), str(settings), settings.describe(), str(settings.model_dump())):
         assert SECRET not in text
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, SpoolUnavailable
 
 
@@ -19,8 +20,9 @@ from continuum_events.producers.spool import Spool, SpooledRecord, SpoolFull, Sp
 def tiny_tmpfs(mountpoint: Path, size: str = "256k") -> Iterator[Path]:
     """A tmpfs of ``size`` at ``mountpoint``, unmounted on exit; grow it with :func:`resize`."""
     mountpoint.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:
@@ -35,8 +37,10 @@ def resize(mountpoint: Path, size: str) -> None:
 
 
 def records(start: int, n: int, size: int = 1_000) -> list[SpooledRecord]:
-    return [SpooledRecord(seq, "printer-events", b"printer:p-%d" % seq, os.urandom(size), seq)
-            for seq in range(start, start + n)]
+    return [
+        SpooledRecord(seq, "printer-events", b"printer:p-%d" % seq, os.urandom(size), seq)
+        for seq in range(start, start + n)
+    ]
 
 
 def on_disk(path: Path) -> tuple[list[int], int]:
@@ -114,8 +118,11 @@ def test_a_full_disk_refuses_clearly_keeps_everything_stored_and_passes_once_spa
             spool.append(records(next_seq, 1))
         assert again.value.disk_full
         deleted: list[int] = []
-        for attempt in (lambda: spool.claim(100), lambda: spool.release(leased),
-                        lambda: deleted.extend(stored[:5]) if spool.delete(stored[:5]) is None else None):
+        for attempt in (
+            lambda: spool.claim(100),
+            lambda: spool.release(leased),
+            lambda: deleted.extend(stored[:5]) if spool.delete(stored[:5]) is None else None,
+        ):
             try:
                 attempt()
             except SpoolUnavailable as exc:

@@ -8,15 +8,20 @@ import socket
 from dataclasses import replace
 
 import pytest
+
 from continuum_events.connectors.registry import build_sink
 from continuum_events.connectors.syslog import SyslogConfig, SyslogSink
-
 from continuum_events.events import Event, EventType, Severity
 
 EVENT_ID = "0b7f4a52-33a4-4f7e-9a0e-2a3f8e3a9c11"
-EVENT = Event(EVENT_ID, EventType.PRINTER_ERROR, Severity.ERROR, 1_795_800_000_123_456,
-              {"printer_id": "p-1", "printer_name": "HQ FIN 1", "error_message": "cover B open"},
-              details={"site": "hq"})
+EVENT = Event(
+    EVENT_ID,
+    EventType.PRINTER_ERROR,
+    Severity.ERROR,
+    1_795_800_000_123_456,
+    {"printer_id": "p-1", "printer_name": "HQ FIN 1", "error_message": "cover B open"},
+    details={"site": "hq"},
+)
 BIG = replace(EVENT, details={"site": "hq", "dump": "x" * 600_000})
 
 
@@ -72,7 +77,8 @@ def test_a_cut_never_splits_a_multibyte_character(bound: int) -> None:
     event = replace(EVENT, details={"dump": "€😀é" * 2_000})  # 3, 4 and 2 bytes
     for fmt in ("rfc5424", "rfc3164"):
         message = SyslogSink(SyslogConfig("h", format=fmt, max_message_bytes=bound)).format(
-            replace(event, payload={**event.payload, "error_message": "€😀é" * 500}))
+            replace(event, payload={**event.payload, "error_message": "€😀é" * 500})
+        )
         text = message.decode("utf-8")  # strict: raises on half a character
         # As full as whole characters allow: RFC 5424 carries the error message twice (structured
         # data and text), so one more character may take 2 x 4 bytes.
@@ -82,26 +88,36 @@ def test_a_cut_never_splits_a_multibyte_character(bound: int) -> None:
 
 def test_rfc3164_keeps_the_event_id_when_it_cuts_the_text() -> None:
     event = replace(EVENT, payload={**EVENT.payload, "error_message": "jammed " * 1_000})
-    for bound, sink in ((1_024, SyslogSink(SyslogConfig("h", format="rfc3164", max_message_bytes=1_024))),
-                        (8_096, SyslogSink(SyslogConfig("h", format="rfc3164", transport="tcp")))):
+    for bound, sink in (
+        (1_024, SyslogSink(SyslogConfig("h", format="rfc3164", max_message_bytes=1_024))),
+        (8_096, SyslogSink(SyslogConfig("h", format="rfc3164", transport="tcp"))),
+    ):
         message = sink.format(replace(event, payload={**event.payload, "error_message": "jammed " * 2_000}))
         assert len(message) <= bound and message.decode().endswith(f"… event_id={EVENT_ID}"), bound
-        assert message.decode().startswith("<131>Nov 27 ") and " HQFIN1 continuum: printer.error HQ FIN 1 jammed" \
-            in message.decode()
+        assert (
+            message.decode().startswith("<131>Nov 27 ")
+            and " HQFIN1 continuum: printer.error HQ FIN 1 jammed" in message.decode()
+        )
 
 
-@pytest.mark.parametrize(("options", "bound"), [
-    ({}, 64_000),  # UDP: one datagram, under IPv4's 65,507 bytes
-    ({"transport": "tcp"}, 8_096),  # rsyslog's default maxMessageSize ("8k")
-    ({"transport": "tls"}, 8_096),
-    ({"format": "rfc3164"}, 8_096),
-    ({"transport": "tcp", "max_message_bytes": 100_000}, 100_000),
-])
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [
+        ({}, 64_000),  # UDP: one datagram, under IPv4's 65,507 bytes
+        ({"transport": "tcp"}, 8_096),  # rsyslog's default maxMessageSize ("8k")
+        ({"transport": "tls"}, 8_096),
+        ({"format": "rfc3164"}, 8_096),
+        ({"transport": "tcp", "max_message_bytes": 100_000}, 100_000),
+    ],
+)
 def test_default_bounds_by_transport_and_format(options: dict[str, object], bound: int) -> None:
     sink = SyslogSink(SyslogConfig("h", **options))  # type: ignore[arg-type]
     # RFC 3164 has no structured data, so no details: its free text is what is long.
-    message = sink.format(replace(EVENT, payload={**EVENT.payload, "error_message": "x" * 600_000})
-                          if options.get("format") == "rfc3164" else BIG)
+    message = sink.format(
+        replace(EVENT, payload={**EVENT.payload, "error_message": "x" * 600_000})
+        if options.get("format") == "rfc3164"
+        else BIG
+    )
     assert len(message) == bound and EVENT_ID in message.decode()
 
 
@@ -144,7 +160,7 @@ def test_a_600_kb_event_over_tcp_is_one_bounded_frame() -> None:
     while frames:
         count, _, rest = frames.partition(b" ")
         lengths.append(int(count))
-        frames = rest[int(count):]
+        frames = rest[int(count) :]
     assert len(lengths) == 3 and lengths[1] == 8_096
 
 
