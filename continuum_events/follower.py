@@ -85,6 +85,10 @@ class TopicFollower:
     def changed(self, changes: Mapping[str, Any]) -> None:
         """Hook for subclasses that cache something derived from the values."""
 
+    def seen(self, key: str, value: Any) -> None:
+        """Hook for subclasses that keep a history: every record read, in topic order
+        (``apply`` gets only the last value of each key of a fetch)."""
+
     def _follow(self) -> None:
         consumer = Consumer(
             self.settings.client_config(
@@ -108,6 +112,7 @@ class TopicFollower:
                     key = (msg.key() or b"").decode("utf-8", "replace")
                     try:
                         changes[key] = None if msg.value() is None else json.loads(msg.value())
+                        self.seen(key, changes[key])
                     except ValueError:
                         log.error(
                             "%s %s@%d: key %r is not JSON; ignored", self.topic, msg.partition(), msg.offset(), key

@@ -48,9 +48,15 @@ def serve(registry: CollectorRegistry, port: int, address: str = "127.0.0.1") ->
     log.info("metrics on http://%s:%d/metrics", address, port)
 
 
-def rules_version(rules: Any) -> str:
-    """A short, stable digest of a rule set (its rules' definitions, in order)."""
-    text = json.dumps([r.model_dump(mode="json") for r in rules.rules], sort_keys=True)
+def rules_in_force(ruleset: Any) -> list[Any]:
+    """Every rule that decides: each category's routing rules (its built-in default when it
+    has none of its own), then the integrations' filters."""
+    return [r for c in CATEGORIES for r in ruleset.routing_rules(c)] + [r for r in ruleset.rules if r.integration]
+
+
+def rules_version(ruleset: Any) -> str:
+    """A short, stable digest of the rules in force (their definitions, in order)."""
+    text = json.dumps([r.model_dump(mode="json") for r in rules_in_force(ruleset)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -119,7 +125,7 @@ class RouterMetrics(Collector):
             info.add_metric([rules_version(ruleset)], 1)
             yield info
             yield GaugeMetricFamily(
-                "continuum_router_rules_count", "Routing rules and filters in force", value=len(ruleset.rules)
+                "continuum_router_rules_count", "Routing rules and filters in force", value=len(rules_in_force(ruleset))
             )
         if self.state is not None:
             yield GaugeMetricFamily(

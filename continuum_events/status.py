@@ -21,6 +21,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,6 +54,7 @@ class StatusReporter:
     ) -> None:
         self.settings, self.healths, self.interval_s = settings, healths, interval_s
         self.instance = instance or instance_id()
+        self.started = time.time()  # this run's counts start at zero here
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
         self._producer = Producer(settings.client_config(**{"acks": "all", "linger.ms": 5}))
@@ -72,6 +74,7 @@ class StatusReporter:
             values[f"{name}@{self.instance}"] = {
                 "integration": name,
                 "instance": self.instance,
+                "started": self.started,
                 "updated": time.time(),
                 "vendor": spec.vendor if spec else None,
                 "state": health.state,
@@ -96,10 +99,72 @@ class StatusReporter:
 
 
 class StatusBoard(TopicFollower):
-    """Follows the status topic: the latest report of every connector instance."""
+    """Follows the status topic: the latest report of every connector instance, and the
+    last ``keep_s`` of reports per integration for :meth:`history` (read back from the
+    topic at start, as far as compaction left it)."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, keep_s: float = 3600.0) -> None:
         super().__init__(settings, STATUS_TOPIC, name="status")
+        self.keep_s = keep_s
+        #: integration -> (updated, instance, delivered, lag, started) in topic order
+        self._samples: dict[str, deque[tuple[float, str, int, int | None, float | None]]] = defaultdict(deque)
+        self._samples_lock = threading.Lock()
+
+    def seen(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict) or not value.get("integration"):
+            return
+        updated = float(value.get("updated") or 0)
+        if updated < time.time() - self.keep_s:
+            return
+        lag = value.get("lag")
+        with self._samples_lock:
+            samples = self._samples[str(value["integration"])]
+            samples.append(
+                (
+                    updated,
+                    str(value.get("instance")),
+                    int(value.get("delivered") or 0),
+                    int(lag) if isinstance(lag, int) else None,
+                    float(value["started"]) if isinstance(value.get("started"), (int, float)) else None,
+                )
+            )
+            while samples and samples[0][0] < time.time() - self.keep_s:
+                samples.popleft()
+
+    def history(
+        self, integration: str, window_s: float = 3600.0, step_s: float = 60.0, now: float | None = None
+    ) -> dict[str, Any]:
+        """Per ``step_s`` over the last ``window_s``: the delivery rate (events/s, from the
+        growth of each instance's delivered count, from zero for a run that began inside the
+        window; a count that falls is a restart and adds nothing) and the lag (the sum of each instance's last report), None where no
+        connector reported."""
+        now = time.time() if now is None else now
+        steps = int(window_s // step_s)
+        start = now - steps * step_s
+        delivered = [0.0] * steps
+        reported = [False] * steps
+        lags: list[dict[str, int | None]] = [{} for _ in range(steps)]
+        last: dict[str, int] = {}
+        with self._samples_lock:
+            samples = list(self._samples.get(integration, ()))
+        for updated, instance, count, lag, started in samples:
+            i = int((updated - start) // step_s)
+            before = last.get(instance)
+            if before is None and started is not None and started >= start:
+                before = 0  # a run that began inside the window counted from zero
+            last[instance] = count
+            if not 0 <= i < steps:
+                continue
+            reported[i] = True
+            lags[i][instance] = lag
+            if before is not None and count > before:
+                delivered[i] += count - before
+        return {
+            "step_s": step_s,
+            "start": start,
+            "rate": [d / step_s if reported[i] else None for i, d in enumerate(delivered)],
+            "lag": [sum(v for v in lags[i].values() if v is not None) if reported[i] else None for i in range(steps)],
+        }
 
     def errors(self, integration: str) -> int:
         """Failures ``integration``'s connectors ever reported: the last report of every run,

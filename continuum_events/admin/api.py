@@ -155,6 +155,10 @@ def admin_blueprint(
     def integration(name: str) -> Response:
         return jsonify(service.integration(name))
 
+    @route("GET", "/api/integrations/<string:name>/history")
+    def history(name: str) -> Response:
+        return jsonify(service.history(name))
+
     @route("PUT", "/api/integrations/<string:name>")
     def edit(name: str) -> Response:
         return jsonify(service.edit(name, body()))

@@ -71,6 +71,26 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "delete": _op("Disconnect", {"204": {"description": "disconnected"}}, params=[_NAME]),
             },
+            "/api/integrations/{name}/history": {
+                "get": _op(
+                    "Delivery rate (events/s) and lag per minute over the last hour; null where no connector reported",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "step_s": {"type": "number"},
+                                    "start": {"type": "number"},
+                                    "rate": {"type": "array", "items": {"type": ["number", "null"]}},
+                                    "lag": {"type": "array", "items": {"type": ["integer", "null"]}},
+                                },
+                            },
+                            "ok",
+                        )
+                    },
+                    params=[_NAME],
+                ),
+            },
             "/api/integrations/{name}/test": {
                 "post": _op(
                     "Test the connection with the vendor's own check",

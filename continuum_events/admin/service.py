@@ -244,6 +244,11 @@ class AdminService:
             "allow_insecure_http": spec.allow_insecure_http,
         }
 
+    def history(self, name: str) -> dict[str, Any]:
+        """Its delivery rate and lag per minute over the last hour (the status topic)."""
+        self._spec(name)
+        return self.board.history(name)
+
     def _spec(self, name: str) -> IntegrationSpec:
         spec = connected(self.config()).get(name)
         if spec is None:

@@ -338,6 +338,16 @@ def test_connect_stores_the_secret_and_delivers(client, service, splunk, host, b
         return client.get("/api/integrations/api-splunk", headers=READ).json
 
     wait_until(lambda: status()["status"].get("delivered", 0) >= 20)
+    # The last hour, per minute, from the status topic: the 20 delivered show as a rate.
+    wait_until(
+        lambda: (
+            sum(r or 0 for r in client.get("/api/integrations/api-splunk/history", headers=READ).json["rate"]) * 60
+            >= 20
+        )
+    )
+    history = client.get("/api/integrations/api-splunk/history", headers=READ).json
+    assert len(history["rate"]) == len(history["lag"]) == 60 and history["lag"][-1] == 0
+    assert client.get("/api/integrations/api-none/history", headers=READ).status_code == 404
     row = status()
     assert row["badge"] == "Connected" and row["status"]["state"] == "healthy" and row["status"]["lag"] == 0
     assert any(i["name"] == "api-splunk" for i in client.get("/api/integrations", headers=READ).json)

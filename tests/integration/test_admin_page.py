@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoAlertPresentException, NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -158,6 +158,16 @@ def test_connect_watch_and_see_a_failure_in_the_browser(stack, browser, tmp_path
         # Events flow: the delivered count rises.
         ids = produce(settings, 15, tmp_path)
         wait(browser, lambda b: int(field(b, "splunk-page", "delivered") or 0) >= 15, what="delivered 15")
+        # The last hour's delivery rate as a small chart, with a text alternative.
+        wait(
+            browser,
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#rate-splunk-page polyline"),
+            40,
+            what="the delivery rate chart",
+        )
+        chart = browser.find_element(By.ID, "rate-splunk-page")
+        assert "Delivered/s, last hour: now" in chart.get_attribute("aria-label")
+        assert browser.find_element(By.ID, "lag-splunk-page").get_attribute("role") == "img"
         assert set(ids) <= set(splunk.received.event_ids)
 
         # The receiver refuses the token: the badge turns Failing with the reason.
@@ -231,7 +241,9 @@ def edit_in_a_small_window_and_a_taken_name_asks_first(browser: WebDriver, setti
         browser.find_element(By.NAME, "allow_insecure_http").click()
         browser.find_element(By.NAME, "allow_private_network").click()
         browser.find_element(By.ID, "connect-submit").click()
-        alert = WebDriverWait(browser, 15).until(lambda b: b.switch_to.alert)
+        alert = WebDriverWait(browser, 30, ignored_exceptions=(NoAlertPresentException,)).until(
+            lambda b: b.switch_to.alert
+        )
         assert "already connected" in alert.text and "Replace" in alert.text
         alert.dismiss()
         wait(

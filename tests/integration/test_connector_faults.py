@@ -210,7 +210,7 @@ def test_a_vendor_down_30s_loses_nothing_and_does_not_slow_the_others() -> None:
     )
 
 
-def test_a_failing_runner_restarts_from_its_commits_and_says_why(settings: KafkaSettings) -> None:
+def test_a_failing_runner_restarts_from_its_commits_and_says_why(settings: KafkaSettings, caplog) -> None:
     """A bug in the runtime's own handling (here: a sink answering with a malformed
     result) must not kill the runner's thread quietly: it is reported and restarted."""
     from continuum_events.connectors.base import BatchResult, Limits
@@ -249,4 +249,6 @@ def test_a_failing_runner_restarts_from_its_commits_and_says_why(settings: Kafka
     finally:
         stop.set()
         thread.join(30)
-    assert "connector failed: TypeError" in (runner.health.last_error or "")
+    assert runner.health.errors >= 1 and runner.health.last_error is None, "counted, then superseded by deliveries"
+    assert "the connector failed; restarting from the committed offsets" in caplog.text
+    assert "TypeError" in caplog.text

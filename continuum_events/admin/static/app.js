@@ -2,7 +2,7 @@
 // Every value from the server is set with textContent, never parsed as HTML.
 "use strict";
 
-const state = { vendors: [], integrations: [], open: null, timer: null };
+const state = { vendors: [], integrations: [], open: null, timer: null, history: {} };
 const tokenKey = "continuum-admin-token";
 // Mounted in Continuum: its session cookie signs the calls in; standalone: a bearer token.
 const sessionAuth = () => document.body.dataset.auth === "session";
@@ -64,6 +64,52 @@ async function refresh() {
   }
   render();
   document.getElementById("refreshed").textContent = "Updated " + new Date().toLocaleTimeString();
+  refreshHistory();
+}
+
+// The last hour per integration (rate and lag per minute), fetched every 15 s at most.
+async function refreshHistory() {
+  const now = Date.now();
+  for (const i of state.integrations) {
+    const known = state.history[i.name];
+    if (known && now - known.fetched < 15000) continue;
+    try {
+      const data = await call("GET", `api/integrations/${encodeURIComponent(i.name)}/history`);
+      state.history[i.name] = { ...data, fetched: now };
+    } catch (error) { continue; }
+  }
+  render();
+}
+
+// A small line chart as SVG: one polyline per run of minutes that had a report.
+function sparkline(id, label, values, unit) {
+  const width = 240, height = 40, known = values.filter(v => v !== null && v !== undefined);
+  const top = Math.max(1, ...known);
+  const svgNS = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNS, "svg");
+  const last = known.length ? known[known.length - 1] : null;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("id", id);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", last === null ? `${label}: no reports in the last hour`
+    : `${label}: now ${last}${unit}, at most ${top}${unit} in the last hour`);
+  let run = [];
+  const flush = () => {
+    if (run.length) {
+      const line = document.createElementNS(svgNS, "polyline");
+      line.setAttribute("points", run.join(" "));
+      svg.append(line);
+    }
+    run = [];
+  };
+  values.forEach((v, i) => {
+    if (v === null || v === undefined) { flush(); return; }
+    const x = (i / Math.max(1, values.length - 1)) * width;
+    run.push(`${x.toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+  });
+  flush();
+  return el("figure", { class: "chart" }, svg, el("figcaption", {}, label + (last === null ? "" : ` — now ${last}${unit}`)));
 }
 
 function ago(seconds) {
@@ -114,6 +160,9 @@ function integration(i) {
         s.errors ?? 0),
       el("dt", {}, "Last error"), el("dd", { "data-field": "last_error", class: s.last_error ? "error" : "" },
         s.last_error ? `${s.last_error} (${ago(s.last_error_at)})` : "none")),
+    state.history[i.name] ? el("div", { class: "charts" },
+      sparkline("rate-" + i.name, "Delivered/s, last hour", state.history[i.name].rate, "/s"),
+      sparkline("lag-" + i.name, "Lag, last hour", state.history[i.name].lag, "")) : null,
     el("p", { class: "verdict", id: "verdict-" + i.name, role: "status", "aria-live": "polite" },
       state[`verdict:${i.name}`] || ""),
     state.open === i.name ? letters(i.name) : null,
