@@ -79,7 +79,7 @@ TANSU_TESTS := tests/integration/test_producer.py tests/integration/test_router.
 
 test: $(STAMP) kafka system-deps ## Run the whole suite on Apache Kafka (unit + integration, real receivers), then the broker-facing tests on Tansu
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine kafka \
-	  --cov=continuum_events --cov-report= --cov-report=xml:.state/reports/coverage.xml
+	  --cov=continuum_events --cov=connectors --cov=producers --cov=processors --cov-report= --cov-report=xml:.state/reports/coverage.xml
 	@echo "line coverage of the suite's own process(es): $$($(BIN)/python -m coverage report --format=total) % (.state/reports/coverage.xml)"
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --engine tansu $(TANSU_TESTS)
 

@@ -165,6 +165,8 @@ class SplunkReceiver(ContractReceiver):
         self.ack_pending_polls = 0  # polls answered "not yet" before an ack turns true
         self.acks: dict[int, int] = {}  # ackId -> polls still pending
         self.ack_polls = 0
+        #: Each accepted event's ``time`` (epoch seconds): when it happened, as the event says.
+        self.times: dict[str, float] = {}
 
     def handle(self, path: str, headers: Any, body: bytes) -> Answer:
         if path == "/services/collector/ack":
@@ -199,6 +201,7 @@ class SplunkReceiver(ContractReceiver):
                 self.accept(accepted)  # HEC indexes the events before the bad one
                 return 400, {**problem, "invalid-event-number": n}, {}
             accepted.append(obj["event"]["event_id"])
+            self.times[obj["event"]["event_id"]] = obj["time"]
         self.accept(accepted)
         if self.ack_enabled:
             with self.lock:
