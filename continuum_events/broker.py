@@ -21,6 +21,7 @@ Either way :meth:`LocalBroker.start` creates the topology explicitly::
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -66,9 +68,21 @@ class BrokerError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int, taken: Collection[int] = ()) -> list[int]:
+    """``n`` distinct free loopback ports, none of them in ``taken``: each socket is held until
+    all are chosen, so the kernel cannot hand the same port out twice within one call."""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < n:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+        return ports
 
 
 def port_open(host: str, port: int) -> bool:
@@ -443,8 +457,11 @@ class KafkaBroker(LocalBroker):
         if use_archive and class_archive().is_file():
             self.jvm_options.append(f"-XX:SharedArchiveFile={class_archive()}")
         self.replication = replication
-        ports = [self.port] + [free_port() for _ in range(nodes - 1)]
-        self.nodes = [KafkaNode(i + 1, ports[i], free_port(), self.data_dir / f"node-{i + 1}") for i in range(nodes)]
+        # Every listener of every node on a port of its own: a broker and a controller listener
+        # on one port is a fatal configuration error for Kafka.
+        more = free_ports(2 * nodes - 1, taken={self.port})
+        ports, controllers = [self.port, *more[: nodes - 1]], more[nodes - 1 :]
+        self.nodes = [KafkaNode(i + 1, ports[i], controllers[i], self.data_dir / f"node-{i + 1}") for i in range(nodes)]
         self._reuse_ports()
 
     # The controller ports are part of the formatted cluster (its voters), so a data

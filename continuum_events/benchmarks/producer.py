@@ -12,6 +12,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 from rich.table import Table
 
+from continuum_events.benchmarks import Result
 from continuum_events.codec import EventCodec
 from continuum_events.events import Event, EventType, Severity, event_key, new_event_id, now_micros
 from continuum_events.producers.app import PRODUCER_DEFAULTS, EventProducer
@@ -67,7 +68,7 @@ def _dispatch_rate(settings: KafkaSettings, events: int) -> float:
     return events / elapsed
 
 
-def measure(settings: KafkaSettings, events: int, rounds: int) -> None:
+def measure(settings: KafkaSettings, events: int, rounds: int) -> Result:
     """Alternate baseline and subject ``rounds`` times; print each round, the medians and the ratio."""
     codec = EventCodec()
     values = []
@@ -88,6 +89,10 @@ def measure(settings: KafkaSettings, events: int, rounds: int) -> None:
     )
     table.add_row("dispatch_event", f"{statistics.median(ours):,.0f}", ", ".join(f"{x:,.0f}" for x in ours))
     out.print(table)
-    ratio = statistics.median(ours) / statistics.median(raw)
-    verdict = "meets" if statistics.median(ours) >= 100_000 and ratio >= 0.25 else "MISSES"
-    out.print(f"ratio dispatch_event / raw = {ratio:.2f}  ({verdict} the target: >= 100,000/s and >= 0.25)")
+    rate, baseline = statistics.median(ours), statistics.median(raw)
+    met = rate >= 100_000 and rate / baseline >= 0.25
+    out.print(
+        f"ratio dispatch_event / raw = {rate / baseline:.2f}  "
+        f"({'meets' if met else 'MISSES'} the target: >= 100,000/s and >= 0.25)"
+    )
+    return Result("dispatch_event", rate, "raw produce", baseline, met)

@@ -5,10 +5,11 @@ are comparable), and prints both rates and the ratio."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import typer
 
+from continuum_events.benchmarks import Result, side_by_side
 from continuum_events.broker import ENGINES, Engine, local_broker
 from continuum_events.cli.common import BootstrapOption, console, kafka_settings
 from continuum_events.settings import KafkaSettings
@@ -50,6 +51,7 @@ def producer(
     events: int = typer.Option(200_000, help="Events per round."),
     rounds: int = typer.Option(3, help="Rounds; subject and baseline alternate."),
     bootstrap_servers: str | None = BootstrapOption,
+    engine: str = EngineOption,
 ) -> None:
     """dispatch_event (Avro, validated, keyed) versus raw produce of pre-encoded bytes.
 
@@ -57,8 +59,11 @@ def producer(
     """
     from continuum_events.benchmarks.producer import measure
 
-    with _cluster(bootstrap_servers) as settings:
-        measure(settings, events, rounds)
+    def one(each: Engine | None) -> Result:
+        with _cluster(bootstrap_servers, each) as settings:
+            return measure(settings, events, rounds)
+
+    _each_engine("producer", engine, bootstrap_servers, one)
 
 
 @app.command()
@@ -75,8 +80,12 @@ def router(
     """
     from continuum_events.benchmarks.router import measure
 
-    for each in _engines(engine, bootstrap_servers):
-        measure(lambda each=each: _cluster(bootstrap_servers, each), events, rounds, latency_seconds)
+    _each_engine(
+        "router",
+        engine,
+        bootstrap_servers,
+        lambda each: measure(lambda: _cluster(bootstrap_servers, each), events, rounds, latency_seconds),
+    )
 
 
 @app.command()
@@ -119,6 +128,16 @@ def connector(
     """
     from continuum_events.benchmarks.connector import measure
 
-    for each in _engines(engine, bootstrap_servers):
+    def one(each: Engine | None) -> Result:
         with _cluster(bootstrap_servers, each) as settings:
-            measure(settings, events, per_event)
+            return measure(settings, events, per_event)
+
+    _each_engine("connector", engine, bootstrap_servers, one)
+
+
+def _each_engine(
+    title: str, engine: str, bootstrap_servers: str | None, measure: Callable[[Engine | None], Result]
+) -> None:
+    """Measure on each chosen engine in turn (each with its own baseline), then side by side."""
+    results = {each or "given cluster": measure(each) for each in _engines(engine, bootstrap_servers)}
+    side_by_side(title, results)

@@ -201,7 +201,8 @@ class SplunkReceiver(ContractReceiver):
                 self.accept(accepted)  # HEC indexes the events before the bad one
                 return 400, {**problem, "invalid-event-number": n}, {}
             accepted.append(obj["event"]["event_id"])
-            self.times[obj["event"]["event_id"]] = obj["time"]
+            if "time" in obj:  # optional in HEC: the indexer stamps arrival time instead
+                self.times[obj["event"]["event_id"]] = obj["time"]
         self.accept(accepted)
         if self.ack_enabled:
             with self.lock:

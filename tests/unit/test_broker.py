@@ -17,6 +17,7 @@ from continuum_events.broker import (
     KafkaBroker,
     default_engine,
     engine_unavailable,
+    free_ports,
     java_binary,
     kafka_classpath,
     kafka_version,
@@ -107,3 +108,12 @@ def test_a_relative_data_directory_is_made_absolute(tmp_path: Path, monkeypatch:
     node = KafkaBroker(data_dir=Path(".state/kafka"), log_path=Path(".state/kafka.log"))
     assert node.data_dir == tmp_path / ".state" / "kafka" and node.log_path.is_absolute()
     assert Path(node._properties(node.nodes[0])["log.dirs"]).is_absolute()
+
+
+def test_free_ports_are_distinct_and_avoid_the_ports_already_taken() -> None:
+    # A node's broker and controller listeners on one port is fatal for Kafka (seen once in the
+    # suite: the broker's port, chosen and released earlier, came back as its controller's).
+    taken = free_ports(3)
+    chosen = free_ports(40, taken=set(taken))
+    assert len(set(chosen)) == 40
+    assert not set(chosen) & set(taken)
