@@ -5,7 +5,7 @@ has credentials (407 otherwise), and ``refuse`` makes it answer every request wi
 status (a 502 when it cannot reach the vendor, a 403 by policy). It records each request
 it was asked for, so a test sees what went through it — and that nothing else did.
 
-Also a small PKI (a CA and a certificate for ``localhost``) made with openssl, for vendors
+Also a small PKI (a CA and a certificate for ``localhost``, from tests/pki.py), for vendors
 served over TLS so the tunnel is proven to carry verified TLS end to end."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import select
 import socket
 import socketserver
 import ssl
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
+
+from tests.pki import TestAuthority
 
 
 @dataclass
@@ -42,46 +43,10 @@ class Pki:
 
 
 def make_pki(directory: Path) -> Pki:
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-    openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=continuum-test-vendor-ca",
-    )
-    (directory / "vendor.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-    )
-    openssl("req", *ec, "-nodes", "-keyout", "vendor.key", "-out", "vendor.csr", "-subj", "/CN=localhost")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "vendor.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "vendor.ext",
-        "-out",
-        "vendor.pem",
-    )
-    return Pki(directory / "ca.pem", directory / "vendor.pem", directory / "vendor.key")
+    """A CA and a vendor's server certificate for ``localhost`` and 127.0.0.1."""
+    ca = TestAuthority(directory, "test-vendor-ca")
+    cert, key = ca.issue("vendor", subject="localhost", alt_names="DNS:localhost,IP:127.0.0.1")
+    return Pki(ca.pem, cert, key)
 
 
 def serve_tls(receiver: object, pki: Pki) -> None:

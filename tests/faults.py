@@ -94,6 +94,7 @@ class ConnectorProcess:
             "--allow-insecure-http",
             *args,
         ]
+        self.name = name
         self.env = {**os.environ, "COLUMNS": "200", **env}
         self.log = Path(tempfile.mkdtemp(prefix=f"{name}-")) / "connector.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -122,6 +123,9 @@ class ConnectorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> float:

@@ -82,9 +82,12 @@ class Rig:
         return thread
 
     def diagnose(self) -> str:
+        missing_pages = set(self.pages) - set(self.pagerduty.received.event_ids)
+        tails = "\n".join(f"--- {part.name}:\n{part.tail(15)}" for part in self.parts)
         return (
             f"dispatched {len(self.ids)}, producer {self.producer.stats()}, at Splunk {self.delivered()}; "
-            f"router: {self.parts[0].tail(15)}"
+            f"pages {len(self.pages)}, at PagerDuty {len(self.pagerduty.received.event_ids)} "
+            f"(missing {sorted(missing_pages)[:5]}); logs:\n{tails}"
         )
 
     def delivered(self) -> int:

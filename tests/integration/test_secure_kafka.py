@@ -6,7 +6,6 @@ certificate give an error that names the listener and never the secret."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from continuum_events.events import EventType
 from continuum_events.producers import EventProducer
 from continuum_events.settings import KafkaSettings
 from tests.faults import Completeness, ConnectorProcess, wait_until
+from tests.pki import TestAuthority
 from tests.router_helpers import RouterProcess
 
 pytestmark = [
@@ -45,68 +45,13 @@ class Pki:
     other_ca: Path  # a CA that signed nothing here
 
 
-def _openssl(cwd: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def make_pki(d: Path) -> Pki:
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-    for ca in ("ca", "other-ca"):
-        _openssl(
-            d,
-            "req",
-            "-x509",
-            *ec,
-            "-nodes",
-            "-keyout",
-            f"{ca}.key",
-            "-out",
-            f"{ca}.pem",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN=continuum-{ca}",
-        )
-    (d / "broker.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-    )
-    (d / "client.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    _openssl(d, "req", *ec, "-nodes", "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=localhost")
-    _openssl(
-        d,
-        "req",
-        *ec,
-        "-keyout",
-        "client.key",
-        "-passout",
-        f"pass:{KEY_PASSWORD}",
-        "-out",
-        "client.csr",
-        "-subj",
-        f"/CN={USER}",
-    )
-    for name in ("broker", "client"):
-        _openssl(
-            d,
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.pem",
-        )
+    ca, other = TestAuthority(d, "ca"), TestAuthority(d, "other-ca")
+    broker_cert, broker_key = ca.issue("broker", subject="localhost", alt_names="IP:127.0.0.1,DNS:localhost")
+    client_cert, client_key = ca.issue("client", subject=USER, client=True, key_password=KEY_PASSWORD)
     keystore = d / "broker-keystore.pem"
-    keystore.write_text((d / "broker.key").read_text() + (d / "broker.pem").read_text())
-    return Pki(d / "ca.pem", keystore, d / "client.pem", d / "client.key", d / "other-ca.pem")
+    keystore.write_text(broker_key.read_text() + broker_cert.read_text())
+    return Pki(ca.pem, keystore, client_cert, client_key, other.pem)
 
 
 def _tls(name: str, pki: Pki) -> dict[str, str]:

@@ -17,7 +17,6 @@ import functools
 import logging
 import os
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from continuum_events.settings import KafkaSettings
+from tests.pki import TestAuthority
 
 PASSWORD = "canary-SCRAM-9f3c1e77-never-print"
 KEY_PASSWORD = "canary-KEY-4be2d0aa-never-print"
@@ -63,71 +63,13 @@ class Pki:
     server_key: Path
 
 
-def _openssl(cwd: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-    _openssl(
-        d,
-        "req",
-        "-x509",
-        *ec,
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=continuum-test-ca",
-    )
-    (d / "server.ext").write_text(
-        f"subjectAltName=DNS:{BROKER_NAME}\nbasicConstraints=CA:FALSE\n"
-        "authorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=serverAuth\n"
-    )
-    (d / "client.ext").write_text(
-        "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nextendedKeyUsage=clientAuth\n"
-    )
-    _openssl(d, "req", *ec, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={BROKER_NAME}")
-    _openssl(
-        d,
-        "req",
-        *ec,
-        "-keyout",
-        "client.key",
-        "-passout",
-        f"pass:{KEY_PASSWORD}",
-        "-out",
-        "client.csr",
-        "-subj",
-        f"/CN={USER}",
-    )
-    for name in ("server", "client"):
-        _openssl(
-            d,
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            f"{name}.ext",
-            "-out",
-            f"{name}.pem",
-        )
-    assert "ENCRYPTED" in (d / "client.key").read_text()
-    return Pki(d / "ca.pem", d / "client.pem", d / "client.key", d / "server.pem", d / "server.key")
+    ca = TestAuthority(tmp_path_factory.mktemp("pki"), "test-ca")
+    server_cert, server_key = ca.issue("server", subject=BROKER_NAME, alt_names=f"DNS:{BROKER_NAME}")
+    client_cert, client_key = ca.issue("client", subject=USER, client=True, key_password=KEY_PASSWORD)
+    assert "ENCRYPTED" in client_key.read_text()
+    return Pki(ca.pem, client_cert, client_key, server_cert, server_key)
 
 
 @pytest.fixture
