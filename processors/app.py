@@ -69,6 +69,33 @@ def _bound_fetch_wait() -> None:
     driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 
+def _offset_resets_follow_the_leader() -> None:
+    """aiokafka resets a partition's position (no committed offset yet: a changelog being
+    recovered, a new partition) by asking the leader its cached metadata names. If that broker
+    lost the leadership (it was frozen or killed meanwhile) the answer is NotLeaderForPartition,
+    and aiokafka asks the same broker again every 100 ms until its metadata ages out (5 min):
+    seen in the 3-node test, a router stuck recovering ``printer-events.hygiene`` after one
+    broker was SIGSTOPped for 30 s. A leadership error there now refreshes the metadata, as
+    aiokafka's other offset lookups already do."""
+    from aiokafka import errors
+    from aiokafka.consumer.fetcher import Fetcher
+
+    original = Fetcher._proc_offset_request
+    if getattr(original, "_continuum_follows_leader", False):
+        return
+    stale = (errors.NotLeaderForPartitionError, errors.LeaderNotAvailableError, errors.UnknownTopicOrPartitionError)
+
+    async def proc_offset_request(self: Any, node_id: int, topic_data: Any) -> Any:
+        try:
+            return await original(self, node_id, topic_data)
+        except stale:
+            self._client.force_metadata_update()
+            raise
+
+    proc_offset_request._continuum_follows_leader = True  # type: ignore[attr-defined]
+    Fetcher._proc_offset_request = proc_offset_request  # type: ignore[method-assign]
+
+
 def _transactions_follow_the_source() -> None:
     """Under ``processing_guarantee="exactly_once"`` Faust commits a source partition's offsets
     in the transaction of that partition (``{app}-{group}-{partition}``), but sends each output
@@ -186,6 +213,9 @@ def create_app(
         "broker_session_timeout": 6,
         "broker_heartbeat_interval": 1,
         "broker_commit_interval": 1.0,
+        # Metadata no older than 30 s (aiokafka's default is 5 min): a client that missed a
+        # leadership change finds the new leader within that, whatever path it is stuck on.
+        "consumer_metadata_max_age_ms": 30_000,
         "topic_allow_declare": False,
         "topic_disable_leader": True,
         "consumer_auto_offset_reset": "earliest",
@@ -202,6 +232,7 @@ def create_app(
     # Faust makes only the last directory of the path: a fresh clone has no .state/ yet.
     Path(conf["datadir"]).mkdir(parents=True, exist_ok=True)
     _bound_fetch_wait()
+    _offset_resets_follow_the_leader()
     if conf["processing_guarantee"] == "exactly_once":
         _transactions_follow_the_source()
         _commits_between_events()
