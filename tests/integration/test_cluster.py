@@ -214,7 +214,10 @@ def test_a_frozen_broker_loses_nothing(rig: Rig) -> None:
     feeder.join()
     verdict, incidents = rig.check_complete()
     _report("freeze", {"frozen_s": FREEZE_S, "node": victim, "splunk": str(verdict), "incidents_opened": incidents})
-    verdict.check(max_duplicates=len(rig.ids) // 10)
+    # At-least-once: what the router and the Splunk connector had read but could not commit while
+    # the frozen node (a partition leader, maybe a group coordinator) answered nothing is read
+    # again — at most the freeze's worth of events, once per stage.
+    verdict.check(max_duplicates=int(2 * FREEZE_S * 150))
     assert incidents == len(rig.pages)
 
 

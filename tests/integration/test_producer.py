@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -225,7 +226,12 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
         worker.join()
         producer.close()
     got = [r.event.event_id for r in received]
-    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicates"
+    # Only the events librdkafka held without an answer when the session was retired can be
+    # unsure (written or not); they are checked against the topic before resending, and a
+    # write that lands after that check is the one duplicate at-least-once allows for each.
+    unsure = sum(int(n) for n in re.findall(r"moving the (\d+) events librdkafka holds", caplog.text))
+    duplicates = len(got) - len(set(got))
+    assert duplicates <= unsure, f"{duplicates} duplicates; only {unsure} events were unsure"
     assert owed <= set(got), f"{len(owed - set(got))} of {len(owed)} owed events lost"
     assert set(got) <= set(ids)
     assert producer.stats().spooled_total > 0, "the outage never reached the spool; the test proved nothing"
