@@ -387,7 +387,7 @@ class EventProducer:
                             value,
                             key,
                             timestamp=ts_ms,
-                            on_delivery=functools.partial(self._on_delivery, seq, event_id, resolve),
+                            on_delivery=functools.partial(self._on_delivery, seq, event_id, ts_ms, resolve),
                         )
                         return
             except BufferError:
@@ -404,6 +404,7 @@ class EventProducer:
         self,
         seq: int,
         event_id: str,
+        ts_ms: int,
         resolve: Callable[[BaseException | None, str], None] | None,
         err: KafkaError | None,
         msg: Any,
@@ -417,13 +418,16 @@ class EventProducer:
             return
         # Purged, or the producer went fatal: keep it on disk. Only a purge of the queue of a
         # producer whose brokers never went away proves it was never sent; a queued event may
-        # be a retry of a request the lost broker wrote without answering.
+        # be a retry of a request the lost broker wrote without answering. The timestamp is
+        # the one it was produced with: librdkafka reports -1 for a failed message, which would
+        # resend it stamped "now" and, worse, ask the broker's time index for "latest" when
+        # the drain looks for a copy already written (it found none, and sent it twice).
         never_sent = err.code() == KafkaError._PURGE_QUEUE and not self._held_through_outage
         if not never_sent:
             log.debug("delivery of %s failed (%s); spooling", event_id, err)
         self._enter_spooling()
         refused = self._to_spool(
-            [SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), msg.timestamp()[1], maybe_written=not never_sent)]
+            [SpooledRecord(seq, msg.topic(), msg.key(), msg.value(), ts_ms, maybe_written=not never_sent)]
         )
         if resolve:
             resolve(refused, event_id)
@@ -637,7 +641,8 @@ class EventProducer:
         since: dict[str, int] = {}
         for r in rows:
             wanted[r.topic][r.value] = r.seq
-            since[r.topic] = min(since.get(r.topic, r.ts_ms), r.ts_ms)
+            ts = max(r.ts_ms, 0)  # a row spooled without a timestamp (-1 is "latest" to the broker): from the start
+            since[r.topic] = min(since.get(r.topic, ts), ts)
         found: set[int] = set()
         time_index = cluster_traits(self.settings).time_index
         consumer = history.history_consumer(self.settings, "spool-check")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -47,7 +49,11 @@ def assert_ordered_per_printer(received: list[Received]) -> None:
     for key, records in by_key.items():
         assert len({r.partition for r in records}) == 1, f"{key!r} spread over partitions"
         ns = [int(r.event.details["n"]) for r in records]
-        assert ns == sorted(ns), f"{key!r} out of order: {ns[:20]}"
+        back = next((i for i in range(1, len(ns)) if ns[i] < ns[i - 1]), None)
+        assert back is None, (
+            f"{key!r} out of order at its record {back} of {len(ns)}: ...{ns[max(0, back - 5) : back + 5]}... "
+            f"({len(ns) - len(set(ns))} duplicates under this key)"
+        )
 
 
 def test_ten_thousand_events_arrive_intact_and_in_order_per_printer(settings, fresh_topic, tmp_path) -> None:
@@ -186,7 +192,7 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
     hold_s: float,
     caplog,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="continuum_events")
+    caplog.set_level(logging.INFO, logger="continuum_events")
     own_broker.start()
     acked: set[str] = set()
     producer = EventProducer(
@@ -210,6 +216,12 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
     try:
         worker.start()
         time.sleep(1.0)
+        # Frozen first, then killed: requests sent to a frozen broker get no answer, so
+        # librdkafka is surely holding events when the connections drop (a bare kill could
+        # land between two bursts, with nothing held, and the path under test not taken).
+        for pid in own_broker.pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.5)
         own_broker.kill()
         time.sleep(2.0)
         # Every acknowledgement until now came from the killed broker, which kept nothing.
@@ -218,20 +230,20 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
         worker.join(60)
         assert producer.wait_drained(90), producer.stats()
         owed = set(ids) - acked_by_lost_broker
-        received = read_topic(
-            own_broker.bootstrap_servers, "printer-events", until=lambda got: len(got) >= len(owed), timeout=60, idle=3
-        )
+        # Drained means every event is written: read the whole topic, duplicates included.
+        received = read_topic(own_broker.bootstrap_servers, "printer-events", timeout=60, idle=3)
     finally:
         stop.set()
         worker.join()
         producer.close()
     got = [r.event.event_id for r in received]
     # Only the events librdkafka held without an answer when the session was retired can be
-    # unsure (written or not); they are checked against the topic before resending, and a
-    # write that lands after that check is the one duplicate at-least-once allows for each.
+    # unsure (written or not). They are checked against the topic before resending, and the
+    # broker that might have written them is dead, so no write can land after the check:
+    # not one duplicate (there were 500 when the spool lost their timestamps).
     unsure = sum(int(n) for n in re.findall(r"moving the (\d+) events librdkafka holds", caplog.text))
     duplicates = len(got) - len(set(got))
-    assert duplicates <= unsure, f"{duplicates} duplicates; only {unsure} events were unsure"
+    assert duplicates == 0, f"{duplicates} duplicates; {unsure} events were unsure and checked before resending"
     assert owed <= set(got), f"{len(owed - set(got))} of {len(owed)} owed events lost"
     assert set(got) <= set(ids)
     assert producer.stats().spooled_total > 0, "the outage never reached the spool; the test proved nothing"

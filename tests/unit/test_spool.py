@@ -178,3 +178,45 @@ def test_a_spool_from_before_maybe_written_opens_and_keeps_its_rows(tmp_path: Pa
     spool.append([SpooledRecord(2, "t", b"k", b"w", 6, maybe_written=True)])
     assert [(r.seq, r.maybe_written) for r in spool.claim(10)] == [(1, False), (2, True)]
     spool.close()
+
+
+def test_events_librdkafka_held_keep_their_timestamp_in_the_spool(tmp_path: Path) -> None:
+    """A message librdkafka gives back (purged, failed) reports timestamp -1. Spooled with it,
+    the event would be resent stamped "now", and the drain's look for a copy already written
+    would ask the broker's time index for -1, "latest", and find nothing (it sent 500 events
+    twice in a broker-kill test). Each event keeps the timestamp it was produced with."""
+    import socket
+    import time
+
+    from continuum_events.producers import EventProducer, EventType
+    from continuum_events.settings import KafkaSettings
+
+    # A "broker" that takes connections and never answers (a hung node): librdkafka holds
+    # what is dispatched. Closing it then drops the connections, as a crash would.
+    hung = socket.create_server(("127.0.0.1", 0))
+    port = hung.getsockname()[1]
+    before_ms = int(time.time() * 1000)
+    producer = EventProducer(
+        KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"), spool_path=tmp_path / "s.db", hold_s=0.2
+    )
+    try:
+        ids = [producer.dispatch(EventType.PRINTER_OFFLINE, {"printer_id": f"p-{i}"}) for i in range(20)]
+        time.sleep(0.5)
+        assert (producer.stats().mode, producer.stats().in_memory) == ("direct", 20), producer.stats()
+        hung.close()
+        deadline = time.monotonic() + 20
+        while (producer.stats().in_memory or producer.stats().spooled < 20) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert producer.stats().spooled == 20, producer.stats()
+    finally:
+        hung.close()
+        producer.close(timeout=1)
+    after_ms = int(time.time() * 1000)
+    spool = Spool(tmp_path / "s.db")
+    try:
+        rows = spool.claim(100)
+    finally:
+        spool.close()
+    assert len(rows) == len(ids) == 20
+    assert all(r.maybe_written for r in rows)  # held through an outage: perhaps written, checked before resending
+    assert all(before_ms <= r.ts_ms <= after_ms for r in rows), sorted({r.ts_ms for r in rows})
