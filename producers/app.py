@@ -601,8 +601,10 @@ class EventProducer:
 
             def send(rows: list[SpooledRecord] = batch) -> None:
                 for r in rows:
+                    # A row an older version spooled with -1 ("no timestamp", which Kafka stores
+                    # as is and a replay by time never finds) is stamped now instead (0).
                     self._producer.produce(
-                        r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq)
+                        r.topic, r.value, r.key, timestamp=max(r.ts_ms, 0), on_delivery=functools.partial(done, r.seq)
                     )
                 self._producer.flush(DELIVER_GRACE_S)
 

@@ -22,6 +22,7 @@ class Received:
     partition: int
     offset: int
     headers: dict[str, bytes]
+    timestamp_ms: int = 0  # the record's timestamp, as stored
 
 
 def read_topic(
@@ -62,6 +63,7 @@ def read_topic(
                         m.partition(),
                         m.offset(),
                         dict(m.headers() or []),
+                        m.timestamp()[1],
                     )
                 )
         return out

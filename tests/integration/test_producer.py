@@ -246,6 +246,12 @@ def test_broker_killed_mid_stream_loses_nothing_the_app_handed_over(
     assert duplicates == 0, f"{duplicates} duplicates; {unsure} events were unsure and checked before resending"
     assert owed <= set(got), f"{len(owed - set(got))} of {len(owed)} owed events lost"
     assert set(got) <= set(ids)
+    # Each record is stamped with the time its event happened, spooled or not (replay by time finds it).
+    stamped_otherwise = [r for r in received if r.timestamp_ms != r.event.timestamp_us // 1000]
+    assert not stamped_otherwise, (
+        f"{len(stamped_otherwise)} records not stamped with their event's time, e.g. (stamped, event) "
+        f"{[(r.timestamp_ms, r.event.timestamp_us // 1000) for r in stamped_otherwise[:3]]}"
+    )
     assert producer.stats().spooled_total > 0, "the outage never reached the spool; the test proved nothing"
     assert ("librdkafka holds to the spool" in caplog.text) == (hold_s < 2), "the path under test was not taken"
     assert_ordered_per_printer(received)
