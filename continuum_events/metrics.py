@@ -111,6 +111,11 @@ class RouterMetrics(Collector):
             "Events written to printer-events.dlq",
             value=counts.get("dead-lettered", 0),
         )
+        yield CounterMetricFamily(
+            "continuum_router_send_failures",
+            "Outputs the producer gave up on after its retries (each also logged as an error)",
+            value=counts.get("send-failed", 0),
+        )
         if self.lag is not None:
             yield GaugeMetricFamily(
                 "continuum_router_lag",

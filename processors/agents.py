@@ -25,7 +25,7 @@ from continuum_events.processors.app import exactly_once_step
 from continuum_events.processors.hygiene import HygieneState, group_key, register_hygiene, takes
 from continuum_events.processors.routing import route_record
 from continuum_events.rules import RuleSet
-from continuum_events.topology import CATEGORIES, EVENTS_DLQ_TOPIC, EVENTS_TOPIC, category_topic
+from continuum_events.topology import EVENTS_DLQ_TOPIC, EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ def register(
     """Add the router's agent and its summary timer to ``app``; returns its live counters."""
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(source_topic, **raw)
-    outputs = {category_topic(c): app.topic(category_topic(c), **raw) for c in CATEGORIES}
     dead_letters = app.topic(EVENTS_DLQ_TOPIC, **raw)
     counts: Counter[str] = Counter()
     worker = ("continuum.router", (worker_id or f"{socket.gethostname()}-{os.getpid()}").encode())
@@ -58,6 +57,19 @@ def register(
     async def route(stream: faust.Stream) -> None:
         # Never route with rules half-read: wait for the config topic's end first.
         await asyncio.get_running_loop().run_in_executor(None, ready, 15.0)
+        # The producer Topic.send would reach (the transaction manager under exactly-once),
+        # called straight: Topic.send wraps each record in futures, sensors and callbacks the
+        # router never reads — for a record sent one to three times per event. Faust flushes
+        # this producer before each commit all the same.
+        producer = await app.maybe_start_producer()
+
+        def sent(delivery: asyncio.Future) -> None:
+            # The producer retries for Faust's producer_request_timeout (20 min) before a send
+            # fails; Topic.send only warned then. Loud, and counted (router metrics).
+            if not delivery.cancelled() and (exc := delivery.exception()) is not None:
+                counts["send-failed"] += 1
+                log.error("an output could not be written (%s); %d so far", exc, counts["send-failed"])
+
         async for event in stream.events():
             async with exactly_once_step(app, event):
                 msg = event.message
@@ -75,19 +87,23 @@ def register(
                 for out in routed:
                     if pages is not None and takes(out.event, out.category, policy):
                         # An alerting page goes through alert hygiene first, grouped by location.
-                        await pages.send(
-                            key=group_key(out.event, policy).encode(),
-                            value=out.value,
-                            headers=[*out.headers, worker, ("continuum.key", msg.key or b"")],
-                            timestamp=msg.timestamp,
+                        delivery = await producer.send(
+                            pages.get_topic_name(),
+                            group_key(out.event, policy).encode(),
+                            out.value,
+                            None,
+                            msg.timestamp,
+                            [*out.headers, worker, ("continuum.key", msg.key or b"")],
                         )
+                        delivery.add_done_callback(sent)
                         counts["to-hygiene"] += 1
                         continue
                     # The event's own record time carries over, so replay by time window reads
                     # the category topics by when events happened, not when they were routed.
-                    await outputs[out.topic].send(
-                        key=msg.key, value=out.value, headers=[*out.headers, worker], timestamp=msg.timestamp
+                    delivery = await producer.send(
+                        out.topic, msg.key, out.value, None, msg.timestamp, [*out.headers, worker]
                     )
+                    delivery.add_done_callback(sent)
                     counts[out.category] += 1
                 counts["in"] += 1
 

@@ -5,12 +5,14 @@ python -m continuum_events.benchmarks.forwarder BOOTSTRAP IN_TOPIC OUT_TOPIC APP
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import faust
 
 from continuum_events.processors.app import create_app
+from continuum_events.processors.worker import make_worker
 from continuum_events.settings import KafkaSettings
 
 
@@ -24,7 +26,9 @@ def main(bootstrap: str, source: str, target: str, app_id: str, datadir: str) ->
         async for event in stream.events():
             await outbound.send(key=event.message.key, value=event.message.value)
 
-    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    # Logging as the router's (processors.worker.make_worker), so both pay the same for it.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    make_worker(app).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,17 @@ def samples(registry) -> dict[str, float]:
 
 
 def router_metrics() -> RouterMetrics:
-    counts = Counter({"in": 40, "logging": 40, "monitoring": 12, "alerting": 3, "to-hygiene": 2, "dead-lettered": 1})
+    counts = Counter(
+        {
+            "in": 40,
+            "logging": 40,
+            "monitoring": 12,
+            "alerting": 3,
+            "to-hygiene": 2,
+            "dead-lettered": 1,
+            "send-failed": 4,
+        }
+    )
     store = SimpleNamespace(ruleset=lambda: DEFAULTS)
     state = SimpleNamespace(live=lambda: {"group/HQ": {}, "held/p-1": {}})
     metrics = RouterMetrics(counts, store=store, state=state)
@@ -105,6 +115,7 @@ def test_the_router_serves_what_it_routed_read_at_each_scrape() -> None:
     assert got["continuum_router_events_total"] == 40
     assert got['continuum_router_routed_total{"category": "monitoring"}'] == 12
     assert got["continuum_router_hygiene_pages_total"] == 2 and got["continuum_router_dead_letters_total"] == 1
+    assert got["continuum_router_send_failures_total"] == 4
     assert got["continuum_router_lag"] == 7 and got["continuum_router_hygiene_held"] == 2
     assert got[f'continuum_router_rules{{"version": "{rules_version(DEFAULTS)}"}}'] == 1
     metrics.counts["in"] += 5

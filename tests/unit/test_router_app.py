@@ -43,3 +43,35 @@ def test_a_lost_leader_during_an_offset_reset_refreshes_the_metadata(monkeypatch
     with pytest.raises(errors.NotLeaderForPartitionError):  # aiokafka's caller retries after its backoff
         asyncio.run(Fetcher._proc_offset_request(fetcher, 3, {}))
     assert Client.refreshes == 1
+
+
+@pytest.fixture
+def root_logging():
+    """The root logger as it was, put back after the test (the worker rewires it)."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("level", ["warning", "info"])
+def test_the_router_worker_keeps_the_entry_points_logging(tmp_path: Path, root_logging, level: str) -> None:
+    """Faust's worker used to swap the CLI's handler (and its secret-redacting filter) for its
+    own, ignore --log-level, and at WARNING put the root logger at DEBUG for a spinner."""
+    import logging
+
+    from continuum_events.cli.common import configure_logging
+    from continuum_events.connectors.http import RedactingFilter
+    from processors.worker import make_worker
+
+    configure_logging(level)
+    ours = root_logging.handlers[:]
+    worker = make_worker(create_app(KafkaSettings(bootstrap_servers="127.0.0.1:9"), datadir=tmp_path))
+    worker._setup_logging()  # what the worker does first when it runs
+    assert root_logging.handlers == ours
+    assert any(isinstance(f, RedactingFilter) for f in root_logging.handlers[0].filters)
+    assert root_logging.level == logging.getLevelName(level.upper())
+    assert not logging.getLogger("aiokafka.producer.producer").isEnabledFor(logging.DEBUG)
