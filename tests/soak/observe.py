@@ -11,6 +11,7 @@ counters pushed last, and the gateway itself is read back at the end.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
@@ -354,3 +355,47 @@ class RouterStage:
                 kind, stamp = msg.timestamp()
                 if kind == TIMESTAMP_CREATE_TIME:
                     into.append((now_ms - stamp) / 1000)
+
+
+class StallProbe:
+    """How late this process wakes, per phase, and its garbage collector's full passes.
+
+    The receivers, the load generator and the observers all run in the soak's own process;
+    when it stalls (the GIL, a full collection over a heap of delivered events), every
+    latency measured here grows by the stall, whatever the pipeline did. This says how much
+    of a p99 is the observer's."""
+
+    def __init__(self, phase: Callable[[], str], period_s: float = 0.01) -> None:
+        self.phase, self.period_s = phase, period_s
+        self.late_s: dict[str, array[float]] = {}
+        self.full_collections_s: dict[str, array[float]] = {}
+        self._gc_started = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-stall-probe", daemon=True)
+
+    def start(self) -> StallProbe:
+        gc.callbacks.append(self._on_gc)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(5)
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, stage: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if stage == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._gc_started
+            self.full_collections_s.setdefault(self.phase(), array("d")).append(took)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            time.sleep(self.period_s)
+            late = time.perf_counter() - started - self.period_s
+            self.late_s.setdefault(self.phase(), array("d")).append(late)

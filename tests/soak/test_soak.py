@@ -76,6 +76,7 @@ from tests.soak.observe import (
     SoakOpsgenie,
     SoakPagerDuty,
     SoakVictorOps,
+    StallProbe,
     Tailer,
     rss_bytes,
 )
@@ -351,6 +352,8 @@ def test_soak(rsyslog: Rsyslog, tmp_path: Path) -> None:  # noqa: F811 (the fixt
             settings, [category_topic(c) for c in ("logging", "monitoring", "alerting")], also=[EVENTS_TOPIC]
         ).start()
         stack.callback(stage.stop)
+        stalls = StallProbe(lambda: stage.phase).start()
+        stack.callback(stalls.stop)
         lag = GroupLag(
             settings,
             {
@@ -406,6 +409,7 @@ def test_soak(rsyslog: Rsyslog, tmp_path: Path) -> None:  # noqa: F811 (the fixt
         for sampler in (rss, lags, backlog):
             sampler.stop()
         stage.stop()
+        stalls.stop()
 
         board = StatusBoard(settings).start()
         board.wait_ready(15)
@@ -448,6 +452,14 @@ def test_soak(rsyslog: Rsyslog, tmp_path: Path) -> None:  # noqa: F811 (the fixt
             "latency_all_receivers_steady": measure.latency_summary(pooled),
             "router_stage_latency": {
                 phase: measure.latency_summary(values) for phase, values in stage.latencies.items()
+            },
+            "observer_stalls": {
+                phase: {
+                    "wake_late_s": measure.latency_summary(values),
+                    "full_gc_s": measure.latency_summary(stalls.full_collections_s.get(phase, [])),
+                    "full_gc_total_s": round(sum(stalls.full_collections_s.get(phase, [])), 3),
+                }
+                for phase, values in stalls.late_s.items()
             },
             "memory": memory,
             "rss_samples": [
@@ -642,6 +654,14 @@ def summary(figures: list[measure.Figures], report: dict[str, Any]) -> str:
             f"{phase} p50 {measure.ms(r['p50'])} / p99 {measure.ms(r['p99'])} ms"
             for phase, r in report["router_stage_latency"].items()
             if r["n"]
+        ),
+        "the soak's own process (receivers, load, observers) woke late by: "
+        + "; ".join(
+            f"{phase} p99 {measure.ms(r['wake_late_s']['p99'])} / max {measure.ms(r['wake_late_s']['max'])} ms, "
+            f"{r['full_gc_s']['n']} full collections ({measure.ms(r['full_gc_total_s'])} ms, "
+            f"longest {measure.ms(r['full_gc_s']['max'])} ms)"
+            for phase, r in report["observer_stalls"].items()
+            if r["wake_late_s"]["n"]
         ),
         f"all receivers, steady: p50 {measure.ms(pooled['p50'])} ms, p95 {measure.ms(pooled['p95'])} ms, "
         f"p99 {measure.ms(pooled['p99'])} ms over {pooled['n']:,} deliveries",
