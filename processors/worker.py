@@ -80,6 +80,9 @@ def make_worker(app: faust.App, loglevel: str | None = None) -> faust.Worker:
         app,
         loglevel=logging.getLevelName(logging.root.level) if loglevel is None else loglevel,
         logging_config={"version": 1, "incremental": True},  # levels and handlers stay as they are
+        # Faust would point sys.stdout at a logger, and the kept handler writes to sys.stdout:
+        # every line logged while the worker runs would loop back and be dropped.
+        redirect_stdouts=False,
         quiet=True,
     )
     worker.spinner = None  # no spinner, no root logger at DEBUG

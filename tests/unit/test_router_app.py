@@ -49,12 +49,14 @@ def test_a_lost_leader_during_an_offset_reset_refreshes_the_metadata(monkeypatch
 def root_logging():
     """The root logger as it was, put back after the test (the worker rewires it)."""
     import logging
+    import sys
 
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, streams = root.handlers[:], root.level, (sys.stdout, sys.stderr)
     yield root
     root.handlers[:] = handlers
     root.setLevel(level)
+    sys.stdout, sys.stderr = streams
 
 
 @pytest.mark.parametrize("level", ["warning", "info"])
@@ -62,15 +64,19 @@ def test_the_router_worker_keeps_the_entry_points_logging(tmp_path: Path, root_l
     """Faust's worker used to swap the CLI's handler (and its secret-redacting filter) for its
     own, ignore --log-level, and at WARNING put the root logger at DEBUG for a spinner."""
     import logging
+    import sys
 
     from continuum_events.cli.common import configure_logging
     from continuum_events.connectors.http import RedactingFilter
     from processors.worker import make_worker
 
     configure_logging(level)
-    ours = root_logging.handlers[:]
+    ours, stdout = root_logging.handlers[:], sys.stdout
     worker = make_worker(create_app(KafkaSettings(bootstrap_servers="127.0.0.1:9"), datadir=tmp_path))
     worker._setup_logging()  # what the worker does first when it runs
+    # Left where it was: the kept handler writes there, and a stdout redirected to a logger
+    # dropped every line logged while the worker ran (the router's log went silent).
+    assert sys.stdout is stdout
     assert root_logging.handlers == ours
     assert any(isinstance(f, RedactingFilter) for f in root_logging.handlers[0].filters)
     assert root_logging.level == logging.getLevelName(level.upper())
