@@ -92,6 +92,17 @@ def test_every_event_type_reaches_exactly_its_categories(router, producer, rbrok
     assert sample.key.startswith(b"printer:") or sample.key.startswith(b"system:")
 
 
+def test_the_router_logs_while_it_runs(router, producer, rbroker) -> None:
+    """Its summary line every 10 s reaches its log (the kept CLI handler once wrote into a
+    stdout Faust had pointed back at a logger, and every line was dropped)."""
+    producer.dispatch(ALL_TYPES[0], full_payload(ALL_TYPES[0].family, 0))
+    assert producer.flush(10) == 0
+    deadline = time.monotonic() + 30
+    while "routed: " not in router.tail(200) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "routed: " in router.tail(200), router.tail()
+
+
 def continuum_calls(dispatch_event, EventType) -> list[str]:
     """Calls as Continuum's code writes them, with its models' values: integer ids, a health
     check's float (or None) where a count is expected, protocols as a comma string, integer
