@@ -70,6 +70,14 @@ def register(
                 counts["send-failed"] += 1
                 log.error("an output could not be written (%s); %d so far", exc, counts["send-failed"])
 
+        async def write(topic: str, key: bytes | None, value: bytes, headers: list, timestamp: float) -> None:
+            # The event's own record time carries over, so replay by time window reads the
+            # category topics by when events happened, not when they were routed.
+            delivery = await producer.send(topic, key, value, None, timestamp, headers)
+            delivery.add_done_callback(sent)
+
+        hygiene_topic = pages.get_topic_name() if pages is not None else ""
+
         async for event in stream.events():
             async with exactly_once_step(app, event):
                 msg = event.message
@@ -87,23 +95,16 @@ def register(
                 for out in routed:
                     if pages is not None and takes(out.event, out.category, policy):
                         # An alerting page goes through alert hygiene first, grouped by location.
-                        delivery = await producer.send(
-                            pages.get_topic_name(),
+                        await write(
+                            hygiene_topic,
                             group_key(out.event, policy).encode(),
                             out.value,
-                            None,
-                            msg.timestamp,
                             [*out.headers, worker, ("continuum.key", msg.key or b"")],
+                            msg.timestamp,
                         )
-                        delivery.add_done_callback(sent)
                         counts["to-hygiene"] += 1
                         continue
-                    # The event's own record time carries over, so replay by time window reads
-                    # the category topics by when events happened, not when they were routed.
-                    delivery = await producer.send(
-                        out.topic, msg.key, out.value, None, msg.timestamp, [*out.headers, worker]
-                    )
-                    delivery.add_done_callback(sent)
+                    await write(out.topic, msg.key, out.value, [*out.headers, worker], msg.timestamp)
                     counts[out.category] += 1
                 counts["in"] += 1
 

@@ -601,10 +601,8 @@ class EventProducer:
 
             def send(rows: list[SpooledRecord] = batch) -> None:
                 for r in rows:
-                    # A row an older version spooled with -1 ("no timestamp", which Kafka stores
-                    # as is and a replay by time never finds) is stamped now instead (0).
                     self._producer.produce(
-                        r.topic, r.value, r.key, timestamp=max(r.ts_ms, 0), on_delivery=functools.partial(done, r.seq)
+                        r.topic, r.value, r.key, timestamp=r.ts_ms, on_delivery=functools.partial(done, r.seq)
                     )
                 self._producer.flush(DELIVER_GRACE_S)
 
@@ -643,8 +641,7 @@ class EventProducer:
         since: dict[str, int] = {}
         for r in rows:
             wanted[r.topic][r.value] = r.seq
-            ts = max(r.ts_ms, 0)  # a row spooled without a timestamp (-1 is "latest" to the broker): from the start
-            since[r.topic] = min(since.get(r.topic, ts), ts)
+            since[r.topic] = min(since.get(r.topic, r.ts_ms), r.ts_ms)
         found: set[int] = set()
         time_index = cluster_traits(self.settings).time_index
         consumer = history.history_consumer(self.settings, "spool-check")

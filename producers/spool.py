@@ -248,7 +248,17 @@ class Spool:
                 "  ORDER BY seq LIMIT ?) RETURNING seq, topic, key, value, ts_ms, maybe_written",
                 (self.owner, now, self.owner, now - self.lease_s, limit),
             ).fetchall()
-        return sorted((SpooledRecord(*row[:5], maybe_written=bool(row[5])) for row in rows), key=lambda r: r.seq)
+        # A row spooled by an older version may carry -1, librdkafka's "no timestamp" for a
+        # failed message: as 0 it is stamped at send time (Kafka would store -1, which a replay
+        # by time never finds) and the check for a copy already written reads from the start
+        # (-1 would ask the time index for "latest").
+        return sorted(
+            (
+                SpooledRecord(seq, topic, key, value, max(ts_ms, 0), maybe_written=bool(maybe_written))
+                for seq, topic, key, value, ts_ms, maybe_written in rows
+            ),
+            key=lambda r: r.seq,
+        )
 
     def delete(self, seqs: list[int]) -> None:
         """Forget rows the broker acknowledged.
